@@ -1,0 +1,105 @@
+"""Figures: each producer draws from plain arrays, saves the PNG and the data behind it (JSON)
+side by side, and returns the figure's structure (titles, axes, series) for the snapshot ledger.
+
+Plotting never imports the statistics: it draws what it is given.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+@dataclass
+class Series:
+    """One line (or cloud of points) with an optional band lo..hi (e.g. across seeds)."""
+
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+    style: str = "line"  # "line", "points", "dashed", "truth"
+    notes: list[str] | None = None  # text written at each point (style "points")
+
+
+@dataclass
+class Panel:
+    title: str
+    xlabel: str
+    ylabel: str
+    series: list[Series]
+    xscale: str = "linear"
+    yscale: str = "linear"
+    text: str = ""  # a note written in the corner (e.g. a tolerance or a verdict)
+    extra: dict = field(default_factory=dict)
+
+
+def _jsonable(a):
+    if a is None:
+        return None
+    a = np.asarray(a, dtype=float)
+    return [None if not np.isfinite(v) else float(v) for v in a.ravel()] if a.ndim <= 1 else \
+        [_jsonable(row) for row in a]
+
+
+def _draw_series(ax, s: Series, color) -> None:
+    x, y = np.asarray(s.x, float), np.asarray(s.y, float)
+    if s.style == "points":
+        ax.scatter(x, y, s=18, color=color, label=s.label, alpha=0.8)
+        for xi, yi, note in zip(x, y, s.notes or []):
+            ax.annotate(note, (xi, yi), fontsize=6, alpha=0.7, xytext=(2, 2), textcoords="offset points")
+        return
+    ls = {"dashed": "--", "truth": "-"}.get(s.style, "-")
+    lw, col = (2.5, "black") if s.style == "truth" else (1.5, color)
+    ax.plot(x, y, ls, color=col, lw=lw, label=s.label, marker="o" if len(x) <= 12 else None, ms=4)
+    if s.lo is not None and s.hi is not None:
+        ax.fill_between(x, np.asarray(s.lo, float), np.asarray(s.hi, float), color=col, alpha=0.2)
+
+
+def draw(path: Path, panels: list[Panel], suptitle: str = "") -> dict:
+    """Draw panels side by side into path (.png) and the data into path.with_suffix('.json').
+
+    -> structure {'suptitle', 'panels': [{title, xlabel, ylabel, xscale, yscale, series: [labels]}]}
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.6), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, p in zip(axes[0], panels):
+        for i, s in enumerate(p.series):
+            _draw_series(ax, s, colors[i % len(colors)])
+        ax.set(title=p.title, xlabel=p.xlabel, ylabel=p.ylabel, xscale=p.xscale, yscale=p.yscale)
+        ax.grid(alpha=0.3, which="both" if p.yscale == "log" else "major")
+        if p.text:
+            ax.text(0.02, 0.02, p.text, transform=ax.transAxes, fontsize=8, va="bottom",
+                    bbox=dict(facecolor="white", alpha=0.8, edgecolor="0.8"))
+        if len(p.series) > 0:
+            ax.legend(fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    structure = {"suptitle": suptitle, "panels": [
+        {"title": p.title, "xlabel": p.xlabel, "ylabel": p.ylabel, "xscale": p.xscale,
+         "yscale": p.yscale, "series": [s.label for s in p.series]} for p in panels]}
+    data = {"structure": structure, "panels": [
+        {"title": p.title, "text": p.text, **p.extra, "series": [
+            {"label": s.label, "x": _jsonable(s.x), "y": _jsonable(s.y), "lo": _jsonable(s.lo),
+             "hi": _jsonable(s.hi), "notes": s.notes} for s in p.series]} for p in panels]}
+    path.with_suffix(".json").write_text(json.dumps(data))
+    return structure
+
+
+def band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre and spread across seeds of values (seeds, T): median and the 25-75% quantiles."""
+    v = np.asarray(values, float)
+    q = np.nanquantile(v, [0.25, 0.5, 0.75], axis=0)
+    return q[1], q[0], q[2]

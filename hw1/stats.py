@@ -1,0 +1,384 @@
+"""Seed-level hypothesis tests that turn a report's claim into a Verdict.
+
+Statistics are pure functions over numpy arrays whose first axis is the independent unit (seeds or
+runs), e.g. ``(seeds, conditions)``, in the style of google-research/rliable. Every test is
+one-sided (a claim has a direction), rank-based (robust to the odd diverging seed) and exact at the
+sizes used here. The only randomness, the bootstrap, takes an explicit seed or numpy Generator.
+
+Decision rule (``decide``) at level ``alpha``:
+
+* "inconclusive"   -- the design could not have decided: the smallest p-value the test can attain
+  with this many units exceeds alpha (e.g. 1 seed and 3 conditions: 1/3! > 0.05; computed from
+  the design, not from ties in the observed data), or the p-value is undefined (nan);
+* "reproduced"     -- p < alpha and the effect estimate points the claimed way;
+* "not reproduced" -- otherwise: the experiment could have shown the claim at alpha and did not.
+
+Bootstrap intervals (percentile, resampling the first axis) describe the effect size; they never
+enter the decision.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from itertools import permutations
+
+import numpy as np
+from scipy import stats as sps
+
+ALPHA = 0.05
+REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+_NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of testing one claim: status, test, p, and the effect with its interval."""
+
+    status: str
+    test: str
+    statistic: float
+    p_value: float
+    alpha: float
+    effect_name: str
+    effect: float
+    ci_low: float
+    ci_high: float
+    n: int
+    detail: str
+
+    @property
+    def decided(self) -> bool:
+        return self.status != INCONCLUSIVE
+
+    def summary(self) -> str:
+        """One line: status, test, statistic, p, effect [ci], n."""
+        return (f"{self.status} | {self.test}: statistic = {_fmt(self.statistic)}, "
+                f"p = {_fmt_p(self.p_value)} (alpha {_fmt(self.alpha)}) | {self.effect_name} = "
+                f"{_fmt(self.effect)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}] | n = {self.n}")
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable dict; non-finite floats become None (JSON has no nan)."""
+        out = {k: (float(v) if math.isfinite(v) else None) if isinstance(v, float) else v
+               for k, v in asdict(self).items()}
+        return {**out, "decided": self.decided}
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}" if math.isfinite(x) else "nan"
+
+
+def _fmt_p(p: float) -> str:
+    return "nan" if not math.isfinite(p) else f"{p:.1e}" if p < 1e-4 else f"{p:.2g}"
+
+
+def _p_clause(p: float, alpha: float) -> str:
+    return f"p = {_fmt_p(p)} {'<' if p < alpha else '>='} {_fmt(alpha)}"
+
+
+def _units(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+def _prefix(claim: str) -> str:
+    return f"{claim}: " if claim else ""
+
+
+def _design_note(min_p: float, alpha: float, units: str) -> str:
+    if min_p <= alpha:
+        return ""
+    return (f" With {units} the smallest attainable p is {_fmt_p(min_p)} > {_fmt(alpha)}, "
+            "so this design cannot decide the claim.")
+
+
+def _check_alternative(alternative: str) -> None:
+    if alternative not in ("less", "greater"):
+        raise ValueError(f"alternative must be 'less' or 'greater', got {alternative!r}")
+
+
+def decide(p_value: float, *, alpha: float, min_attainable_p: float,
+           effect_in_direction: bool) -> str:
+    """Status from a one-sided p-value, by the rule in the module docstring."""
+    if min_attainable_p > alpha or not math.isfinite(p_value):
+        return INCONCLUSIVE
+    return REPRODUCED if p_value < alpha and effect_in_direction else NOT_REPRODUCED
+
+
+def inconclusive(reason: str, *, test: str = "not run", n: int = 0) -> Verdict:
+    """A Verdict that decides nothing (e.g. smoke-scale runs); its numbers are nan."""
+    return Verdict(INCONCLUSIVE, test, _NAN, _NAN, ALPHA, "not estimated", _NAN, _NAN, _NAN,
+                   int(n), reason)
+
+
+def bootstrap_ci(data, statistic, *, level=0.95, n_resamples=2000, seed=0,
+                 vectorized=False) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(data)``.
+
+    data: array, shape (n, ...); rows (seeds/runs) are resampled with replacement.
+    statistic: array (n, ...) -> float; with ``vectorized=True`` instead one call maps
+    (n_resamples, n, ...) -> (n_resamples,), which is much faster.
+    Constant data gives (v, v); resamples whose statistic is nan are dropped.
+    """
+    data = np.asarray(data, dtype=float)
+    if data.shape[0] == 0:
+        return _NAN, _NAN
+    value = float(statistic(data[None])[0] if vectorized else statistic(data))
+    if not math.isfinite(value):
+        return _NAN, _NAN
+    if np.all(data == data[:1]):  # every resample is the data itself; skip summation noise
+        return value, value
+    idx = np.random.default_rng(seed).integers(0, data.shape[0], size=(n_resamples, data.shape[0]))
+    if vectorized:
+        boot = np.asarray(statistic(data[idx]), dtype=float)
+    else:
+        boot = np.array([statistic(data[i]) for i in idx], dtype=float)
+    boot = boot[np.isfinite(boot)]
+    if boot.size == 0:
+        return _NAN, _NAN
+    low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+# ----------------------------------------------------------------------------------------- trend
+def _row_tau(x: np.ndarray) -> np.ndarray:
+    """Kendall tau-b between column index and value, per row: (..., k) -> (...).
+
+    A row with no strict order (all tied) gets 0: no evidence either way.
+    """
+    iu, ju = np.triu_indices(x.shape[-1], 1)
+    sign = np.sign(x[..., ju] - x[..., iu])
+    untied = np.count_nonzero(sign, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau = sign.sum(axis=-1) / np.sqrt(iu.size * untied)
+    return np.where(untied > 0, tau, 0.0)
+
+
+def _page_exact(ranks: np.ndarray) -> float:
+    """Upper-tail p of Page's L for (blocks, k) ranks, for the shapes scipy refuses (1 block or
+    k = 2): exact by enumerating one block's k! orderings; normal approximation beyond k = 8."""
+    m, k = ranks.shape
+    weights = np.arange(1, k + 1)
+    L = float((ranks * weights).sum())
+    if k > 8:  # too many orderings to list; scipy's 'auto' switches at the same k
+        mean, var = m * k * (k + 1) ** 2 / 4, m * k**2 * (k + 1) * (k**2 - 1) / 144
+        return float(sps.norm.sf((L - mean) / math.sqrt(var)))
+    block = np.bincount([int(np.dot(weights, p)) for p in permutations(weights)])
+    total = np.array([1.0])
+    for _ in range(m):  # under the null, L is a sum of m independent blocks
+        total = np.convolve(total, block / block.sum())
+    return float(total[np.arange(total.size) >= L - 1e-9].sum())
+
+
+def trend_test(data, *, direction: str, alpha=ALPHA, seed=0, claim="", level=0.95) -> Verdict:
+    """Page's L test that values move in ``direction`` along the conditions.
+
+    data: (seeds, conditions), conditions in the claimed order; seeds are the blocks.
+    direction: "increasing" or "decreasing", the claimed direction of the values.
+    Effect: mean over seeds of Kendall tau(condition index, value), signed so that the claimed
+    direction is positive, with a bootstrap interval over seeds.
+    """
+    if direction not in ("increasing", "decreasing"):
+        raise ValueError(f"direction must be 'increasing' or 'decreasing', got {direction!r}")
+    data = np.asarray(data, dtype=float)
+    if data.ndim != 2 or data.shape[0] < 1 or data.shape[1] < 2:
+        raise ValueError(f"need data of shape (seeds >= 1, conditions >= 2), got {data.shape}")
+    n, k = data.shape
+    test = f"Page's L trend test, one-sided ({direction})"
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        return inconclusive(f"{_prefix(claim)}{bad} of {data.size} values are nan/inf (failed "
+                            "or diverged runs?), so no trend test was run.", test=test, n=n)
+    # A decreasing claim is an increasing one with the conditions reversed.
+    oriented = data if direction == "increasing" else data[:, ::-1]
+    ranks = sps.rankdata(oriented, axis=1)
+    if n >= 2 and k >= 3:  # scipy: exact for small tables, normal approximation beyond
+        res = sps.page_trend_test(ranks, ranked=True)
+        stat, p = float(res.statistic), float(res.pvalue)
+    else:
+        stat, p = float((ranks * np.arange(1, k + 1)).sum()), _page_exact(ranks)
+    min_p = math.exp(-n * math.lgamma(k + 1))  # every seed in the claimed order: (1/k!)**n
+    taus = _row_tau(oriented)
+    effect = float(taus.mean())
+    lo, hi = bootstrap_ci(taus, lambda t: t.mean(axis=-1), level=level, seed=seed,
+                          vectorized=True)
+    status = decide(p, alpha=alpha, min_attainable_p=min_p, effect_in_direction=effect > 0)
+    detail = (f"{_prefix(claim)}Across {_units(n, 'seed')}, values "
+              f"{'rose' if direction == 'increasing' else 'fell'} along the {k} conditions in "
+              f"{int((taus > 0).sum())}/{n} seeds (mean tau {_fmt(effect)} [{_fmt(lo)}, "
+              f"{_fmt(hi)}]); Page's L = {_fmt(stat)}, {_p_clause(p, alpha)}."
+              + _design_note(min_p, alpha, f"{_units(n, 'seed')} and {k} conditions"))
+    return Verdict(status, test, stat, p, alpha, "mean Kendall tau (condition order vs value)",
+                   effect, lo, hi, n, detail)
+
+
+# ----------------------------------------------------------------------------------- signed rank
+def _signed_rank_exact(d: np.ndarray, alternative: str) -> tuple[float, float]:
+    """Wilcoxon W+ of d and its exact one-sided p, zero differences split ("zsplit").
+
+    Equals scipy.stats.wilcoxon(d, zero_method="zsplit") with exact/permutation p, computed by
+    dynamic programming over midrank sums: exact at any n and with ties, where scipy permutes 2**n
+    signs (~0.3 s at n = 10) and goes asymptotic past n = 13. zsplit keeps zeros, half their rank
+    on each side, so seeds where the conditions tie count against the claim, not dropped.
+    """
+    ranks2 = np.rint(2 * sps.rankdata(np.abs(d))).astype(int)  # midranks are multiples of 1/2
+    zeros2 = int(ranks2[d == 0].sum()) // 2  # zeros hold ranks 1..z, so this is exact
+    w_plus2 = int(ranks2[d > 0].sum()) + zeros2
+    pmf = np.zeros(int(ranks2.sum()) + 1)
+    pmf[zeros2] = 1.0
+    for r in ranks2[d != 0]:  # each nonzero difference is + or - with probability 1/2
+        pmf = 0.5 * (pmf + np.concatenate([np.zeros(r), pmf[:-r]]))
+    p = pmf[w_plus2:].sum() if alternative == "greater" else pmf[:w_plus2 + 1].sum()
+    return w_plus2 / 2, float(min(p, 1.0))
+
+
+def _signed_rank(d, *, alternative, alpha, seed, level, test, effect_name, shift, what,
+                 claim) -> Verdict:
+    """Wilcoxon signed-rank test of d against 0; effect = median(d) + shift."""
+    n = d.size
+    if n == 0 or not np.all(np.isfinite(d)):
+        return inconclusive(f"{_prefix(claim)}{n - int(np.isfinite(d).sum())} of {n} values "
+                            "are nan/inf (or there are none), so no test was run.", test=test, n=n)
+    stat, p = _signed_rank_exact(d, alternative)
+    min_p = 0.5**n  # every difference on the claimed side
+    med = float(np.median(d))
+    lo, hi = bootstrap_ci(d, lambda b: np.median(b, axis=-1), level=level, seed=seed,
+                          vectorized=True)
+    on_side = d > 0 if alternative == "greater" else d < 0
+    status = decide(p, alpha=alpha, min_attainable_p=min_p,
+                    effect_in_direction=med > 0 if alternative == "greater" else med < 0)
+    detail = (f"{_prefix(claim)}Across {_units(n, 'seed')}, {what} in {int(on_side.sum())}/{n} "
+              f"seeds ({effect_name} {_fmt(med + shift)} [{_fmt(lo + shift)}, "
+              f"{_fmt(hi + shift)}]); Wilcoxon W+ = {_fmt(stat)}, {_p_clause(p, alpha)}."
+              + _design_note(min_p, alpha, _units(n, "seed")))
+    return Verdict(status, test, stat, p, alpha, effect_name, med + shift, lo + shift, hi + shift,
+                   n, detail)
+
+
+def paired_test(a, b, *, alternative: str, alpha=ALPHA, seed=0, claim="",
+                effect="median difference", level=0.95) -> Verdict:
+    """Wilcoxon signed-rank test that a < b ("less") or a > b ("greater").
+
+    a, b: (n,) paired over seeds. Effect: median of a - b with a bootstrap interval over seeds.
+    """
+    _check_alternative(alternative)
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must be paired, got shapes {a.shape} and {b.shape}")
+    sign = "<" if alternative == "less" else ">"
+    return _signed_rank(a - b, alternative=alternative, alpha=alpha, seed=seed, level=level,
+                        test=f"Wilcoxon signed-rank test, paired, one-sided (a {sign} b)",
+                        effect_name=effect, shift=0.0, what=f"a {sign} b", claim=claim)
+
+
+def one_sample_test(x, *, alternative: str, null: float = 0.0, alpha=ALPHA, seed=0, claim="",
+                    effect_name="median", level=0.95) -> Verdict:
+    """Wilcoxon signed-rank test that x > null ("greater") or x < null ("less").
+
+    x: (n,) one value per seed. Effect: median of x with a bootstrap interval over seeds.
+    """
+    _check_alternative(alternative)
+    x = np.asarray(x, dtype=float).ravel()
+    sign = "<" if alternative == "less" else ">"
+    test = f"Wilcoxon signed-rank test, one-sample, one-sided (x {sign} {null:g})"
+    return _signed_rank(x - null, alternative=alternative, alpha=alpha, seed=seed, level=level,
+                        test=test,
+                        effect_name=effect_name, shift=float(null),
+                        what=f"the value was {sign} {null:g}", claim=claim)
+
+
+# ----------------------------------------------------------------------------------- association
+def _batched_tau_b(pairs: np.ndarray, chunk: int = 250) -> np.ndarray:
+    """Kendall tau-b per resample: (B, n, 2) -> (B,); nan where a variable is constant."""
+    iu, ju = np.triu_indices(pairs.shape[1], 1)
+    out = []
+    for start in range(0, pairs.shape[0], chunk):  # chunks bound memory at chunk * n^2
+        p = pairs[start:start + chunk]
+        sx, sy = np.sign(p[:, ju, 0] - p[:, iu, 0]), np.sign(p[:, ju, 1] - p[:, iu, 1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            denom = np.sqrt(np.count_nonzero(sx, axis=1) * np.count_nonzero(sy, axis=1))
+            out.append((sx * sy).sum(axis=1) / denom)
+    return np.concatenate(out)
+
+
+def correlation_test(x, y, *, alternative: str, alpha=ALPHA, seed=0, claim="",
+                     level=0.95) -> Verdict:
+    """Kendall tau test of association between x and y over n independent runs.
+
+    x, y: (n,). "greater" claims a positive association. Effect: tau-b with a bootstrap interval
+    over (x, y) pairs. Min attainable p is the exact test's 1/n! (one perfect ordering), so with
+    n <= 3 the claim is inconclusive at 0.05 (for n > 33 or ties scipy uses the normal tail).
+    """
+    _check_alternative(alternative)
+    x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must be paired, got shapes {x.shape} and {y.shape}")
+    n = x.size
+    test = f"Kendall tau test, one-sided ({'positive' if alternative == 'greater' else 'negative'})"
+    if n < 2 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        return inconclusive(f"{_prefix(claim)}need >= 2 runs with finite values, got {n} runs "
+                            "(some nan/inf?), so no test was run.", test=test, n=n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant input: scipy warns, then returns nan
+        res = sps.kendalltau(x, y, alternative=alternative)
+    tau, p = float(res.statistic), float(res.pvalue)
+    min_p = math.exp(-math.lgamma(n + 1))
+    lo, hi = bootstrap_ci(np.stack([x, y], axis=1), _batched_tau_b, level=level, seed=seed,
+                          vectorized=True)
+    status = decide(p, alpha=alpha, min_attainable_p=min_p,
+                    effect_in_direction=tau > 0 if alternative == "greater" else tau < 0)
+    why = " (one variable is constant, so tau is undefined)" if not math.isfinite(tau) else ""
+    detail = (f"{_prefix(claim)}Across {_units(n, 'independent run')}, Kendall tau between x and "
+              f"y was {_fmt(tau)} [{_fmt(lo)}, {_fmt(hi)}]{why}; {_p_clause(p, alpha)}."
+              + _design_note(min_p, alpha, _units(n, "run")))
+    return Verdict(status, test, tau, p, alpha, "Kendall tau-b", tau, lo, hi, n, detail)
+
+
+def proportion_test(successes: int, n: int, *, p0: float, alternative: str, alpha=ALPHA,
+                    claim="", level=0.95) -> Verdict:
+    """Exact binomial test that the success rate is above ("greater") / below ("less") p0.
+
+    Effect: the observed proportion with its Clopper-Pearson interval.
+    """
+    _check_alternative(alternative)
+    sign = ">" if alternative == "greater" else "<"
+    test = f"exact binomial test, one-sided (rate {sign} {p0:g})"
+    if n <= 0:
+        return inconclusive(f"{_prefix(claim)}no trials, so no test was run.", test=test, n=0)
+    res = sps.binomtest(int(successes), int(n), p0, alternative=alternative)
+    # Two-sided interval like the bootstrap ones (res's own would be one-sided, to 0 or 1).
+    ci = sps.binomtest(int(successes), int(n), p0).proportion_ci(level, method="exact")
+    rate, p = successes / n, float(res.pvalue)
+    min_p = p0**n if alternative == "greater" else (1 - p0) ** n  # all trials on one side
+    status = decide(p, alpha=alpha, min_attainable_p=min_p,
+                    effect_in_direction=rate > p0 if alternative == "greater" else rate < p0)
+    detail = (f"{_prefix(claim)}{successes}/{n} successes (rate {_fmt(rate)} [{_fmt(ci.low)}, "
+              f"{_fmt(ci.high)}]) against {p0:g}; {_p_clause(p, alpha)}."
+              + _design_note(min_p, alpha, _units(n, "trial")))
+    return Verdict(status, test, float(successes), p, alpha, "success rate", float(rate),
+                   float(ci.low), float(ci.high), int(n), detail)
+
+
+# ----------------------------------------------------------------------------------- combination
+def all_of(verdicts: list[Verdict], *, claim="") -> Verdict:
+    """Intersection-union combination of claim parts that must ALL hold.
+
+    Reproduced iff every part is; not reproduced if any part is not; otherwise inconclusive. The
+    IUT p-value max_i p_i is a level-alpha test of the whole claim with no multiplicity correction
+    (each part must clear alpha on its own). Numbers are the largest-p part's (nan counts largest).
+    """
+    if not verdicts:
+        return inconclusive(f"{_prefix(claim)}no parts to combine.",
+                            test="intersection-union of: nothing")
+    statuses = [v.status for v in verdicts]
+    if all(s == REPRODUCED for s in statuses):
+        status = REPRODUCED
+    else:
+        status = NOT_REPRODUCED if NOT_REPRODUCED in statuses else INCONCLUSIVE
+    worst = max(verdicts, key=lambda v: v.p_value if math.isfinite(v.p_value) else math.inf)
+    parts = " ".join(f"({i}) {v.summary()}." for i, v in enumerate(verdicts, 1))
+    detail = (f"{_prefix(claim)}{statuses.count(REPRODUCED)}/{len(verdicts)} parts reproduced; "
+              f"the claim needs all of them. {parts}")
+    return Verdict(status, "intersection-union of: " + "; ".join(v.test for v in verdicts),
+                   worst.statistic, worst.p_value, max(v.alpha for v in verdicts),
+                   worst.effect_name, worst.effect, worst.ci_low, worst.ci_high,
+                   min(v.n for v in verdicts), detail)

@@ -1,0 +1,234 @@
+"""One training loop for an ensemble of seeds trained at once (torch.func), and a plain reference loop.
+
+The ensemble stacks K models' parameters (`stack_module_state`) and maps one pure loss over them
+with `vmap`. Adam on the stacked tensors is K independent Adams (it is elementwise), and the sum of
+the K losses has the gradient of each model's own loss in its slice, so the ensemble is K separate
+trainings done in one pass. `train_model` is the same training as a plain loop over one nn.Module:
+the baseline of the benchmarks and the reference of the equality test.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the run, the seed and the epoch."""
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not there."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> CUDA when present, else CPU; 'cpu', 'cuda', 'cuda:N' are checked to exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from e
+    if dev.type == "cuda":
+        n = torch.cuda.device_count()
+        if n == 0 or (dev.index or 0) >= n:
+            raise DeviceError(f"device {name!r} is not there ({n} CUDA device(s) visible); "
+                              f"use --device cpu or auto")
+    elif dev.type != "cpu":
+        raise DeviceError(f"device type {dev.type!r} is not supported; use auto, cpu or cuda[:N]")
+    return dev
+
+
+def mse_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return ((out - y) ** 2).mean()
+
+
+def ce_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(out, y)
+
+
+LOSSES = {"mse": mse_loss, "ce": ce_loss}
+
+
+@dataclass
+class Ensemble:
+    """K trained models of one architecture. params: name -> (K, ...) tensors; history: name -> (K, T)."""
+
+    build: Callable[[], nn.Module]
+    seeds: list[int]
+    params: dict[str, torch.Tensor]
+    history: dict[str, torch.Tensor] = field(default_factory=dict)
+    loss: str = "mse"
+
+    def model(self, k: int) -> nn.Module:
+        """The k-th member as a plain nn.Module (CPU copy)."""
+        m = self.build()
+        m.load_state_dict({n: p[k].detach().cpu() for n, p in self.params.items()})
+        return m
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        """Flat dict of tensors for the run cache ('param.<name>', 'hist.<name>')."""
+        out = {f"param.{n}": p for n, p in self.params.items()}
+        out.update({f"hist.{n}": h for n, h in self.history.items()})
+        return out
+
+    @classmethod
+    def from_tensors(cls, build, seeds, tensors: dict[str, torch.Tensor], loss: str) -> "Ensemble":
+        params = {n[6:]: t for n, t in tensors.items() if n.startswith("param.")}
+        history = {n[5:]: t for n, t in tensors.items() if n.startswith("hist.")}
+        return cls(build, list(seeds), params, history, loss)
+
+    def flat(self) -> torch.Tensor:
+        """(K, P) all parameters of each member, in named_parameters order."""
+        return flat_params(self.params)
+
+
+def grad_norms(params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(K,) Euclidean norm of each member's last gradient (read after a step)."""
+    return torch.sqrt(sum((p.grad.flatten(1) ** 2).sum(1) for p in params.values()))
+
+
+def flat_params(params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(K, P) the stacked parameters of each member, flattened in named_parameters order."""
+    return torch.cat([p.detach().flatten(1) for p in params.values()], 1)
+
+
+def init_params(build: Callable[[], nn.Module], seeds: list[int]) -> dict[str, torch.Tensor]:
+    """Stacked initial parameters: member k is build() under torch.manual_seed(seeds[k])."""
+    models = []
+    for s in seeds:
+        torch.manual_seed(s)
+        models.append(build())
+    params, _ = stack_module_state(models)
+    return {n: p.detach().clone() for n, p in params.items()}
+
+
+def batch_order(seed: int, n: int, batch_size: int | None, epoch: int) -> list[torch.Tensor]:
+    """The minibatches of one epoch for one seed (full batch when batch_size is None or >= n)."""
+    if batch_size is None or batch_size >= n:
+        return [torch.arange(n)]
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return list(torch.randperm(n, generator=g).split(batch_size))
+
+
+def ensemble_forward(build: Callable[[], nn.Module]) -> Callable:
+    """f(params, x) with params stacked (K, ...) and x (K, B, ...) -> (K, B, out)."""
+    base = copy.deepcopy(build()).to("meta")
+
+    def one(p, x):
+        return functional_call(base, p, (x,))
+
+    return vmap(one)
+
+
+def evaluate(build, params, x, y, loss: str, chunk: int = 2000) -> dict[str, torch.Tensor]:
+    """Loss (and accuracy for 'ce') of every member on (x, y). -> {'loss': (K,), 'acc': (K,)}."""
+    fwd, lossf = ensemble_forward(build), LOSSES[loss]
+    K = next(iter(params.values())).shape[0]
+    dev = next(iter(params.values())).device
+    tot, correct = torch.zeros(K, device=dev), torch.zeros(K, device=dev)
+    with torch.no_grad():
+        for xs, ys in zip(x.split(chunk), y.split(chunk)):
+            xs, ys = xs.to(dev), ys.to(dev)
+            out = fwd(params, xs.expand(K, *xs.shape))
+            tot += vmap(lossf, in_dims=(0, None))(out, ys) * len(ys)
+            if loss == "ce":
+                correct += (out.argmax(-1) == ys).float().sum(1)
+    res = {"loss": tot / len(y)}
+    if loss == "ce":
+        res["acc"] = correct / len(y)
+    return res
+
+
+def predict(build, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Outputs of every member on shared inputs x (N, ...). -> (K, N, out), on CPU."""
+    K = next(iter(params.values())).shape[0]
+    with torch.no_grad():
+        return ensemble_forward(build)(params, x.expand(K, *x.shape)).cpu()
+
+
+def _check_finite(losses: torch.Tensor, name: str, seeds: list[int], epoch: int) -> None:
+    bad = ~torch.isfinite(losses)
+    if bad.any():
+        k = int(bad.nonzero()[0, 0])
+        raise NonFiniteLossError(
+            f"run {name!r}, seed {seeds[k]}: the training loss became {losses[k].item()} at epoch "
+            f"{epoch}; lower the learning rate or check the data")
+
+
+def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Tensor, y: torch.Tensor, *,
+                   epochs: int, lr: float, loss: str = "mse", batch_size: int | None = None,
+                   device: torch.device | str = "cpu", eval_sets: dict | None = None, eval_every: int = 1,
+                   params: dict[str, torch.Tensor] | None = None, name: str = "run",
+                   on_epoch: Callable[[int, dict], dict] | None = None, vectorize: bool = True) -> Ensemble:
+    """Train one model per seed on (x, y) with Adam, all at once.
+
+    x: (N, ...) shared data; each seed draws its own minibatch order (`batch_order`).
+    history['loss'] (K, epochs): mean training loss over the epoch's steps; with eval_sets
+    {name: (x, y)}, history[f'{name}_loss'] (and _acc) every `eval_every` epochs.
+    on_epoch(epoch, params) may return {metric: (K,) tensor} to record (snapshots, norms...).
+    vectorize=False trains the members one after another (same orders, same result): faster for
+    conv nets on CPU, where vmapped convolutions become slow grouped convolutions.
+    """
+    if not vectorize and len(seeds) > 1:
+        start = params or init_params(build, seeds)
+        parts = [train_ensemble(build, [s], x, y, epochs=epochs, lr=lr, loss=loss, batch_size=batch_size,
+                                device=device, eval_sets=eval_sets, eval_every=eval_every, name=name,
+                                params={n: p[k:k + 1] for n, p in start.items()}, on_epoch=on_epoch)
+                 for k, s in enumerate(seeds)]
+        return Ensemble(build, list(seeds), {n: torch.cat([e.params[n] for e in parts]) for n in start},
+                        {h: torch.cat([e.history[h] for e in parts]) for h in parts[0].history}, loss)
+    device = torch.device(device)
+    params = {n: p.detach().clone().to(device).requires_grad_(True)
+              for n, p in (params or init_params(build, seeds)).items()}
+    fwd, lossf = ensemble_forward(build), LOSSES[loss]
+    batch_loss = vmap(lossf)  # (K, B, out), (K, B) -> (K,)
+    opt = torch.optim.Adam(list(params.values()), lr=lr)
+    x, y = x.to(device), y.to(device)
+    K, N = len(seeds), len(y)
+    rec: dict[str, list] = {"loss": []}
+    for epoch in range(epochs):
+        orders = [batch_order(s, N, batch_size, epoch) for s in seeds]
+        total = torch.zeros(K, device=device)
+        for step in range(len(orders[0])):
+            idx = torch.stack([o[step] for o in orders]).to(device)  # (K, B)
+            losses = batch_loss(fwd(params, x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            opt.step()
+            total += losses.detach()
+        mean = total / len(orders[0])
+        rec["loss"].append(mean)
+        if batch_size is not None or epoch % 50 == 0 or epoch == epochs - 1:
+            _check_finite(mean, name, seeds, epoch)
+        last = epoch == epochs - 1
+        if eval_sets and (epoch % eval_every == 0 or last):
+            for set_name, (xe, ye) in eval_sets.items():
+                for metric, v in evaluate(build, params, xe, ye, loss).items():
+                    rec.setdefault(f"{set_name}_{metric}", []).append(v)
+            rec.setdefault("eval_epoch", []).append(torch.full((K,), float(epoch), device=device))
+        if on_epoch is not None:
+            for metric, v in on_epoch(epoch, params).items():
+                rec.setdefault(metric, []).append(v.detach())
+    history = {k: torch.stack(v, 1).cpu() for k, v in rec.items()}
+    return Ensemble(build, list(seeds), {n: p.detach().cpu() for n, p in params.items()}, history, loss)
+
+
+def train_model(model: nn.Module, seed: int, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
+                loss: str = "mse", batch_size: int | None = None) -> list[float]:
+    """The same training as one ensemble member, as a plain loop (reference and benchmark baseline)."""
+    opt, lossf, losses = torch.optim.Adam(model.parameters(), lr=lr), LOSSES[loss], []
+    for epoch in range(epochs):
+        total, batches = 0.0, batch_order(seed, len(y), batch_size, epoch)
+        for idx in batches:
+            value = lossf(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            opt.step()
+            total += value.item()
+        losses.append(total / len(batches))
+    return losses

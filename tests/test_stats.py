@@ -1,0 +1,320 @@
+"""Tests of hw1.stats: calibration under the null, power, the decision rule, properties."""
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from scipy import stats as sps
+
+from hw1 import stats as S
+
+# Derandomized and without an example database: CI runs are reproducible and write nothing.
+FAST = settings(max_examples=30, deadline=None, derandomize=True, database=None)
+REPS = 400  # Monte-Carlo repetitions per calibration check
+
+
+def _max_false_positives(reps=REPS, alpha=S.ALPHA):
+    # A level-alpha test exceeds this count with probability <= 0.001.
+    return sps.binom.ppf(0.999, reps, alpha)
+
+
+# ----------------------------------------------------------------------------- calibration
+@pytest.mark.parametrize("direction", ["increasing", "decreasing"])
+def test_trend_test_is_calibrated_on_null_data(direction):
+    rng = np.random.default_rng(123)
+    hits = sum(S.trend_test(rng.normal(size=(8, 3)), direction=direction).status == S.REPRODUCED
+               for _ in range(REPS))
+    assert hits <= _max_false_positives()
+
+
+@pytest.mark.parametrize("alternative", ["less", "greater"])
+def test_paired_test_is_calibrated_on_null_data(alternative):
+    rng = np.random.default_rng(7)
+    hits = sum(S.paired_test(*rng.normal(size=(2, 8)), alternative=alternative).status
+               == S.REPRODUCED for _ in range(REPS))
+    assert hits <= _max_false_positives()
+
+
+def test_paired_test_is_calibrated_with_ties_and_zeros():
+    # Coarse metrics (e.g. accuracy on a small test set) give zero differences.
+    rng = np.random.default_rng(8)
+    hits = sum(S.paired_test(*rng.integers(0, 3, size=(2, 10)), alternative="greater").status
+               == S.REPRODUCED for _ in range(REPS))
+    assert hits <= _max_false_positives()
+
+
+def test_one_sample_test_is_calibrated_on_null_data():
+    rng = np.random.default_rng(11)
+    hits = sum(S.one_sample_test(rng.normal(0.3, 1.0, size=8), alternative="greater",
+                                 null=0.3).status == S.REPRODUCED for _ in range(REPS))
+    assert hits <= _max_false_positives()
+
+
+def test_correlation_test_is_calibrated_on_null_data():
+    rng = np.random.default_rng(5)
+    hits = sum(S.correlation_test(*rng.normal(size=(2, 10)), alternative="greater").status
+               == S.REPRODUCED for _ in range(REPS))
+    assert hits <= _max_false_positives()
+
+
+def test_proportion_test_is_calibrated_on_null_data():
+    rng = np.random.default_rng(3)
+    hits = sum(S.proportion_test(int(rng.binomial(20, 0.5)), 20, p0=0.5,
+                                 alternative="greater").status == S.REPRODUCED
+               for _ in range(REPS))
+    assert hits <= _max_false_positives()
+
+
+# ----------------------------------------------------------------------------- power
+def _trend(seed, n=8, k=3):
+    rng = np.random.default_rng(seed)
+    return np.arange(k) * 1.0 + rng.normal(0.0, 0.3, size=(n, k))
+
+
+def test_trend_test_reproduces_a_clear_trend_in_both_directions():
+    up = S.trend_test(_trend(0), direction="increasing")
+    down = S.trend_test(-_trend(0), direction="decreasing")
+    for v in (up, down):
+        assert v.status == S.REPRODUCED and v.p_value < 0.001 and v.effect > 0.5
+        assert v.ci_low <= v.effect <= v.ci_high and v.n == 8
+    assert (up.statistic, up.p_value, up.effect) == (down.statistic, down.p_value, down.effect)
+
+
+def test_trend_test_rejects_the_wrong_direction():
+    v = S.trend_test(_trend(1), direction="decreasing")
+    assert v.status == S.NOT_REPRODUCED and v.effect < 0 and v.p_value > 0.5
+
+
+def test_two_conditions_and_many_seeds_use_the_exact_sign_test():
+    data = _trend(2, n=30, k=2)
+    v = S.trend_test(data, direction="increasing")
+    rises = int((data[:, 1] > data[:, 0]).sum())
+    assert v.status == S.REPRODUCED and f"{rises}/30 seeds" in v.detail
+    assert v.p_value == pytest.approx(sps.binom.sf(rises - 1, 30, 0.5))  # sign-test tail
+
+
+def test_other_tests_have_power_on_clear_effects():
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=10)
+    assert S.paired_test(a, a + 1.0, alternative="less").status == S.REPRODUCED
+    assert S.paired_test(a, a + 1.0, alternative="greater").status == S.NOT_REPRODUCED
+    assert S.one_sample_test(a + 3.0, alternative="greater").status == S.REPRODUCED
+    assert S.one_sample_test(a + 3.0, alternative="less").status == S.NOT_REPRODUCED
+    x = np.arange(10.0)
+    assert S.correlation_test(x, x + rng.normal(0, 0.5, 10), alternative="greater").status \
+        == S.REPRODUCED
+    assert S.correlation_test(x, -x, alternative="greater").status == S.NOT_REPRODUCED
+    assert S.proportion_test(19, 20, p0=0.5, alternative="greater").status == S.REPRODUCED
+    assert S.proportion_test(19, 20, p0=0.5, alternative="less").status == S.NOT_REPRODUCED
+    v = S.proportion_test(3, 10, p0=0.1, alternative="greater")
+    ci = sps.binomtest(3, 10).proportion_ci(0.95, method="exact")  # two-sided Clopper-Pearson
+    assert (v.effect, v.ci_low, v.ci_high) == pytest.approx((0.3, ci.low, ci.high))
+    assert v.ci_high < 1
+
+
+# ----------------------------------------------------------------------------- inconclusive
+def test_one_seed_with_three_conditions_is_inconclusive():
+    v = S.trend_test([[1.0, 2.0, 3.0]], direction="increasing")
+    assert v.status == S.INCONCLUSIVE and not v.decided
+    assert v.p_value == pytest.approx(1 / 6)  # the design's best possible p
+    assert "cannot decide" in v.detail
+
+
+def test_one_seed_with_four_conditions_can_decide():
+    assert S.trend_test([[1.0, 2.0, 3.0, 4.0]], direction="increasing").status == S.REPRODUCED
+
+
+def test_nan_data_is_inconclusive_with_a_clear_detail():
+    data = _trend(0)
+    data[2, 1] = np.nan
+    v = S.trend_test(data, direction="increasing")
+    assert v.status == S.INCONCLUSIVE and "nan" in v.detail and v.n == 8
+    assert S.paired_test([1, np.nan, 3], [1, 2, 3], alternative="less").status == S.INCONCLUSIVE
+    assert S.correlation_test([1, 2, np.inf], [1, 2, 3], alternative="less").status \
+        == S.INCONCLUSIVE
+
+
+def test_too_few_units_are_inconclusive_even_when_perfect():
+    x = np.arange(4.0)
+    assert S.paired_test(x, x + 1, alternative="less").status == S.INCONCLUSIVE  # 0.5**4 > .05
+    assert S.paired_test(np.arange(5.0), np.arange(5.0) + 1, alternative="less").status \
+        == S.REPRODUCED  # 0.5**5 < .05
+    assert S.correlation_test(x[:3], x[:3], alternative="greater").status == S.INCONCLUSIVE
+    assert S.proportion_test(4, 4, p0=0.5, alternative="greater").status == S.INCONCLUSIVE
+    assert S.proportion_test(0, 0, p0=0.5, alternative="greater").status == S.INCONCLUSIVE
+
+
+def test_constant_data_is_not_reproduced_not_an_error():
+    assert S.trend_test(np.ones((8, 3)), direction="increasing").status == S.NOT_REPRODUCED
+    assert S.paired_test(np.ones(8), np.ones(8), alternative="less").status == S.NOT_REPRODUCED
+    v = S.correlation_test(np.ones(8), np.arange(8.0), alternative="greater")
+    assert v.status == S.INCONCLUSIVE and "undefined" in v.detail
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError):
+        S.trend_test(np.ones((3, 3)), direction="up")
+    with pytest.raises(ValueError):
+        S.trend_test(np.ones((3, 1)), direction="increasing")
+    with pytest.raises(ValueError):
+        S.paired_test(np.ones(3), np.ones(4), alternative="less")
+    with pytest.raises(ValueError):
+        S.one_sample_test(np.ones(3), alternative="two-sided")
+
+
+# ----------------------------------------------------------------------------- decision, Verdict
+@pytest.mark.parametrize("p, min_p, in_dir, expected", [
+    (0.01, 0.001, True, S.REPRODUCED),
+    (0.01, 0.001, False, S.NOT_REPRODUCED),
+    (0.20, 0.001, True, S.NOT_REPRODUCED),
+    (0.01, 0.10, True, S.INCONCLUSIVE),
+    (float("nan"), 0.001, True, S.INCONCLUSIVE),
+])
+def test_decide_rule(p, min_p, in_dir, expected):
+    assert S.decide(p, alpha=0.05, min_attainable_p=min_p, effect_in_direction=in_dir) == expected
+
+
+def _verdict(status, p):
+    return S.Verdict(status, f"test{p}", 1.0, p, 0.05, "eff", p * 10, 0.0, 1.0, 8, "d")
+
+
+@pytest.mark.parametrize("statuses", list(itertools.product(
+    [S.REPRODUCED, S.NOT_REPRODUCED, S.INCONCLUSIVE], repeat=2)))
+def test_all_of_logic_table(statuses):
+    parts = [_verdict(s, p) for s, p in zip(statuses, (0.01, 0.02))]
+    v = S.all_of(parts, claim="both parts")
+    if all(s == S.REPRODUCED for s in statuses):
+        assert v.status == S.REPRODUCED
+    elif S.NOT_REPRODUCED in statuses:
+        assert v.status == S.NOT_REPRODUCED
+    else:
+        assert v.status == S.INCONCLUSIVE
+    assert v.p_value == 0.02 and v.effect == pytest.approx(0.2)  # the max-p part's numbers
+    assert v.test == "intersection-union of: test0.01; test0.02"
+    assert all(p.summary() in v.detail for p in parts)
+
+
+def test_all_of_edge_cases():
+    assert S.all_of([]).status == S.INCONCLUSIVE
+    nan_part = S.inconclusive("smoke scale")
+    v = S.all_of([_verdict(S.REPRODUCED, 0.01), nan_part])
+    assert v.status == S.INCONCLUSIVE and math.isnan(v.p_value)
+
+
+def test_verdict_serialises_and_summarises():
+    for v in (S.inconclusive("smoke scale", n=2), S.trend_test(_trend(0), direction="increasing")):
+        d = v.to_dict()
+        json.dumps(d, allow_nan=False)  # strict JSON: nan must have become None
+        assert set(d) >= {"status", "test", "p_value", "effect", "ci_low", "n", "detail"}
+        assert v.status in v.summary() and "p = " in v.summary() and "\n" not in v.summary()
+    assert S.inconclusive("x").to_dict()["p_value"] is None
+    assert S.trend_test(_trend(0), direction="increasing").decided
+
+
+# ----------------------------------------------------------------------------- properties
+finite_1d = hnp.arrays(np.float64, st.integers(1, 12),
+                       elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
+
+
+@FAST
+@given(finite_1d, st.integers(0, 2**32 - 1))
+def test_bootstrap_ci_is_ordered_and_contains_the_estimate(x, seed):
+    for stat in (np.mean, np.median):
+        lo, hi = S.bootstrap_ci(x, stat, n_resamples=300, seed=seed)
+        tol = 1e-9 * (1 + np.abs(x).max())
+        assert lo <= hi and lo - tol <= stat(x) <= hi + tol
+
+
+@FAST
+@given(finite_1d, st.integers(0, 1000))
+def test_bootstrap_ci_vectorized_matches_loop(x, seed):
+    loop = S.bootstrap_ci(x, np.median, n_resamples=200, seed=seed)
+    vec = S.bootstrap_ci(x, lambda b: np.median(b, axis=-1), n_resamples=200, seed=seed,
+                         vectorized=True)
+    assert loop == pytest.approx(vec)
+
+
+def test_bootstrap_ci_degenerate_and_seeded():
+    assert S.bootstrap_ci(np.full((5, 2), 0.1), np.mean) == (0.1, 0.1)
+    x = np.random.default_rng(0).normal(size=(9, 2))
+    stat = lambda a: float(a[:, 0].mean() - a[:, 1].mean())  # noqa: E731  rows resampled jointly
+    assert S.bootstrap_ci(x, stat, seed=1) == S.bootstrap_ci(x, stat, seed=1)
+    assert S.bootstrap_ci(x, stat, seed=np.random.default_rng(1)) == S.bootstrap_ci(x, stat, seed=1)
+
+
+small_int_table = hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(2, 5)),
+                             elements=st.integers(-4, 4).map(float))
+
+
+@FAST
+@given(small_int_table, st.sampled_from(["increasing", "decreasing"]))
+def test_trend_test_depends_only_on_within_seed_ranks(data, direction):
+    base = S.trend_test(data, direction=direction)
+    for transformed in (2.0 * data + 3.0, data**3 + data, np.exp(data)):
+        v = S.trend_test(transformed, direction=direction)
+        assert (v.status, v.statistic, v.effect, v.ci_low, v.ci_high) == \
+            (base.status, base.statistic, base.effect, base.ci_low, base.ci_high)
+        assert v.p_value == pytest.approx(base.p_value)
+
+
+@FAST
+@given(small_int_table)
+def test_trend_directions_mirror_each_other(data):
+    up = S.trend_test(data, direction="increasing")
+    down = S.trend_test(-data, direction="decreasing")
+    assert (up.status, up.statistic, up.effect) == (down.status, down.statistic, down.effect)
+
+
+@FAST
+@given(small_int_table)
+def test_row_tau_matches_scipy_kendalltau(data):
+    k = data.shape[1]
+    for row, tau in zip(data, S._row_tau(data)):
+        expected = sps.kendalltau(np.arange(k), row).statistic if np.ptp(row) else 0.0
+        assert tau == pytest.approx(expected)
+
+
+@FAST
+@given(hnp.arrays(np.float64, st.tuples(st.integers(2, 10), st.just(2)),
+                  elements=st.integers(-3, 3).map(float)))
+def test_batched_tau_b_matches_scipy(pairs):
+    got = S._batched_tau_b(pairs[None])[0]
+    if np.ptp(pairs[:, 0]) and np.ptp(pairs[:, 1]):
+        assert got == pytest.approx(sps.kendalltau(pairs[:, 0], pairs[:, 1]).statistic)
+    else:
+        assert math.isnan(got)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (3, 3), (4, 4), (3, 5)])
+def test_page_enumeration_matches_scipy_exact(shape):
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(5):
+        ranks = sps.rankdata(rng.normal(size=shape) + np.arange(shape[1]) * 0.3, axis=1)
+        expected = sps.page_trend_test(ranks, ranked=True, method="exact").pvalue
+        assert S._page_exact(ranks) == pytest.approx(expected)
+
+
+@FAST
+@given(hnp.arrays(np.float64, st.integers(1, 12), elements=st.integers(-3, 3).map(float)),
+       st.integers(0, 3).map(float))
+def test_paired_test_is_antisymmetric(a, shift):
+    b = a[::-1] + shift
+    less = S.paired_test(a, b, alternative="less")
+    greater = S.paired_test(b, a, alternative="greater")
+    assert less.status == greater.status
+    assert less.effect == pytest.approx(-greater.effect)
+    assert (math.isnan(less.p_value) and math.isnan(greater.p_value)) or \
+        less.p_value == pytest.approx(greater.p_value)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True, database=None)
+@given(hnp.arrays(np.float64, st.integers(2, 7), elements=st.integers(-3, 3).map(float)),
+       st.sampled_from(["less", "greater"]))
+def test_signed_rank_matches_scipy_wilcoxon_zsplit(d, alternative):
+    # scipy is exact (no ties) or exhaustively permutes (ties, zeros) at this size.
+    ref = sps.wilcoxon(d, zero_method="zsplit", alternative=alternative)
+    assert S._signed_rank_exact(d, alternative) == pytest.approx((ref.statistic, ref.pvalue))
