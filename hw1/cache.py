@@ -23,8 +23,8 @@ from filelock import FileLock
 
 from . import data as _data
 
-# Modules that cannot change what a run computes; every other hw1/*.py is part of the training path.
-NOT_TRAINING = ("stats.py", "plots.py", "report.py", "__init__.py")
+# The training path every run depends on; a run made by other modules names them (`modules=`).
+CORE_MODULES = ("train", "models", "data", "cache", "experiments")
 STATS = {"hits": 0, "misses": 0, "corrupt": 0}
 
 
@@ -40,18 +40,18 @@ def enabled() -> bool:
     return os.environ.get("HW1_NO_CACHE", "") in ("", "0")
 
 
-def code_version() -> str:
-    """Hash of the source of the training path: editing it invalidates every entry."""
+def code_version(modules: tuple[str, ...] = ()) -> str:
+    """Hash of the source of the training path (core modules + `modules`): editing it invalidates."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        if path.name not in NOT_TRAINING:
-            h.update(path.name.encode() + path.read_bytes())
+    for name in sorted(set(CORE_MODULES) | set(modules)):
+        path = Path(__file__).parent / f"{name}.py"
+        h.update(name.encode() + (path.read_bytes() if path.exists() else b""))
     return h.hexdigest()[:16]
 
 
-def run_key(spec: dict, device: torch.device | str) -> str:
+def run_key(spec: dict, device: torch.device | str, modules: tuple[str, ...] = ()) -> str:
     """Key of a run: its spec, the code version and the device class (cpu / cuda)."""
-    blob = json.dumps({"spec": spec, "code": code_version(), "device": torch.device(device).type},
+    blob = json.dumps({"spec": spec, "code": code_version(modules), "device": torch.device(device).type},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -77,21 +77,24 @@ def _load(entry: Path) -> dict[str, torch.Tensor] | None:
 def _store(entry: Path, tensors: dict[str, torch.Tensor], spec: dict) -> None:
     tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
     torch.save(tensors, tmp / "tensors.pt")
-    meta = {"spec": spec, "sha256": _sha(tmp / "tensors.pt"), "code": code_version()}
+    meta = {"spec": spec, "sha256": _sha(tmp / "tensors.pt")}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
     shutil.rmtree(entry, ignore_errors=True)
     os.replace(tmp, entry)
 
 
-def cached(spec: dict, device: torch.device | str,
-           compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The tensors of the run `spec`: loaded from the cache, or computed once (under a lock) and stored."""
+def cached(spec: dict, device: torch.device | str, compute: Callable[[], dict[str, torch.Tensor]],
+           modules: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """The tensors of the run `spec`: loaded from the cache, or computed once (under a lock) and stored.
+
+    modules: hw1 modules besides the core whose code produces the run (e.g. ("landscape",)).
+    """
     if not enabled():
         STATS["misses"] += 1
         return compute()
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
-    key = run_key(spec, device)
+    key = run_key(spec, device, modules)
     entry = root / key
     with FileLock(str(root / f"{key}.lock")):
         if entry.is_dir():
