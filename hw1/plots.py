@@ -73,8 +73,10 @@ def draw(path: Path, panels: list[Panel], suptitle: str = "") -> dict:
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.6), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, p in zip(axes[0], panels):
-        for i, s in enumerate(p.series):
+        i = 0  # the truth is drawn in black and takes no colour: series keep their colours across figures
+        for s in p.series:
             _draw_series(ax, s, colors[i % len(colors)])
+            i += s.style != "truth"
         ax.set(title=p.title, xlabel=p.xlabel, ylabel=p.ylabel, xscale=p.xscale, yscale=p.yscale)
         ax.grid(alpha=0.3, which="both" if p.yscale == "log" else "major")
         if p.text:
@@ -103,3 +105,78 @@ def band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     v = np.asarray(values, float)
     q = np.nanquantile(v, [0.25, 0.5, 0.75], axis=0)
     return q[1], q[0], q[2]
+
+
+# ============================================================================ HW1-2 Optimization
+def _structure(suptitle: str, panels: list[dict]) -> dict:
+    keys = ("title", "xlabel", "ylabel", "xscale", "yscale", "series")
+    return {"suptitle": suptitle, "panels": [{k: p.get(k, "linear") for k in keys} for p in panels]}
+
+
+def draw_trajectories(path: Path, projections: dict[str, np.ndarray], losses: np.ndarray,
+                      labels: list[str], suptitle: str = "", note_every: int = 25) -> dict:
+    """2-D parameter trajectories, one panel per projection method, the loss written at points.
+
+    projections: {method: (K, T, 2)}; losses (K, T) at the same snapshots; labels (K,).
+    Each run is a line from a hollow start marker to a filled end marker; the loss is written
+    every `note_every` snapshots and at the end. -> the structure dict of `draw`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(projections), figsize=(6.8 * len(projections), 5.6), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    meta = []
+    for ax, (method, z) in zip(axes[0], projections.items()):
+        for k, (zk, lk) in enumerate(zip(z, losses)):
+            c = colors[k % len(colors)]
+            ax.plot(zk[:, 0], zk[:, 1], "-", color=c, lw=1.0, alpha=0.8, label=labels[k])
+            ax.scatter(*zk[0], s=40, facecolors="none", edgecolors=c)
+            ax.scatter(*zk[-1], s=40, color=c, marker="s")
+            for t in [*range(0, len(zk) - 1, note_every), len(zk) - 1]:
+                ax.annotate(f"{lk[t]:.2g}", zk[t], fontsize=6, color=c, xytext=(2, 2),
+                            textcoords="offset points")
+        title = f"{method.upper()} (fitted jointly on all runs; o start, ■ end, loss at points)"
+        ax.set(title=title, xlabel=f"{method} component 1", ylabel=f"{method} component 2")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        meta.append({"title": title, "xlabel": f"{method} component 1", "ylabel": f"{method} component 2",
+                     "series": list(labels)})
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    structure = _structure(suptitle, meta)
+    path.with_suffix(".json").write_text(json.dumps({"structure": structure, "projections": {
+        m: _jsonable(z.reshape(len(z), -1)) for m, z in projections.items()}, "loss": _jsonable(losses),
+        "labels": list(labels)}))
+    return structure
+
+
+def draw_contour(path: Path, coords: np.ndarray, values: np.ndarray, title: str, xlabel: str,
+                 ylabel: str, label: str, suptitle: str = "") -> dict:
+    """A filled contour of values (n, n) (indexed [y, x]) over coords (n,) x coords, log-coloured,
+    with the centre marked. -> the structure dict of `draw`."""
+    from matplotlib.colors import LogNorm
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    v = np.asarray(values, float)
+    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+    levels = np.geomspace(max(v.min(), 1e-12), v.max(), 25)
+    cs = ax.contourf(coords, coords, v, levels=levels, norm=LogNorm(), cmap="viridis")
+    ax.contour(coords, coords, v, levels=levels[::3], colors="white", linewidths=0.5, alpha=0.6)
+    ax.plot(0, 0, "r*", ms=12, label="θ* (found minimum)")
+    fig.colorbar(cs, ax=ax, label=label, format="%.2g")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=8, loc="upper right")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    structure = _structure(suptitle, [{"title": title, "xlabel": xlabel, "ylabel": ylabel,
+                                       "series": [label]}])
+    path.with_suffix(".json").write_text(json.dumps({"structure": structure, "coords": _jsonable(coords),
+                                                     "values": _jsonable(v)}))
+    return structure

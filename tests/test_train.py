@@ -1,0 +1,81 @@
+"""The vmapped ensemble is K separate trainings; bad runs and devices fail loudly."""
+import pytest
+import torch
+
+from hw1.data import sample_target
+from hw1.models import Arch, dnn_arch
+from hw1.train import (DeviceError, NonFiniteLossError, init_params, resolve_device, train_ensemble,
+                       train_model)
+
+
+def _loop(arch, seeds, x, y, **kw):
+    """The reference: one plain nn.Module per seed, trained by a Python loop."""
+    finals, curves = [], []
+    for s in seeds:
+        torch.manual_seed(s)
+        m = arch()
+        curves.append(train_model(m, s, x, y, **kw))
+        finals.append(torch.cat([p.detach().flatten() for p in m.parameters()]))
+    return torch.stack(finals), torch.tensor(curves)
+
+
+@pytest.mark.parametrize("depth", [1, 6])
+def test_vmapped_ensemble_equals_loop_full_batch(depth):
+    torch.set_default_dtype(torch.float64)
+    try:
+        arch, seeds = dnn_arch(depth, 300), [0, 1, 2]
+        x, y = sample_target("sincos", 64)
+        ens = train_ensemble(arch, seeds, x, y, epochs=30, lr=1e-2)
+        flat, curves = _loop(arch, seeds, x, y, epochs=30, lr=1e-2)
+        torch.testing.assert_close(ens.flat(), flat, rtol=1e-9, atol=1e-10)
+        torch.testing.assert_close(ens.history["loss"], curves, rtol=1e-9, atol=1e-12)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_vmapped_ensemble_equals_loop_minibatch_classification():
+    torch.set_default_dtype(torch.float64)
+    try:
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.randn(40, 5, generator=g), torch.randint(0, 3, (40,), generator=g)
+        arch, seeds = Arch("dnn", (8, 8), n_in=5, n_out=3), [3, 4]
+        ens = train_ensemble(arch, seeds, x, y, epochs=3, lr=1e-2, loss="ce", batch_size=16)
+        flat, curves = _loop(arch, seeds, x, y, epochs=3, lr=1e-2, loss="ce", batch_size=16)
+        torch.testing.assert_close(ens.flat(), flat, rtol=1e-9, atol=1e-10)
+        torch.testing.assert_close(ens.history["loss"], curves, rtol=1e-9, atol=1e-12)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_sequential_members_equal_vectorized_members_for_cnns():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(24, 1, 28, 28, generator=g), torch.randint(0, 10, (24,), generator=g)
+    arch = Arch("cnn", (2, 3), n_out=10)
+    kw = dict(epochs=2, lr=1e-3, loss="ce", batch_size=8, eval_sets={"train": (x, y)})
+    a = train_ensemble(arch, [0, 1], x, y, vectorize=True, **kw)
+    b = train_ensemble(arch, [0, 1], x, y, vectorize=False, **kw)
+    torch.testing.assert_close(a.flat(), b.flat(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(a.history["train_acc"], b.history["train_acc"])
+
+
+def test_members_start_from_their_seed():
+    p = init_params(dnn_arch(3, 200), [5, 5, 6])
+    w = next(iter(p.values()))
+    assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
+
+
+def test_non_finite_loss_names_the_run_and_seed():
+    x, y = sample_target("sincos", 16)
+    y = y.clone()
+    y[3] = float("nan")
+    with pytest.raises(NonFiniteLossError, match=r"run 'broken', seed 7: .*epoch 0"):
+        train_ensemble(dnn_arch(1, 50), [7], x, y, epochs=3, lr=1e-3, name="broken")
+
+
+def test_devices():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(DeviceError, match="not there"):
+        resolve_device("cuda:97")
+    with pytest.raises(DeviceError):
+        resolve_device("tpu")
