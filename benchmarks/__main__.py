@@ -1,0 +1,81 @@
+"""`python -m benchmarks [--device cpu|cuda] [--only ensemble,cache,claims,paper] [--quick]`.
+
+Measures, stores benchmarks/results/<cpu|cuda>.json and rewrites benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import datetime, timezone
+
+import torch
+
+from .common import machine
+from .report import HERE, write_readme
+
+PARTS = ("ensemble", "cache", "claims", "paper")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {PARTS}")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (CI: 1 per xdist worker)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="K=8 only, fewer steps: a check that it runs")
+    args = ap.parse_args(argv)
+    parts = [p for p in args.only.split(",") if p]
+    if unknown := set(parts) - set(PARTS):
+        ap.error(f"unknown part(s) {sorted(unknown)}; choose from {PARTS}")
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    kind = device.type
+    out = HERE / "results" / f"{kind}.json"
+    res = json.loads(out.read_text()) if out.exists() else {}
+    res.update({"kind": kind, "machine": machine(device),
+                "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")})
+    part_s = res.setdefault("part_s", {})
+    clock = [time.perf_counter()]
+
+    def lap(part: str) -> None:
+        now = time.perf_counter()
+        part_s[part] = now - clock[0]
+        clock[0] = now
+
+    if "ensemble" in parts:
+        from .ensemble import bench_ensemble, profile_ensemble
+
+        print("vmapped ensemble vs loop over K models", flush=True)
+        res["ensemble"] = bench_ensemble(device, ks=(8,) if args.quick else (8, 32, 100),
+                                         steps=10 if args.quick else 30, repeats=args.repeats)
+        res["profile"] = profile_ensemble(device)
+        lap("ensemble")
+    if "cache" in parts:
+        from .claims_cache import bench_cold_warm
+
+        print("claims run, cold vs warm run cache", flush=True)
+        res["cold_warm"] = bench_cold_warm(["claims/test_deep_vs_shallow.py", "--scale", "smoke",
+                                            "-k", "function_depth or small_budget"],
+                                           repeats=1 if args.quick else 2)
+        lap("cache")
+    if "claims" in parts:
+        from .claims_cache import claim_times
+
+        res["claim_times"] = claim_times()
+        lap("claims")
+    if "paper" in parts:
+        from .paper_cost import estimate_paper
+
+        print("paper-scale cost from per-step times", flush=True)
+        res["paper"] = estimate_paper(device, fit_epochs=5 if args.quick else 20,
+                                      mnist_steps=2 if args.quick else 4)
+        lap("paper")
+    res["wall_s"] = sum(part_s.values())
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
+    print(f"wrote {out} and {write_readme()}")
+
+
+if __name__ == "__main__":
+    main()

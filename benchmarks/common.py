@@ -1,0 +1,59 @@
+"""Shared helpers: the machine's description, a timer and robust summaries of repeated ratios."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+
+def machine(device: torch.device) -> dict:
+    """What the numbers were measured on: CPU model and cores, threads, torch, GPU, load average."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "device": str(device),
+            "load_avg_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def label(info: dict) -> str:
+    if info.get("gpu"):
+        return f"{info['gpu']} (torch {info['torch']})"
+    return f"{info['cores']}-core {info['cpu']}, {info['torch_threads']} torch thread(s)"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    """Wall seconds of fn() (CUDA work finished included)."""
+    sync(device)
+    t = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t
+
+
+def spread(values) -> dict:
+    """Median and inter-quartile range of repeated measurements."""
+    v = np.asarray(values, float)
+    return {"median": float(np.median(v)), "q25": float(np.percentile(v, 25)),
+            "q75": float(np.percentile(v, 75)), "n": len(v), "values": [float(x) for x in v]}
+
+
+def fmt_spread(s: dict, unit: str = "x", digits: int = 1) -> str:
+    return f"{s['median']:.{digits}f}{unit} [{s['q25']:.{digits}f}, {s['q75']:.{digits}f}]"
