@@ -1,7 +1,8 @@
 """The claims harness: options, fixtures, expected verdicts, the report index and the ledger.
 
 Options (one group, `hw1`): --scale smoke|ci|paper (default ci), --seed N (shifts every seed),
---device auto|cpu|cuda[:N], --figures-dir DIR, --no-run-cache, --clear-run-cache.
+--device auto|cpu|cuda[:N], --claim ID (repeatable), --figures-dir DIR, --no-run-cache,
+--clear-run-cache.
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ def pytest_addoption(parser):
     g.addoption("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
     g.addoption("--figures-dir", default=None,
                 help="where the report is written (default: figures/, figures/smoke/ at smoke scale)")
+    g.addoption("--claim", action="append", default=[], metavar="ID",
+                help="run only this claim (repeatable), e.g. --claim function-depth")
     g.addoption("--no-run-cache", action="store_true", help="train everything afresh, store nothing")
     g.addoption("--clear-run-cache", action="store_true", help="empty the run cache before running")
 
@@ -59,8 +62,9 @@ def pytest_configure(config):
 
     config.addinivalue_line("markers", "claim(id, section, statement): a claim of the report")
     config.addinivalue_line("markers", "expect(scale, verdict, evidence): a measured non-reproduction")
-    if _is_worker(config) or os.environ.get("PYTEST_XDIST_WORKER"):
-        torch.set_num_threads(1)  # one thread per xdist worker: no oversubscription
+    # One torch thread per process (per xdist worker): the suite's nets are small, and threads only
+    # oversubscribe the cores that the other workers use (measured: 2-6x slower fits with 2 threads).
+    torch.set_num_threads(1)
     try:
         config._hw1_device = resolve_device(config.getoption("--device"))
     except DeviceError as e:
@@ -98,7 +102,21 @@ def device(pytestconfig):
     return pytestconfig._hw1_device
 
 
+def _select_claims(config, items) -> None:
+    wanted = config.getoption("--claim")
+    if not wanted:
+        return
+    known = {m.args[0] for it in items for m in it.iter_markers("claim")}
+    unknown = sorted(set(wanted) - known)
+    if unknown and known:
+        raise pytest.UsageError(f"unknown claim(s) {', '.join(unknown)}; known claims: {', '.join(sorted(known))}")
+    keep = [it for it in items if any(m.args[0] in wanted for m in it.iter_markers("claim"))]
+    config.hook.pytest_deselected(items=[it for it in items if it not in keep])
+    items[:] = keep
+
+
 def pytest_collection_modifyitems(config, items):
+    _select_claims(config, items)
     # A measured non-reproduction at this scale becomes a strict xfail: it must keep failing the
     # same way (ClaimNotReproduced), and a flip to 'reproduced' fails the run.
     scale = config.getoption("--scale")
@@ -107,6 +125,19 @@ def pytest_collection_modifyitems(config, items):
             if mark.args[0] == scale and mark.args[1] != "reproduced":
                 item.add_marker(pytest.mark.xfail(strict=True, raises=ClaimNotReproduced,
                                                   reason=mark.kwargs.get("evidence", mark.args[1])))
+
+
+def _ledger_extension(scale: str):
+    """syrupy JSON snapshots kept in claims/__snapshots__/<scale>/: one folder per scale, so that
+    updating one scale's ledger never sees (nor deletes) another scale's snapshots as unused."""
+    from syrupy.extensions.json import JSONSnapshotExtension
+
+    class Ledger(JSONSnapshotExtension):
+        @classmethod
+        def dirname(cls, *, test_location) -> str:
+            return str(Path(test_location.filepath).parent / "__snapshots__" / scale / test_location.basename)
+
+    return Ledger
 
 
 class ClaimFiler:
@@ -146,9 +177,7 @@ class ClaimFiler:
         if self.ledger:
             entry = {"claim": self.record.claim, "case": self.record.case, "verdict": verdict.status,
                      "test": verdict.test, "figures": self.structures}
-            from syrupy.extensions.json import JSONSnapshotExtension
-
-            assert entry == self.snapshot(extension_class=JSONSnapshotExtension, name=self.scale.name)
+            assert entry == self.snapshot(extension_class=_ledger_extension(self.scale.name))
         if not self.scale.decides:
             pytest.skip(f"{self.scale.name} scale decides nothing: verdict recorded as inconclusive")
         if verdict.status != stats.REPRODUCED:
@@ -165,16 +194,17 @@ def claim(request, scale, seeds, pytestconfig, snapshot):
     if mark is None:
         raise pytest.UsageError(f"{request.node.nodeid} uses `claim` without @pytest.mark.claim")
     callspec = getattr(request.node, "callspec", None)
-    expected = "reproduced"
+    expected, evidence = "reproduced", ""
     for m in request.node.iter_markers("expect"):
         if m.args[0] == scale.name:
-            expected = m.args[1]
+            expected, evidence = m.args[1], m.kwargs.get("evidence", "")
     record = ClaimRecord(claim=mark.args[0], case=callspec.id if callspec else "",
                          section=mark.kwargs["section"], statement=mark.kwargs["statement"],
                          scale=scale.name, seeds=[], expected=expected,
                          config=scale.to_dict())
     out = figures_dir(pytestconfig)
     ledger = scale.name in LEDGER_SCALES and pytestconfig.getoption("--seed") == 0
+    record.expected_evidence = evidence
     filer = ClaimFiler(request, record, out, scale, snapshot, ledger)
     yield filer
     if record.verdict is None:  # the test failed before its verdict: say so in the report

@@ -46,6 +46,7 @@ class ClaimRecord:
     figures: list[dict] = field(default_factory=list)  # {name, png, data, structure}
     verdict: dict | None = None
     expected: str = "reproduced"  # what the suite expects at this scale (xfail cases say otherwise)
+    expected_evidence: str = ""  # the measurement behind an expected non-reproduction
     note: str = ""
     config: dict = field(default_factory=dict)
     started: float = field(default_factory=time.time)
@@ -135,7 +136,8 @@ def write_index(figures_dir: Path) -> Path:
         if r.get("note"):
             lines.append(f"- note: {r['note']}")
         if r.get("expected", "reproduced") != "reproduced":
-            lines.append(f"- the suite expects **{r['expected']}** at this scale (strict xfail)")
+            lines.append(f"- the suite expects **{r['expected']}** at this scale (strict xfail), "
+                         f"as measured: {r.get('expected_evidence', '')}")
         lines += [f"- data: " + ", ".join(f"[{Path(f['data']).name}]({f['data']})" for f in r["figures"]), ""]
         lines += [f"![{f['name']}]({f['png']})" for f in r["figures"]] + [""]
     path = figures_dir / "INDEX.md"

@@ -168,8 +168,8 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
     """Train one model per seed on (x, y) with Adam, all at once.
 
     x: (N, ...) shared data; each seed draws its own minibatch order (`batch_order`).
-    history['loss'] (K, epochs): mean training loss over the epoch's steps; with eval_sets
-    {name: (x, y)}, history[f'{name}_loss'] (and _acc) every `eval_every` epochs.
+    history['loss'] (K, epochs): mean training loss over the epoch's steps (and 'acc' for 'ce'); with eval_sets
+    {name: (x, y)}, history[f'{name}_loss'] (and _acc) after every `eval_every`-th epoch and the last.
     on_epoch(epoch, params) may return {metric: (K,) tensor} to record (snapshots, norms...).
     vectorize=False trains the members one after another (same orders, same result): faster for
     conv nets on CPU, where vmapped convolutions become slow grouped convolutions.
@@ -187,26 +187,37 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
               for n, p in (params or init_params(build, seeds)).items()}
     fwd, lossf = ensemble_forward(build), LOSSES[loss]
     batch_loss = vmap(lossf)  # (K, B, out), (K, B) -> (K,)
-    opt = torch.optim.Adam(list(params.values()), lr=lr)
+    opt = torch.optim.Adam(list(params.values()), lr=lr, foreach=True)
     x, y = x.to(device), y.to(device)
     K, N = len(seeds), len(y)
+    full = batch_size is None or batch_size >= N
+    if full:  # one batch of all the data, the same for every member: no gather per step
+        xs, ys = x.expand(K, *x.shape), y.expand(K, *y.shape)
     rec: dict[str, list] = {"loss": []}
     for epoch in range(epochs):
-        orders = [batch_order(s, N, batch_size, epoch) for s in seeds]
+        orders = [[None]] if full else [batch_order(s, N, batch_size, epoch) for s in seeds]
         total = torch.zeros(K, device=device)
+        hits = torch.zeros(K, device=device)
         for step in range(len(orders[0])):
-            idx = torch.stack([o[step] for o in orders]).to(device)  # (K, B)
-            losses = batch_loss(fwd(params, x[idx]), y[idx])
+            if not full:
+                idx = torch.stack([o[step] for o in orders]).to(device)  # (K, B)
+                xs, ys = x[idx], y[idx]
+            out = fwd(params, xs)
+            losses = batch_loss(out, ys)
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
             opt.step()
             total += losses.detach()
+            if loss == "ce":  # running training accuracy, as seen during the epoch
+                hits += (out.detach().argmax(-1) == ys).float().mean(1)
         mean = total / len(orders[0])
         rec["loss"].append(mean)
+        if loss == "ce":
+            rec.setdefault("acc", []).append(hits / len(orders[0]))
         if batch_size is not None or epoch % 50 == 0 or epoch == epochs - 1:
             _check_finite(mean, name, seeds, epoch)
         last = epoch == epochs - 1
-        if eval_sets and (epoch % eval_every == 0 or last):
+        if eval_sets and ((epoch + 1) % eval_every == 0 or last):
             for set_name, (xe, ye) in eval_sets.items():
                 for metric, v in evaluate(build, params, xe, ye, loss).items():
                     rec.setdefault(f"{set_name}_{metric}", []).append(v)
@@ -221,7 +232,7 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
 def train_model(model: nn.Module, seed: int, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
                 loss: str = "mse", batch_size: int | None = None) -> list[float]:
     """The same training as one ensemble member, as a plain loop (reference and benchmark baseline)."""
-    opt, lossf, losses = torch.optim.Adam(model.parameters(), lr=lr), LOSSES[loss], []
+    opt, lossf, losses = torch.optim.Adam(model.parameters(), lr=lr, foreach=True), LOSSES[loss], []
     for epoch in range(epochs):
         total, batches = 0.0, batch_order(seed, len(y), batch_size, epoch)
         for idx in batches:

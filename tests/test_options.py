@@ -29,9 +29,16 @@ def test_bad_options_are_rejected(args, message):
     assert message in res.stderr + res.stdout
 
 
-def test_unknown_claim_selects_nothing_and_says_so():
-    res = _pytest("-k", "no_such_claim")
-    assert res.returncode == 5  # pytest: no tests collected
+def test_unknown_claim_is_rejected_with_the_known_ones():
+    res = _pytest("--claim", "no-such-claim")
+    assert res.returncode != 0
+    assert "unknown claim(s) no-such-claim; known claims:" in res.stderr and "function-depth" in res.stderr
+
+
+def test_claim_option_selects_its_cases():
+    res = _pytest("--claim", "function-depth")
+    assert res.returncode == 0
+    assert "test_function_depth[sinc]" in res.stdout and "test_cnn_depth" not in res.stdout
 
 
 def test_every_scale_is_frozen_and_named():
