@@ -1,0 +1,360 @@
+"""HW1-3 generalization: random labels, number of parameters, and flatness (interpolation,
+sensitivity, sharpness) -- the runs, cached and shared, and the measurements on them.
+
+Runs (each through the run cache, `modules=("generalization",)`):
+  random_label_runs  MNIST with a seeded permutation of the training labels (test labels true);
+  size_runs          one member of a family of conv+dense nets of growing width on MNIST;
+  batch_runs         one batch size on MNIST or on the HW1-1 function-fitting task: the
+                     interpolation endpoints, the sensitivities and the sharpnesses all read these.
+Measurements: chance_accuracy, interpolate, sensitivity (the report's loss-gradient norm and
+Novak et al.'s softmax-Jacobian norm), gaussian_sharpness (the report's) and keskar_sharpness
+(Keskar et al.'s epsilon-sharpness, L-BFGS-B in a box).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import minimize
+from torch import nn
+from torch.func import functional_call, jacrev, vmap
+
+from . import cache
+from .config import GenConfig
+from .data import load_mnist, sample_target
+from .models import dnn_arch
+from .train import LOSSES, Ensemble, evaluate, train_ensemble
+
+MODULES = ("generalization",)
+
+
+# ---------------------------------------------------------------- models
+
+
+def build_convdense(channels: tuple[int, ...], widths: tuple[int, ...], n_classes: int = 10,
+                    side: int = 28) -> nn.Sequential:
+    """Conv3x3(pad 1)+ReLU+MaxPool2 blocks, flatten, ReLU dense layers, a linear head.
+
+    Input (N, 1, side, side). With channels=() it is an MLP on the flattened image.
+    """
+    layers, c_in = [], 1
+    for c in channels:
+        layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        c_in, side = c, side // 2
+    layers.append(nn.Flatten())
+    n = c_in * side * side
+    for w in widths:
+        layers += [nn.Linear(n, w), nn.ReLU()]
+        n = w
+    return nn.Sequential(*layers, nn.Linear(n, n_classes))
+
+
+@dataclass(frozen=True)
+class ConvDenseArch:
+    """A serialisable conv+dense net (the report's HW1-3 models); calling it builds a fresh one."""
+
+    channels: tuple[int, ...]
+    widths: tuple[int, ...]
+    n_classes: int = 10
+    kind: str = "convdense"
+
+    def __call__(self) -> nn.Module:
+        return build_convdense(self.channels, self.widths, self.n_classes)
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self().parameters())
+
+    @property
+    def is_mlp(self) -> bool:
+        return not self.channels
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _vectorize(arch, device) -> bool:
+    """vmapped convs are slow grouped convs on CPU: train conv nets seed after seed there."""
+    return getattr(arch, "is_mlp", True) or torch.device(device).type == "cuda"
+
+
+# ---------------------------------------------------------------- random labels
+
+
+def permute_labels(y: torch.Tensor, seed: int) -> torch.Tensor:
+    """The labels y (N,) in a seeded random order: same histogram, tie to the images broken."""
+    g = torch.Generator().manual_seed(10_007 + seed)
+    return y[torch.randperm(len(y), generator=g)]
+
+
+def chance_accuracy(pred: torch.Tensor, y: torch.Tensor, n_classes: int = 10) -> float:
+    """Accuracy of a predictor that ignores the input: sum_k q_k p_k, with q the frequencies of
+    its predictions pred (N,) and p the class frequencies of the labels y (N,)."""
+    q = torch.bincount(pred, minlength=n_classes).double() / len(pred)
+    p = torch.bincount(y, minlength=n_classes).double() / len(y)
+    return float((q * p).sum())
+
+
+def mnist_sets(train_size: int | None, test_size: int | None):
+    """(x, y), (xt, yt): stratified MNIST subsets (None = all), images (N, 1, 28, 28)."""
+    return load_mnist(True, limit=train_size), load_mnist(False, limit=test_size)
+
+
+def random_label_runs(cfg: GenConfig, seeds: list[int], device="cpu") -> Ensemble:
+    """One net per seed fitted to MNIST with labels permuted by that seed (the test set keeps its
+    true labels). history: 'train_loss'/'train_acc' (against the permuted labels) and
+    'test_loss'/'test_acc' (K, epochs) at the end of each epoch."""
+    arch = ConvDenseArch(cfg.rl_channels, cfg.rl_widths)
+    spec = {"what": "random-labels", "arch": arch.to_dict(), "train": cfg.rl_train_size,
+            "test": cfg.rl_test_size, "epochs": cfg.rl_epochs, "batch": cfg.rl_batch, "lr": cfg.lr,
+            "seeds": list(seeds)}
+
+    def compute():
+        (x, y), (xt, yt) = mnist_sets(cfg.rl_train_size, cfg.rl_test_size)
+        parts = []
+        for s in seeds:  # each seed its own permutation, so the seeds are independent replicates
+            yp = permute_labels(y, s)
+            parts.append(train_ensemble(arch, [s], x, yp, epochs=cfg.rl_epochs, lr=cfg.lr, loss="ce",
+                                        batch_size=cfg.rl_batch, device=device,
+                                        eval_sets={"train": (x, yp), "test": (xt, yt)},
+                                        name=f"random labels seed {s}").to_tensors())
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+    return Ensemble.from_tensors(arch, seeds, cache.cached(spec, device, compute, MODULES), "ce")
+
+
+def predict_classes(run: Ensemble, x: torch.Tensor) -> torch.Tensor:
+    """(K, N) the class each member predicts for x (N, ...)."""
+    from .train import predict
+
+    return predict(run.build, run.params, x).argmax(-1)
+
+
+# ---------------------------------------------------------------- number of parameters
+
+
+def size_arch(cfg: GenConfig, width: int) -> ConvDenseArch:
+    return ConvDenseArch(cfg.pg_channels, (width,) * cfg.pg_depth)
+
+
+def size_runs(cfg: GenConfig, width: int, seeds: list[int], device="cpu") -> Ensemble:
+    """Member `width` of the size family trained on MNIST. history: train/test loss/acc (K, epochs)."""
+    arch = size_arch(cfg, width)
+    spec = {"what": "params-family", "arch": arch.to_dict(), "train": cfg.pg_train_size,
+            "test": cfg.pg_test_size, "epochs": cfg.pg_epochs, "batch": cfg.pg_batch, "lr": cfg.lr,
+            "seeds": list(seeds)}
+
+    def compute():
+        (x, y), (xt, yt) = mnist_sets(cfg.pg_train_size, cfg.pg_test_size)
+        return train_ensemble(arch, seeds, x, y, epochs=cfg.pg_epochs, lr=cfg.lr, loss="ce",
+                              batch_size=cfg.pg_batch, device=device,
+                              eval_sets={"train": (x, y), "test": (xt, yt)},
+                              vectorize=_vectorize(arch, device), name=f"size {width}").to_tensors()
+
+    return Ensemble.from_tensors(arch, seeds, cache.cached(spec, device, compute, MODULES), "ce")
+
+
+# ---------------------------------------------------------------- batch-size runs
+
+
+def task_data(cfg: GenConfig, task: str):
+    """(x, y), (xt, yt) of a task: 'mnist' (stratified subsets) or 'fit' (the HW1-1 target:
+    uniform training draws, an even test grid of as many points)."""
+    if task == "mnist":
+        return mnist_sets(cfg.bs_train_size, cfg.bs_test_size)
+    if task == "fit":
+        return (sample_target(cfg.fit_target, cfg.fit_points, seed=1),
+                sample_target(cfg.fit_target, cfg.fit_points))
+    raise ValueError(f"unknown task {task!r}; use 'mnist' or 'fit'")
+
+
+def batch_arch(cfg: GenConfig, task: str):
+    if task == "fit":
+        return dnn_arch(cfg.fit_depth, cfg.fit_budget)
+    return ConvDenseArch(cfg.bs_channels, cfg.bs_widths)
+
+
+def batch_epochs(cfg: GenConfig, task: str, batch: int) -> int:
+    """The task's epochs, raised so that the run makes at least the task's minimum of steps: at
+    equal epochs a batch of 1000 on 1000 points would take one step an epoch and stop far from a
+    minimum (the report trains each batch size to a minimum; it does not say how long)."""
+    epochs, steps = (cfg.bs_epochs, cfg.bs_min_steps) if task == "mnist" else (cfg.fit_epochs, cfg.fit_min_steps)
+    n = (cfg.bs_train_size or 60_000) if task == "mnist" else cfg.fit_points
+    per_epoch = -(-n // batch)
+    return max(epochs, -(-steps // per_epoch))
+
+
+def batch_runs(cfg: GenConfig, task: str, batch: int, seeds: list[int], device="cpu") -> Ensemble:
+    """Nets trained with minibatches of `batch` on `task` ('mnist' CE or 'fit' MSE), one per seed.
+    Epochs: `batch_epochs`.
+
+    Member k starts from the same init (seed k) at every batch size, so batch sizes are paired.
+    history: 'train_loss', 'test_loss' (and '_acc' on MNIST), (K, epochs).
+    """
+    arch, loss = batch_arch(cfg, task), "ce" if task == "mnist" else "mse"
+    epochs = batch_epochs(cfg, task, batch)
+    spec = {"what": "batch-size", "task": task, "arch": arch.to_dict(), "batch": batch,
+            "epochs": epochs, "lr": cfg.lr, "seeds": list(seeds),
+            "data": [cfg.bs_train_size, cfg.bs_test_size] if task == "mnist"
+            else [cfg.fit_target, cfg.fit_points]}
+
+    def compute():
+        (x, y), (xt, yt) = task_data(cfg, task)
+        return train_ensemble(arch, seeds, x, y, epochs=epochs, lr=cfg.lr, loss=loss, batch_size=batch,
+                              device=device, eval_sets={"train": (x, y), "test": (xt, yt)},
+                              vectorize=_vectorize(arch, device),
+                              name=f"{task} batch {batch}").to_tensors()
+
+    return Ensemble.from_tensors(arch, seeds, cache.cached(spec, device, compute, MODULES), loss)
+
+
+# ---------------------------------------------------------------- interpolation
+
+
+def interpolate(run1: Ensemble, run2: Ensemble, alphas, sets: dict) -> dict[str, np.ndarray]:
+    """Evaluate theta(a) = (1 - a) theta_1 + a theta_2 member by member.
+
+    sets: {name: (x, y)}. -> {f'{name}_loss' (and _acc): (K, len(alphas))}.
+    """
+    out: dict[str, list] = {}
+    for a in alphas:
+        a = float(a)
+        params = {n: (1 - a) * p1 + a * run2.params[n] for n, p1 in run1.params.items()}
+        for name, (x, y) in sets.items():
+            for metric, v in evaluate(run1.build, params, x, y, run1.loss).items():
+                out.setdefault(f"{name}_{metric}", []).append(v.numpy())
+    return {k: np.stack(v, 1) for k, v in out.items()}
+
+
+def interpolation_params(run1: Ensemble, run2: Ensemble, alpha: float) -> dict[str, torch.Tensor]:
+    """The stacked parameters theta(alpha) (what `interpolate` evaluates)."""
+    return {n: (1 - alpha) * p1 + alpha * run2.params[n] for n, p1 in run1.params.items()}
+
+
+# ---------------------------------------------------------------- sensitivity
+
+
+def sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str) -> dict[str, float]:
+    """Input sensitivities of one model on points (x, y).
+
+    'loss_grad_max' / 'loss_grad_mean': Frobenius norm of d loss_i / d x_i, each point's own loss
+    (the report's definition: the largest over the points; the mean beside it).
+    'softmax_jac' (loss 'ce' only): Novak et al.'s mean over points of ||d softmax(f(x_i)) / d x_i||_F.
+    """
+    lossf = LOSSES[loss]
+    model = model.eval()
+    params = {n: p.detach() for n, p in model.named_parameters()}
+
+    def point_loss(xi, yi):
+        return lossf(functional_call(model, params, (xi.unsqueeze(0),)), yi.unsqueeze(0))
+
+    g = vmap(torch.func.grad(point_loss))(x, y).flatten(1).norm(dim=1)
+    out = {"loss_grad_max": float(g.max()), "loss_grad_mean": float(g.mean())}
+    if loss == "ce":
+        def probs(xi):
+            return functional_call(model, params, (xi.unsqueeze(0),)).softmax(-1)[0]
+
+        j = torch.cat([vmap(jacrev(probs))(xs) for xs in x.split(250)])  # (N, classes, *input)
+        out["softmax_jac"] = float(j.flatten(1).norm(dim=1).mean())
+    return out
+
+
+def ensemble_sensitivity(run: Ensemble, x, y) -> dict[str, np.ndarray]:
+    """sensitivity() of every member. -> {name: (K,)}."""
+    per = [sensitivity(run.model(k), x, y, run.loss) for k in range(len(run.seeds))]
+    return {n: np.array([p[n] for p in per]) for n in per[0]}
+
+
+# ---------------------------------------------------------------- sharpness
+
+
+def _flat_loss(model: nn.Module, x, y, loss: str):
+    """f(v) -> (loss, grad) of the model with flat float64 parameters v (numpy), on (x, y)."""
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    sizes = [p.numel() for _, p in model.named_parameters()]
+    lossf = LOSSES[loss]
+
+    def f(v: np.ndarray, need_grad: bool = True):
+        t = torch.tensor(v, dtype=torch.float32, requires_grad=need_grad)
+        params = {n: c.view(s) for n, c, s in zip(names, t.split(sizes), shapes)}
+        value = lossf(functional_call(model, params, (x,)), y)
+        if not need_grad:
+            return float(value)
+        value.backward()
+        return float(value.detach()), t.grad.double().numpy()
+
+    x0 = torch.cat([p.detach().flatten() for p in model.parameters()]).double().numpy()
+    return f, x0
+
+
+def gaussian_sharpness(model: nn.Module, x, y, loss: str, *, sigma: float, n: int, seed: int) -> float:
+    """The report's sharpness: max over n draws d ~ N(0, sigma^2 I) of L(theta + d) - L(theta)."""
+    f, x0 = _flat_loss(model, x, y, loss)
+    rng = np.random.default_rng(seed)
+    base = f(x0, need_grad=False)
+    return max(f(x0 + sigma * rng.standard_normal(x0.size), need_grad=False) - base for _ in range(n))
+
+
+def box_maximise(f, x0: np.ndarray, eps: float, iters: int):
+    """Maximise f(x0 + y) over the box |y_i| <= eps (|x0_i| + 1) with L-BFGS-B, `iters` iterations.
+
+    f: v -> (value, gradient). Starts at y = 0. -> (y, max value found, f(x0)).
+    """
+    half = eps * (np.abs(x0) + 1)
+
+    def neg(y):
+        v, g = f(x0 + y)
+        return -v, -g
+
+    res = minimize(neg, np.zeros_like(x0), jac=True, method="L-BFGS-B",
+                   bounds=list(zip(-half, half)), options={"maxiter": iters, "gtol": 0.0, "ftol": 0.0})
+    y = np.clip(res.x, -half, half)  # L-BFGS-B keeps to the bounds; the clip makes it a guarantee
+    return y, f(x0 + y)[0], f(x0)[0]
+
+
+def keskar_sharpness(model: nn.Module, x, y, loss: str, *, eps: float, iters: int) -> float:
+    """Keskar et al.'s epsilon-sharpness (A = I): 100 (max_{y in C_eps} f(x+y) - f(x)) / (1 + f(x))."""
+    f, x0 = _flat_loss(model, x, y, loss)
+    _, top, base = box_maximise(f, x0, eps, iters)
+    return 100 * (top - base) / (1 + base)
+
+
+def ensemble_sharpness(run: Ensemble, x, y, cfg: GenConfig) -> dict[str, np.ndarray]:
+    """Both sharpnesses of every member on (x, y). -> {'gaussian': (K,), 'keskar': (K,)}."""
+    g, k = [], []
+    for i, s in enumerate(run.seeds):
+        m = run.model(i)
+        g.append(gaussian_sharpness(m, x, y, run.loss, sigma=cfg.sharp_sigma, n=cfg.sharp_n, seed=s))
+        k.append(keskar_sharpness(m, x, y, run.loss, eps=cfg.keskar_eps, iters=cfg.keskar_iters))
+    return {"gaussian": np.array(g), "keskar": np.array(k)}
+
+
+def batch_measurements(cfg: GenConfig, task: str, seeds: list[int], device="cpu") -> dict:
+    """Everything the flatness claims read off the batch-size runs of `task`, cached.
+
+    -> {'batch': (B,), 'train_loss', 'test_loss' (, 'train_acc', 'test_acc'), 'loss_grad_max',
+    'loss_grad_mean' (, 'softmax_jac'), 'gaussian', 'keskar': (K, B) arrays}.
+    """
+    spec = {"what": "batch-measurements", "task": task, "cfg": asdict(cfg), "seeds": list(seeds)}
+
+    def compute():
+        (x, y), (xt, yt) = task_data(cfg, task)
+        xs, ys = xt[:cfg.sens_points], yt[:cfg.sens_points]  # test subsets are already shuffled
+        xh, yh = x[:cfg.sharp_points], y[:cfg.sharp_points]
+        cols: dict[str, list] = {}
+        for b in cfg.batch_sizes:
+            run = batch_runs(cfg, task, b, seeds, device)
+            for h in ("train_loss", "test_loss", "train_acc", "test_acc"):
+                if h in run.history:
+                    cols.setdefault(h, []).append(run.history[h][:, -1].numpy())
+            sens = ensemble_sensitivity(run, xs if task == "mnist" else xt, ys if task == "mnist" else yt)
+            for n, v in {**sens, **ensemble_sharpness(run, xh, yh, cfg)}.items():
+                cols.setdefault(n, []).append(v)
+        out = {n: torch.tensor(np.stack(v, 1)) for n, v in cols.items()}
+        out["batch"] = torch.tensor(cfg.batch_sizes)
+        return out
+
+    got = cache.cached(spec, device, compute, MODULES)
+    return {n: t.numpy() for n, t in got.items()}

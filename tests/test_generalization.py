@@ -1,0 +1,106 @@
+"""Unit tests of the HW1-3 measurements (hw1.generalization): fast, no training beyond a few steps."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hw1 import generalization as G
+from hw1.train import Ensemble, init_params
+
+
+def test_permuted_labels_keep_histogram_and_break_the_tie():
+    y = torch.randint(0, 10, (5000,), generator=torch.Generator().manual_seed(0))
+    yp = G.permute_labels(y, seed=3)
+    assert torch.equal(torch.bincount(y, minlength=10), torch.bincount(yp, minlength=10))
+    agree = float((yp == y).float().mean())
+    chance = G.chance_accuracy(yp, y)  # sum_k p_k^2 here, ~0.1
+    assert abs(agree - chance) < 4 * np.sqrt(chance * (1 - chance) / len(y))
+    assert torch.equal(yp, G.permute_labels(y, seed=3))  # seeded
+    assert not torch.equal(yp, G.permute_labels(y, seed=4))
+
+
+def test_chance_accuracy_of_a_constant_predictor_is_its_class_frequency():
+    y = torch.tensor([0, 0, 0, 1, 2, 3, 4, 5, 6, 7])
+    assert G.chance_accuracy(torch.zeros(10, dtype=torch.long), y) == pytest.approx(0.3)
+    assert G.chance_accuracy(torch.full((10,), 9), y) == 0.0
+
+
+def _ensemble(arch, seeds):
+    return Ensemble(arch, seeds, init_params(arch, seeds), loss="ce")
+
+
+def test_interpolation_returns_the_endpoints_exactly():
+    arch = G.ConvDenseArch((), (8,))
+    r1, r2 = _ensemble(arch, [0, 1]), _ensemble(arch, [2, 3])
+    for a, ref in ((0.0, r1), (1.0, r2)):
+        got = G.interpolation_params(r1, r2, a)
+        assert all(torch.equal(got[n], ref.params[n]) for n in got)
+    x, y = torch.randn(20, 1, 28, 28), torch.randint(0, 10, (20,))
+    curve = G.interpolate(r1, r2, [-1.0, 0.0, 0.5, 1.0, 2.0], {"train": (x, y)})
+    from hw1.train import evaluate
+    assert np.array_equal(curve["train_loss"][:, 1], evaluate(arch, r1.params, x, y, "ce")["loss"].numpy())
+    assert np.array_equal(curve["train_loss"][:, 3], evaluate(arch, r2.params, x, y, "ce")["loss"].numpy())
+    assert curve["train_acc"].shape == (2, 5)
+
+
+def test_sensitivity_of_a_linear_model_matches_its_closed_form():
+    torch.manual_seed(0)
+    lin = nn.Linear(3, 1)
+    x, y = torch.randn(7, 3), torch.randn(7, 1)
+    got = G.sensitivity(lin, x, y, "mse")
+    W, b = lin.weight.detach(), lin.bias.detach()
+    g = (2 * ((x @ W.T + b) - y) * W).norm(dim=1)  # d (w.x + b - y)^2 / dx = 2 r w
+    assert got["loss_grad_max"] == pytest.approx(float(g.max()), rel=1e-5)
+    assert got["loss_grad_mean"] == pytest.approx(float(g.mean()), rel=1e-5)
+    assert "softmax_jac" not in got
+
+
+def test_softmax_jacobian_of_a_linear_classifier_matches_its_closed_form():
+    torch.manual_seed(1)
+    lin = nn.Linear(4, 3)
+    x, y = torch.randn(5, 4), torch.randint(0, 3, (5,))
+    got = G.sensitivity(lin, x, y, "ce")
+    W = lin.weight.detach()
+    s = (x @ W.T + lin.bias.detach()).softmax(-1)
+    J = (torch.diag_embed(s) - s[:, :, None] * s[:, None, :]) @ W  # (N, 3, 4)
+    assert got["softmax_jac"] == pytest.approx(float(J.flatten(1).norm(dim=1).mean()), rel=1e-5)
+    g = ((s - nn.functional.one_hot(y, 3)) @ W).norm(dim=1)  # d CE / dx = (s - e_y) W
+    assert got["loss_grad_max"] == pytest.approx(float(g.max()), rel=1e-5)
+
+
+def test_gaussian_sharpness_is_zero_without_noise():
+    arch = G.ConvDenseArch((), (8,))
+    m = _ensemble(arch, [0]).model(0)
+    x, y = torch.randn(30, 1, 28, 28), torch.randint(0, 10, (30,))
+    assert G.gaussian_sharpness(m, x, y, "ce", sigma=0.0, n=5, seed=0) == 0.0
+    assert G.gaussian_sharpness(m, x, y, "ce", sigma=0.1, n=5, seed=0) > 0.0
+
+
+def test_box_maximiser_never_leaves_the_box_and_climbs():
+    x0 = np.array([0.0, 2.0, -3.0, 0.5])
+    eps = 1e-2
+
+    def f(v):  # unbounded above: the optimiser would run off without the box
+        return float((v**2).sum() + 5 * v.sum()), 2 * v + 5
+
+    y, top, base = G.box_maximise(f, x0, eps, iters=10)
+    assert np.all(np.abs(y) <= eps * (np.abs(x0) + 1) + 1e-15)
+    assert top > base
+    # f is separable and monotone in each coordinate over the box: the maximum is the corner on
+    # the side of each coordinate's gradient at x0 (2 x0 + 5: +, +, -, +)
+    assert np.allclose(y, np.sign(2 * x0 + 5) * eps * (np.abs(x0) + 1))
+
+
+def test_keskar_sharpness_is_nonnegative_and_grows_with_the_box():
+    arch = G.ConvDenseArch((), (8,))
+    m = _ensemble(arch, [0]).model(0)
+    x, y = torch.randn(30, 1, 28, 28), torch.randint(0, 10, (30,))
+    small = G.keskar_sharpness(m, x, y, "ce", eps=1e-4, iters=5)
+    big = G.keskar_sharpness(m, x, y, "ce", eps=1e-2, iters=5)
+    assert 0 <= small < big
+
+
+def test_unknown_task_is_refused():
+    from hw1.config import SMOKE
+    with pytest.raises(ValueError, match="unknown task"):
+        G.task_data(SMOKE.gen, "cifar")
