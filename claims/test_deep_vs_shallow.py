@@ -14,11 +14,26 @@ from hw1.plots import Panel, Series, band
 from hw1.train import predict
 
 SECTION = "HW1-1 Deep vs shallow"
-TARGETS = ["sinc", "sincos"]
+
+# Measured non-reproductions at the ci scale (benchmarks/experiments/ has the experiments behind them).
+SINC_FRAGILE = pytest.mark.expect("ci", "not reproduced", evidence=(
+    "sinc, 8 seeds, 2000 epochs: Page's L p = 0.052, mean tau 0.33 [-0.08, 0.67]; median final MSE "
+    "1.66e-3 / 1.63e-3 / 5.7e-4 for 1 / 3 / 6 hidden layers: the 6-layer net wins, 1 and 3 layers tie. "
+    "16 seeds: p = 0.008; lr 3e-3: p = 0.086; 5000 epochs: p = 0.19 (the 1-layer net overtakes the "
+    "3-layer one, 7.2e-4 vs 1.5e-3)"))
+CROSSOVER_SINCOS = pytest.mark.expect("ci", "not reproduced", evidence=(
+    "sincos, 8 seeds: at budget 40 the 1-layer net's median MSE is 0.45 vs 0.80 for the 6-layer one "
+    "(a collapsed net) but Wilcoxon W = 9, p = 0.12, median log10 difference -0.26 [-0.26, 3e-5]; the "
+    "3-layer net (0.20) beats both. At budget 1000 the deep net wins, p = 0.0039"))
+CNN_UNDERTRAINED = pytest.mark.expect("ci", "not reproduced", evidence=(
+    "20k-param CNNs, 4000 images x 3 epochs, 5 seeds: Page's L p = 0.86, mean tau -0.2; final training "
+    "loss 0.35 / 0.24 / 0.38 for 1 / 2 / 4 conv blocks: 2 blocks best, 4 blocks converge slowest. "
+    "2000 images x 10 epochs: p = 0.11, 0.19 / 0.10 / 0.17"))
 
 
 def _depth_label(run) -> str:
-    return f"{run.build.depth} hidden ({run.build.n_params} params)"
+    unit = "conv block" if run.build.kind == "cnn" else "hidden layer"
+    return f"{run.build.depth} {unit}{'s' if run.build.depth > 1 else ''} ({run.build.n_params} params)"
 
 
 def _loss_panel(runs: dict, key: str, title: str, ylabel: str, yscale: str = "log") -> Panel:
@@ -48,7 +63,7 @@ def _grid_mse(target: str, run, grid: torch.Tensor) -> np.ndarray:
 @pytest.mark.claim("function-depth", section=SECTION, statement=(
     "At an equal number of trainable parameters, deeper DNNs reach lower training loss, and predict "
     "the function curve more precisely."))
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", [pytest.param("sinc", marks=SINC_FRAGILE), "sincos"])
 def test_function_depth(target, scale, seeds, device, claim):
     """Report: 可以發現在相同可訓練參數量下,層數越深,loss 的下降可以到越低。而且,深層的神經網路可以更精確的預測函數圖形."""
     cfg, s = scale.fit, seeds(scale.fit.seeds)
@@ -74,7 +89,7 @@ def test_function_depth(target, scale, seeds, device, claim):
 @pytest.mark.claim("small-budget-crossover", section=SECTION, statement=(
     "(the report's conjecture) When the parameter budget is very small, a wider, shallower model "
     "may beat a deeper one whose layers have very few units."))
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", ["sinc", pytest.param("sincos", marks=CROSSOVER_SINCOS)])
 def test_small_budget_crossover(target, scale, seeds, device, claim):
     """Report: 如果總限制的 trainable variable 量其實很小,或許廣一點的 model 表現會比深一點但每層都只有極少數節點的 model 來得好."""
     cfg, s = scale.fit, seeds(scale.fit.seeds)
@@ -105,16 +120,17 @@ def test_small_budget_crossover(target, scale, seeds, device, claim):
 def _mnist_figures(claim, runs: dict, kind: str, n: int) -> None:
     what = "CNN conv blocks" if kind == "cnn" else "DNN hidden layers"
     claim.figure(f"{kind}-depth-loss", [_loss_panel(
-        runs, "train_loss", f"MNIST {what}: training loss (median, IQR over {n} seeds)",
-        "cross-entropy (training set)")])
+        runs, "loss", f"MNIST {what}: training loss (median, IQR over {n} seeds)",
+        "cross-entropy (running mean over the epoch)")])
     claim.figure(f"{kind}-depth-accuracy", [_loss_panel(
-        runs, "train_acc", f"MNIST {what}: training accuracy (median, IQR over {n} seeds)",
-        "accuracy (training set)", yscale="linear")])
+        runs, "acc", f"MNIST {what}: training accuracy (median, IQR over {n} seeds)",
+        "accuracy (running mean over the epoch)", yscale="linear")])
 
 
 @pytest.mark.claim("cnn-depth", section=SECTION, statement=(
     "On MNIST at about equal parameters, CNNs with more conv layers (1, 2, 4 conv+max-pool blocks, "
     "then flatten + one dense layer) reach lower training loss and higher training accuracy."))
+@CNN_UNDERTRAINED
 def test_cnn_depth(scale, seeds, device, claim):
     """Report: 對於 CNN 而言,在可訓練參數差不多的情況下,層數越多(越深),對於 Loss 的下降或是準確率的提升都能有幫助."""
     cfg, s = scale.mnist, seeds(scale.mnist.seeds)
@@ -139,7 +155,7 @@ def test_dnn_depth(scale, seeds, device, claim):
     cfg, s = scale.mnist, seeds(scale.mnist.seeds)
     runs = {d: mnist_runs(cfg, "dnn", d, s, device) for d in cfg.dnn_depths}
     # convergence speed = mean training loss over the epochs (area under the curve, lower = faster)
-    auc = np.stack([runs[d].history["train_loss"].mean(1).numpy() for d in cfg.dnn_depths], 1)
+    auc = np.stack([runs[d].history["loss"].mean(1).numpy() for d in cfg.dnn_depths], 1)
     acc = np.stack([runs[d].history["train_acc"][:, -1].numpy() for d in cfg.dnn_depths], 1)
     # Criterion: Page's trend test over seeds x depths, one-sided: the area under the training-loss
     # curve increasing AND the final training accuracy decreasing with depth (intersection-union).

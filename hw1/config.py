@@ -44,16 +44,87 @@ class MnistConfig:
 
 @dataclass(frozen=True)
 class OptConfig:
-    """HW1-2 optimization (gradient norm, minimal ratio, error surface). Owned by the HW1-2 work."""
+    """HW1-2 optimization. Trajectories and the gradient norm reuse the HW1-1 fit runs (FitConfig);
+    the minimal-ratio runs and the error-surface probes are set here."""
 
-    seeds: int = 8
+    seeds: int = 8  # HW1-2 runs that reuse the HW1-1 fit runs (trajectories, gradient norm, surface)
+    # minimal ratio: one-hidden-layer DNNs, `ratio_runs` seeds as one ensemble, MSE then ||grad L||^2
+    ratio_runs: int = 100
+    ratio_target: str = "sinc"
+    ratio_budget: int = 1000  # parameters (the HW1-1 one-layer model: 333 units)
+    n_points: int = 256
+    mse_epochs: int = 9500
+    gn_epochs: int = 500
+    lr: float = 1e-3
+    gn_lr: float = 1e-4
+    # |eigenvalue| <= eig_rel_tol x the largest |eigenvalue| counts as zero; None = P x float32 eps
+    eig_rel_tol: float | None = None
+    # gradient norm: 'near zero' = smoothed norm below quiet x the run's largest, over `window` epochs
+    quiet: float = 0.01
+    window: int = 20
+    # error surface: loss at `n_dirs` random points on spheres of radius r (fractions of ||theta*||)
+    radii: tuple[float, ...] = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1)
+    n_dirs: int = 200
+    grid: int = 41  # 2-D view: grid x grid points on [-span, span]^2 (filter-normalised directions)
+    span: float = 1.0
 
 
 @dataclass(frozen=True)
 class GenConfig:
-    """HW1-3 generalization. Owned by the HW1-3 work."""
+    """HW1-3 generalization: random labels, #parameters, flatness (interpolation, sensitivity,
+    sharpness). Owned by the HW1-3 work. Defaults are the report's settings (`paper`); channels=()
+    makes a "CNN" an MLP (the `ci` scale: conv nets are ~50x dearer on one CPU core).
 
-    seeds: int = 3
+    Data sizes None = all of MNIST (60k / 10k). lr is Adam's, everywhere (the report: 1e-3).
+    """
+
+    seeds: int = 5
+    pg_seeds: int = 5  # the size family is the dearest part: 5 seeds (Wilcoxon min p 1/32)
+    lr: float = 1e-3
+    # random-labels: 1 conv layer + 1 dense layer of 512 (filters not stated: 32), 1000 epochs
+    rl_train_size: int | None = None
+    rl_test_size: int | None = None
+    rl_channels: tuple[int, ...] = (32,)
+    rl_widths: tuple[int, ...] = (512,)
+    rl_epochs: int = 1000
+    rl_batch: int = 128
+    # params-vs-generalization: 4 conv (10, 39, 39, 38) + 4 dense layers of width w, 50 epochs
+    pg_train_size: int | None = None
+    pg_test_size: int | None = None
+    pg_channels: tuple[int, ...] = (10, 39, 39, 38)
+    pg_depth: int = 4
+    pg_widths: tuple[int, ...] = (16, 32, 64, 128, 256, 384, 512, 768, 1024, 1290)  # up to ~5M
+    pg_epochs: int = 50
+    pg_batch: int = 128
+    # batch-size runs (interpolation endpoints, sensitivity, sharpness): 1 conv + 4 dense on MNIST
+    bs_train_size: int | None = None
+    bs_test_size: int | None = None
+    bs_channels: tuple[int, ...] = (16,)
+    bs_widths: tuple[int, ...] = (128, 128, 128, 128)
+    bs_epochs: int = 20
+    bs_min_steps: int = 1000  # and at least this many steps: large batches too reach a minimum
+    batch_sizes: tuple[int, ...] = (10, 50, 100, 500, 1000)
+    interp_batches: tuple[int, int] = (50, 1000)  # theta_1, theta_2
+    n_alphas: int = 31  # alpha on an even grid over [-1, 2] (step 0.1 at 31)
+    # function-fitting task of HW1-1 (sensitivity, sharpness)
+    fit_target: str = "sincos"
+    fit_depth: int = 3
+    fit_budget: int = 1000
+    fit_points: int = 1000  # training points (uniform draws); the test set is an even grid
+    fit_epochs: int = 2000
+    fit_min_steps: int = 5000
+    # measurements
+    sens_points: int | None = None  # test points for the MNIST sensitivities (None = all)
+    sharp_points: int | None = 10_000  # training points for the sharpness losses (None = all)
+    sharp_sigma: float = 1e-2  # report's Gaussian sharpness: N(0, sigma^2) on every parameter
+    sharp_n: int = 20
+    keskar_eps: float = 1e-3
+    keskar_iters: int = 10
+    # criteria, fixed before any run: "barely changes" = test-accuracy spread across sizes below
+    # acc_spread; "at chance" = test accuracy within chance_margin of the chance level
+    acc_spread: float = 0.03
+    chance_margin: float = 0.03
+    rl_train_acc: float = 0.99  # "fits": training accuracy above this
 
 
 @dataclass(frozen=True)
@@ -74,17 +145,33 @@ PAPER = Scale("paper", decides=True)
 
 CI = Scale(
     "ci", decides=True,
-    fit=FitConfig(epochs=2000, seeds=8, snapshot_every=20),
+    fit=FitConfig(epochs=2000, seeds=8, snapshot_every=20, crossover_budgets=(40, 160, 1000)),
     # 90k-parameter CNNs cost ~7 ms per image-step on one CPU core: at CI scale a 20k budget.
     mnist=MnistConfig(train_size=4000, test_size=2000, epochs=3, seeds=5, cnn_budget=20_000),
+    # HW1-2: 200-parameter one-layer nets for the minimal ratio (a 200 x 200 Hessian is cheap)
+    opt=OptConfig(ratio_runs=40, ratio_budget=200, mse_epochs=3000, gn_epochs=300, n_dirs=100, grid=31),
+    # HW1-3 at CI: MLPs (channels=()) on MNIST subsets, fewer epochs; see GenConfig
+    gen=GenConfig(seeds=6, rl_train_size=500, rl_test_size=1000, rl_channels=(), rl_widths=(256,),
+                  rl_epochs=60, rl_batch=50, pg_seeds=5, pg_train_size=1000, pg_test_size=1000,
+                  pg_channels=(), pg_depth=2, pg_widths=(8, 12, 16, 24, 32, 48, 64, 96, 128, 192),
+                  pg_epochs=20, pg_batch=50, bs_train_size=1000, bs_test_size=1000, bs_channels=(),
+                  bs_widths=(64, 64, 64, 64), bs_epochs=20, bs_min_steps=200, fit_epochs=60,
+                  fit_min_steps=2000, sens_points=500, sharp_points=1000),
 )
 
 SMOKE = Scale(
     "smoke", decides=False,
     fit=FitConfig(epochs=60, seeds=2, n_points=64, snapshot_every=10, crossover_budgets=(40, 1000)),
     mnist=MnistConfig(train_size=256, test_size=256, epochs=1, seeds=2, batch_size=64, cnn_budget=5_000),
-    opt=OptConfig(seeds=2),
-    gen=GenConfig(seeds=2),
+    opt=OptConfig(seeds=2, ratio_runs=4, ratio_budget=40, n_points=64, mse_epochs=60, gn_epochs=10,
+                  n_dirs=8, grid=7),
+    gen=GenConfig(seeds=2, pg_seeds=2, rl_train_size=100, rl_test_size=200, rl_channels=(), rl_epochs=3,
+                  rl_batch=50, pg_train_size=200, pg_test_size=200, pg_channels=(), pg_depth=2,
+                  pg_widths=(8, 16, 32), pg_epochs=2, pg_batch=50, bs_train_size=200,
+                  bs_test_size=200, bs_channels=(), bs_widths=(16, 16), bs_epochs=2, bs_min_steps=2,
+                  fit_min_steps=5,
+                  batch_sizes=(50, 200), interp_batches=(50, 200), n_alphas=7, fit_points=200,
+                  fit_epochs=3, sens_points=50, sharp_points=100, sharp_n=3, keskar_iters=2),
 )
 
 SCALES = {s.name: s for s in (SMOKE, CI, PAPER)}

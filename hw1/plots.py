@@ -135,11 +135,12 @@ def draw_trajectories(path: Path, projections: dict[str, np.ndarray], losses: np
             for t in [*range(0, len(zk) - 1, note_every), len(zk) - 1]:
                 ax.annotate(f"{lk[t]:.2g}", zk[t], fontsize=6, color=c, xytext=(2, 2),
                             textcoords="offset points")
-        title = f"{method.upper()} (fitted jointly on all runs; o start, ■ end, loss at points)"
-        ax.set(title=title, xlabel=f"{method} component 1", ylabel=f"{method} component 2")
+        name = {"pca": "PCA", "tsne": "t-SNE"}.get(method, method)
+        title = f"{name} (fitted jointly on all runs; o start, ■ end, loss at points)"
+        ax.set(title=title, xlabel=f"{name} component 1", ylabel=f"{name} component 2")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        meta.append({"title": title, "xlabel": f"{method} component 1", "ylabel": f"{method} component 2",
+        meta.append({"title": title, "xlabel": f"{name} component 1", "ylabel": f"{name} component 2",
                      "series": list(labels)})
     if suptitle:
         fig.suptitle(suptitle)
