@@ -128,8 +128,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _ledger_extension(scale: str):
-    """syrupy JSON snapshots kept in claims/__snapshots__/<scale>/: one folder per scale, so that
-    updating one scale's ledger never sees (nor deletes) another scale's snapshots as unused."""
+    """syrupy JSON snapshots kept in claims/__snapshots__/<scale>/, one folder per scale.
+
+    syrupy still drops the smoke snapshots of tests that *pass* during a ci update, so the README
+    says to update ci first, then smoke (where every test is skipped and nothing is dropped)."""
     from syrupy.extensions.json import JSONSnapshotExtension
 
     class Ledger(JSONSnapshotExtension):
@@ -149,8 +151,8 @@ class ClaimFiler:
         claim.conclude(verdict, seeds)   # records; raises ClaimNotReproduced unless reproduced
     """
 
-    def __init__(self, request, record, out: Path, scale, snapshot, ledger: bool):
-        self.request, self.record, self.out = request, record, out
+    def __init__(self, record, out: Path, scale, snapshot, ledger: bool):
+        self.record, self.out = record, out
         self.scale, self.snapshot, self.ledger = scale, snapshot, ledger
         self.structures: dict[str, dict] = {}
 
@@ -200,12 +202,11 @@ def claim(request, scale, seeds, pytestconfig, snapshot):
             expected, evidence = m.args[1], m.kwargs.get("evidence", "")
     record = ClaimRecord(claim=mark.args[0], case=callspec.id if callspec else "",
                          section=mark.kwargs["section"], statement=mark.kwargs["statement"],
-                         scale=scale.name, seeds=[], expected=expected,
+                         scale=scale.name, seeds=[], expected=expected, expected_evidence=evidence,
                          config=scale.to_dict())
     out = figures_dir(pytestconfig)
     ledger = scale.name in LEDGER_SCALES and pytestconfig.getoption("--seed") == 0
-    record.expected_evidence = evidence
-    filer = ClaimFiler(request, record, out, scale, snapshot, ledger)
+    filer = ClaimFiler(record, out, scale, snapshot, ledger)
     yield filer
     if record.verdict is None:  # the test failed before its verdict: say so in the report
         record.note = "the test stopped before reaching a verdict (see the pytest log)"
