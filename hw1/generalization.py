@@ -23,10 +23,11 @@ from torch.func import functional_call, jacrev, vmap
 from . import cache
 from .config import GenConfig
 from .data import load_mnist, sample_target
+from .landscape import flat_loss_fn
 from .models import dnn_arch
 from .train import LOSSES, Ensemble, evaluate, train_ensemble
 
-MODULES = ("generalization",)
+MODULES = ("generalization", "landscape")  # landscape: the flat-parameter loss of the sharpness
 
 
 # ---------------------------------------------------------------- models
@@ -219,8 +220,7 @@ def interpolate(run1: Ensemble, run2: Ensemble, alphas, sets: dict) -> dict[str,
     """
     out: dict[str, list] = {}
     for a in alphas:
-        a = float(a)
-        params = {n: (1 - a) * p1 + a * run2.params[n] for n, p1 in run1.params.items()}
+        params = interpolation_params(run1, run2, float(a))
         for name, (x, y) in sets.items():
             for metric, v in evaluate(run1.build, params, x, y, run1.loss).items():
                 out.setdefault(f"{name}_{metric}", []).append(v.numpy())
@@ -271,22 +271,18 @@ def ensemble_sensitivity(run: Ensemble, x, y) -> dict[str, np.ndarray]:
 
 def _flat_loss(model: nn.Module, x, y, loss: str):
     """f(v) -> (loss, grad) of the model with flat float64 parameters v (numpy), on (x, y)."""
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [p.shape for _, p in model.named_parameters()]
-    sizes = [p.numel() for _, p in model.named_parameters()]
-    lossf = LOSSES[loss]
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    loss_at = flat_loss_fn(lambda: model, x, y, {n: p.shape for n, p in params.items()}, loss)
 
     def f(v: np.ndarray, need_grad: bool = True):
         t = torch.tensor(v, dtype=torch.float32, requires_grad=need_grad)
-        params = {n: c.view(s) for n, c, s in zip(names, t.split(sizes), shapes)}
-        value = lossf(functional_call(model, params, (x,)), y)
+        value = loss_at(t)
         if not need_grad:
             return float(value)
         value.backward()
         return float(value.detach()), t.grad.double().numpy()
 
-    x0 = torch.cat([p.detach().flatten() for p in model.parameters()]).double().numpy()
-    return f, x0
+    return f, torch.cat([p.flatten() for p in params.values()]).double().numpy()
 
 
 def gaussian_sharpness(model: nn.Module, x, y, loss: str, *, sigma: float, n: int, seed: int) -> float:
