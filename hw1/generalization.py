@@ -23,7 +23,7 @@ from torch.func import functional_call, jacrev, vmap
 from . import cache
 from .config import GenConfig
 from .data import load_mnist, sample_target
-from .landscape import flat_loss_fn
+from .landscape import as_double, flat_loss_fn
 from .models import dnn_arch
 from .train import LOSSES, Ensemble, evaluate, train_ensemble
 
@@ -270,17 +270,23 @@ def ensemble_sensitivity(run: Ensemble, x, y) -> dict[str, np.ndarray]:
 
 
 def _flat_loss(model: nn.Module, x, y, loss: str):
-    """f(v) -> (loss, grad) of the model with flat float64 parameters v (numpy), on (x, y)."""
+    """f(v) -> (loss, grad) of the model with flat float64 parameters v (numpy), on (x, y).
+
+    Evaluated in float64: at a converged point ||grad L||^2 / L is about float32 resolution, so in
+    float32 L-BFGS-B's first step does not change the loss and it stops after two iterations.
+    """
     params = {n: p.detach() for n, p in model.named_parameters()}
-    loss_at = flat_loss_fn(lambda: model, x, y, {n: p.shape for n, p in params.items()}, loss)
+    loss_at = flat_loss_fn(lambda: model, as_double(x), as_double(y),
+                           {n: p.shape for n, p in params.items()}, loss)
+    device = next(iter(params.values())).device
 
     def f(v: np.ndarray, need_grad: bool = True):
-        t = torch.tensor(v, dtype=torch.float32, requires_grad=need_grad)
+        t = torch.tensor(v, dtype=torch.float64, device=device, requires_grad=need_grad)
         value = loss_at(t)
         if not need_grad:
             return float(value)
         value.backward()
-        return float(value.detach()), t.grad.double().numpy()
+        return float(value.detach()), t.grad.cpu().numpy()
 
     return f, torch.cat([p.flatten() for p in params.values()]).double().numpy()
 

@@ -51,6 +51,11 @@ def layer_slice(shapes: dict[str, torch.Size], layer: str) -> slice:
     return slice(start, stop)
 
 
+def as_double(t: torch.Tensor) -> torch.Tensor:
+    """t in float64 if it is floating; integer tensors (class labels) are kept as they are."""
+    return t.double() if t.is_floating_point() else t
+
+
 def flat_loss_fn(build, x: torch.Tensor, y: torch.Tensor, shapes, loss: str = "mse"):
     """f(theta (P,)) -> scalar training loss of the model `build` at flat parameters theta."""
     base, lossf = copy.deepcopy(build()).to("meta"), LOSSES[loss]
@@ -198,7 +203,7 @@ def hessian_matrix(f, theta: torch.Tensor) -> torch.Tensor:
 def hessian_eigenvalues(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, chunk: int = 16) -> torch.Tensor:
     """(K, P) ascending eigenvalues of each member's exact training-loss Hessian, in float64."""
     shapes = param_shapes(ens.params)
-    f = flat_loss_fn(ens.build, x.double(), y.double(), shapes, ens.loss)
+    f = flat_loss_fn(ens.build, as_double(x), as_double(y), shapes, ens.loss)  # CE keeps int labels
     theta = ens.flat().double()
     hess = vmap(hessian(f))
     return torch.cat([torch.linalg.eigvalsh(hess(t)) for t in theta.split(chunk)])
