@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from . import progress
+
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message names the run, the seed and the epoch."""
@@ -56,13 +58,25 @@ LOSSES = {"mse": mse_loss, "ce": ce_loss}
 
 @dataclass
 class Ensemble:
-    """K trained models of one architecture. params: name -> (K, ...) tensors; history: name -> (K, T)."""
+    """K trained models of one architecture.
+
+    params: name -> (K, ...) tensors. history: name -> (K, T), measured during training; e.g.
+    history['loss'][:, -1] is the mean loss over the last epoch's steps, i.e. for full batch the loss
+    *before* the last update. final: name -> (K,), the training-set 'loss' (and 'acc') of the
+    returned parameters, *after* the last update (see `final_loss`).
+    """
 
     build: Callable[[], nn.Module]
     seeds: list[int]
     params: dict[str, torch.Tensor]
     history: dict[str, torch.Tensor] = field(default_factory=dict)
     loss: str = "mse"
+    final: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def final_loss(self) -> torch.Tensor:
+        """(K,) training loss of the final parameters: after the last update."""
+        return self.final["loss"]
 
     def model(self, k: int) -> nn.Module:
         """The k-th member as a plain nn.Module (CPU copy)."""
@@ -71,20 +85,31 @@ class Ensemble:
         return m
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
-        """Flat dict of tensors for the run cache ('param.<name>', 'hist.<name>')."""
+        """Flat dict of (K, ...) tensors for the run cache ('param.<name>', 'hist.<name>', 'final.<name>')."""
         out = {f"param.{n}": p for n, p in self.params.items()}
         out.update({f"hist.{n}": h for n, h in self.history.items()})
+        out.update({f"final.{n}": v for n, v in self.final.items()})
         return out
 
     @classmethod
     def from_tensors(cls, build, seeds, tensors: dict[str, torch.Tensor], loss: str) -> "Ensemble":
-        params = {n[6:]: t for n, t in tensors.items() if n.startswith("param.")}
-        history = {n[5:]: t for n, t in tensors.items() if n.startswith("hist.")}
-        return cls(build, list(seeds), params, history, loss)
+        part = {prefix: {n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)}
+                for prefix in ("param.", "hist.", "final.")}
+        return cls(build, list(seeds), part["param."], part["hist."], loss, part["final."])
 
     def flat(self) -> torch.Tensor:
         """(K, P) all parameters of each member, in named_parameters order."""
         return flat_params(self.params)
+
+
+def ensemble_of(loss: str, arch: Callable[[dict], Callable] | None = None) -> Callable:
+    """The `result` of a `cache.per_seed` function that trains an Ensemble: rebuilds it from the
+    cached tensors and the call's arguments (the architecture is args['arch'], or arch(args))."""
+
+    def result(tensors: dict[str, torch.Tensor], args: dict) -> Ensemble:
+        return Ensemble.from_tensors(arch(args) if arch else args["arch"], args["seeds"], tensors, loss)
+
+    return result
 
 
 def grad_norms(params: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -164,24 +189,25 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
                    epochs: int, lr: float, loss: str = "mse", batch_size: int | None = None,
                    device: torch.device | str = "cpu", eval_sets: dict | None = None, eval_every: int = 1,
                    params: dict[str, torch.Tensor] | None = None, name: str = "run",
-                   on_epoch: Callable[[int, dict], dict] | None = None, vectorize: bool = True) -> Ensemble:
+                   on_epoch: Callable[[int, dict], dict] | None = None, vectorize: bool = True,
+                   tracker: progress.Task | None = None) -> Ensemble:
     """Train one model per seed on (x, y) with Adam, all at once.
 
     x: (N, ...) shared data; each seed draws its own minibatch order (`batch_order`).
-    history['loss'] (K, epochs): mean training loss over the epoch's steps (and 'acc' for 'ce'); with eval_sets
-    {name: (x, y)}, history[f'{name}_loss'] (and _acc) after every `eval_every`-th epoch and the last.
+    history['loss'] (K, epochs): mean training loss over the epoch's steps (and 'acc' for 'ce'), so
+    its last column is measured *before* the last update; `final` {'loss' (, 'acc')}: (K,) on all of
+    (x, y) *after* it. With eval_sets {name: (x, y)}, history[f'{name}_loss'] (and _acc) after every
+    `eval_every`-th epoch and the last.
     on_epoch(epoch, params) may return {metric: (K,) tensor} to record (snapshots, norms...).
     vectorize=False trains the members one after another (same orders, same result): faster for
     conv nets on CPU, where vmapped convolutions become slow grouped convolutions.
+    tracker: where progress goes (default: a new `progress` task called `name`).
     """
     if not vectorize and len(seeds) > 1:
-        start = params or init_params(build, seeds)
-        parts = [train_ensemble(build, [s], x, y, epochs=epochs, lr=lr, loss=loss, batch_size=batch_size,
-                                device=device, eval_sets=eval_sets, eval_every=eval_every, name=name,
-                                params={n: p[k:k + 1] for n, p in start.items()}, on_epoch=on_epoch)
-                 for k, s in enumerate(seeds)]
-        return Ensemble(build, list(seeds), {n: torch.cat([e.params[n] for e in parts]) for n in start},
-                        {h: torch.cat([e.history[h] for e in parts]) for h in parts[0].history}, loss)
+        return _train_one_by_one(build, seeds, x, y, epochs=epochs, lr=lr, loss=loss, batch_size=batch_size,
+                                 device=device, eval_sets=eval_sets, eval_every=eval_every, params=params,
+                                 name=name, on_epoch=on_epoch)
+    x0, y0 = x, y
     device = torch.device(device)
     params = {n: p.detach().clone().to(device).requires_grad_(True)
               for n, p in (params or init_params(build, seeds)).items()}
@@ -194,6 +220,7 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
     if full:  # one batch of all the data, the same for every member: no gather per step
         xs, ys = x.expand(K, *x.shape), y.expand(K, *y.shape)
     rec: dict[str, list] = {"loss": []}
+    task = tracker or progress.start(name, epochs)
     for epoch in range(epochs):
         orders = [[None]] if full else [batch_order(s, N, batch_size, epoch) for s in seeds]
         total = torch.zeros(K, device=device)
@@ -225,8 +252,37 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
         if on_epoch is not None:
             for metric, v in on_epoch(epoch, params).items():
                 rec.setdefault(metric, []).append(v.detach())
+        task.update(epoch + 1)
+    task.close()
     history = {k: torch.stack(v, 1).cpu() for k, v in rec.items()}
-    return Ensemble(build, list(seeds), {n: p.detach().cpu() for n, p in params.items()}, history, loss)
+    final = _final_metrics(build, params, x0, y0, loss, eval_sets, history)
+    return Ensemble(build, list(seeds), {n: p.detach().cpu() for n, p in params.items()}, history, loss, final)
+
+
+def _final_metrics(build, params, x, y, loss: str, eval_sets: dict | None, history) -> dict[str, torch.Tensor]:
+    """{'loss' (, 'acc')}: (K,) on the training data after the last update. An eval set that *is*
+    the training data was just evaluated there: reuse it rather than pay a second pass."""
+    for set_name, (xe, ye) in (eval_sets or {}).items():
+        if xe is x and ye is y:
+            return {m: history[f"{set_name}_{m}"][:, -1].clone() for m in ("loss", "acc")
+                    if f"{set_name}_{m}" in history}
+    return {m: v.cpu() for m, v in evaluate(build, params, x, y, loss).items()}
+
+
+def _train_one_by_one(build, seeds: list[int], x, y, *, epochs: int, params=None, name: str, **kw) -> Ensemble:
+    """train_ensemble member by member (the same orders and result), as one progress task."""
+    start = params or init_params(build, seeds)
+    task = progress.start(name, epochs * len(seeds))
+    parts = [train_ensemble(build, [s], x, y, epochs=epochs, name=name, tracker=task.offset(k * epochs),
+                            params={n: p[k:k + 1] for n, p in start.items()}, **kw)
+             for k, s in enumerate(seeds)]
+    task.close()
+    loss = parts[0].loss
+
+    def cat(field_name):
+        return {n: torch.cat([getattr(e, field_name)[n] for e in parts]) for n in getattr(parts[0], field_name)}
+
+    return Ensemble(build, list(seeds), cat("params"), cat("history"), loss, cat("final"))
 
 
 def train_model(model: nn.Module, seed: int, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
