@@ -1,47 +1,30 @@
-"""The trained runs that claims share, each produced once through the run cache.
+"""The trained runs that claims share: calls of the cached library API (`hw1.api`).
 
 A claim asks for runs by what determines them (scale section, target, depth, budget, seeds); two
-claims asking for the same runs get the same cached tensors, whichever trained them first.
+claims asking for the same runs get the same cached seeds, whichever trained them first, and a
+claim asking for more seeds trains only the new ones.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import torch
 
-from . import cache
+from .api import fit_mnist, fit_target
 from .config import FitConfig, MnistConfig
-from .data import load_mnist, sample_target
 from .models import Arch, cnn_arch, dnn_arch
-from .train import Ensemble, flat_params, grad_norms, train_ensemble
+from .train import Ensemble
 
 
 def fit_runs(cfg: FitConfig, target: str, depth: int, budget: int, seeds: list[int],
              device: torch.device | str = "cpu") -> Ensemble:
     """DNNs of `depth` hidden layers and ~`budget` parameters fitted to `target`, one per seed.
 
-    history: 'loss' (K, epochs), 'grad_norm' (K, epochs) (full batch: one step per epoch),
-    'snapshot' (K, T, P) flat parameters every cfg.snapshot_every epochs from epoch 0,
-    'snapshot_epoch' (K, T).
+    history: 'loss' (K, epochs) mean loss of each epoch (full batch: before that epoch's update),
+    'grad_norm' (K, epochs) (one step per epoch), 'snapshot' (K, T, P) flat parameters every
+    cfg.snapshot_every epochs from epoch 0 and at the last, 'snapshot_epoch' (K, T);
+    final_loss (K,): the MSE after the last update.
     """
-    arch = dnn_arch(depth, budget)
-    x, y = sample_target(target, cfg.n_points)
-    spec = {"what": "fit", "target": target, "arch": arch.to_dict(), "n_points": cfg.n_points,
-            "epochs": cfg.epochs, "lr": cfg.lr, "seeds": list(seeds), "snapshot_every": cfg.snapshot_every}
-
-    def record(epoch: int, params: dict) -> dict:
-        out = {"grad_norm": grad_norms(params)}
-        if epoch % cfg.snapshot_every == 0 or epoch == cfg.epochs - 1:
-            out["snapshot"] = flat_params(params)
-            out["snapshot_epoch"] = torch.full((len(seeds),), float(epoch))
-        return out
-
-    def compute():
-        return train_ensemble(arch, seeds, x, y, epochs=cfg.epochs, lr=cfg.lr, loss="mse",
-                              device=device, on_epoch=record,
-                              name=f"fit {target} depth {depth} budget {budget}").to_tensors()
-
-    return Ensemble.from_tensors(arch, seeds, cache.cached(spec, device, compute), "mse")
+    return fit_target(dnn_arch(depth, budget), target, seeds, n_points=cfg.n_points, epochs=cfg.epochs,
+                      lr=cfg.lr, record_grad_norm=True, snapshot_every=cfg.snapshot_every, device=device)
 
 
 def mnist_arch(cfg: MnistConfig, kind: str, depth: int) -> Arch:
@@ -56,20 +39,8 @@ def mnist_runs(cfg: MnistConfig, kind: str, depth: int, seeds: list[int],
 
     history: 'loss'/'acc' (K, epochs) running means over each epoch; 'train_loss'/'train_acc' and
     'test_loss'/'test_acc' (K, 1) evaluated once, after the last epoch (evaluating every epoch
-    would cost as much as a third more training on CPU).
+    would cost as much as a third more training on CPU); final_loss (K,) = train_loss[:, -1].
     """
-    arch = mnist_arch(cfg, kind, depth)
-    spec = {"what": "mnist", "arch": arch.to_dict(), **asdict(cfg), "seeds": list(seeds)}
-
-    def compute():
-        x, y = load_mnist(True, limit=cfg.train_size)
-        xt, yt = load_mnist(False, limit=cfg.test_size)
-        if kind == "dnn":
-            x, xt = x.flatten(1), xt.flatten(1)
-        return train_ensemble(arch, seeds, x, y, epochs=cfg.epochs, lr=cfg.lr, loss="ce",
-                              batch_size=cfg.batch_size, device=device,
-                              eval_sets={"train": (x, y), "test": (xt, yt)}, eval_every=cfg.epochs,
-                              vectorize=kind == "dnn" or torch.device(device).type == "cuda",
-                              name=f"mnist {kind} depth {depth}").to_tensors()
-
-    return Ensemble.from_tensors(arch, seeds, cache.cached(spec, device, compute), "ce")
+    return fit_mnist(mnist_arch(cfg, kind, depth), seeds, train_size=cfg.train_size,
+                     test_size=cfg.test_size, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                     device=device)

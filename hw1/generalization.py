@@ -1,7 +1,7 @@
 """HW1-3 generalization: random labels, number of parameters, and flatness (interpolation,
 sensitivity, sharpness) -- the runs, cached and shared, and the measurements on them.
 
-Runs (each through the run cache, `modules=("generalization",)`):
+Runs (each through the run cache one seed at a time, `cache.per_seed`, keyed on every argument):
   random_label_runs  MNIST with a seeded permutation of the training labels (test labels true);
   size_runs          one member of a family of conv+dense nets of growing width on MNIST;
   batch_runs         one batch size on MNIST or on the HW1-1 function-fitting task: the
@@ -25,7 +25,7 @@ from .config import GenConfig
 from .data import load_mnist, sample_target
 from .landscape import as_double, flat_loss_fn
 from .models import dnn_arch
-from .train import LOSSES, Ensemble, evaluate, train_ensemble
+from .train import LOSSES, Ensemble, ensemble_of, evaluate, train_ensemble
 
 MODULES = ("generalization", "landscape")  # landscape: the flat-parameter loss of the sharpness
 
@@ -102,27 +102,25 @@ def mnist_sets(train_size: int | None, test_size: int | None):
     return load_mnist(True, limit=train_size), load_mnist(False, limit=test_size)
 
 
+def random_label_arch(cfg: GenConfig) -> ConvDenseArch:
+    return ConvDenseArch(cfg.rl_channels, cfg.rl_widths)
+
+
+@cache.per_seed(modules=MODULES, result=ensemble_of("ce", lambda a: random_label_arch(a["cfg"])))
 def random_label_runs(cfg: GenConfig, seeds: list[int], device="cpu") -> Ensemble:
     """One net per seed fitted to MNIST with labels permuted by that seed (the test set keeps its
     true labels). history: 'train_loss'/'train_acc' (against the permuted labels) and
     'test_loss'/'test_acc' (K, epochs) at the end of each epoch."""
-    arch = ConvDenseArch(cfg.rl_channels, cfg.rl_widths)
-    spec = {"what": "random-labels", "arch": arch.to_dict(), "train": cfg.rl_train_size,
-            "test": cfg.rl_test_size, "epochs": cfg.rl_epochs, "batch": cfg.rl_batch, "lr": cfg.lr,
-            "seeds": list(seeds)}
-
-    def compute():
-        (x, y), (xt, yt) = mnist_sets(cfg.rl_train_size, cfg.rl_test_size)
-        parts = []
-        for s in seeds:  # each seed its own permutation, so the seeds are independent replicates
-            yp = permute_labels(y, s)
-            parts.append(train_ensemble(arch, [s], x, yp, epochs=cfg.rl_epochs, lr=cfg.lr, loss="ce",
-                                        batch_size=cfg.rl_batch, device=device,
-                                        eval_sets={"train": (x, yp), "test": (xt, yt)},
-                                        name=f"random labels seed {s}").to_tensors())
-        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-
-    return Ensemble.from_tensors(arch, seeds, cache.cached(spec, device, compute, MODULES), "ce")
+    arch = random_label_arch(cfg)
+    (x, y), (xt, yt) = mnist_sets(cfg.rl_train_size, cfg.rl_test_size)
+    parts = []
+    for s in seeds:  # each seed its own permutation, so the seeds are independent replicates
+        yp = permute_labels(y, s)
+        parts.append(train_ensemble(arch, [s], x, yp, epochs=cfg.rl_epochs, lr=cfg.lr, loss="ce",
+                                    batch_size=cfg.rl_batch, device=device,
+                                    eval_sets={"train": (x, yp), "test": (xt, yt)},
+                                    name=f"random labels seed {s}").to_tensors())
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
 def predict_classes(run: Ensemble, x: torch.Tensor) -> torch.Tensor:
@@ -139,21 +137,15 @@ def size_arch(cfg: GenConfig, width: int) -> ConvDenseArch:
     return ConvDenseArch(cfg.pg_channels, (width,) * cfg.pg_depth)
 
 
+@cache.per_seed(modules=MODULES, result=ensemble_of("ce", lambda a: size_arch(a["cfg"], a["width"])))
 def size_runs(cfg: GenConfig, width: int, seeds: list[int], device="cpu") -> Ensemble:
     """Member `width` of the size family trained on MNIST. history: train/test loss/acc (K, epochs)."""
     arch = size_arch(cfg, width)
-    spec = {"what": "params-family", "arch": arch.to_dict(), "train": cfg.pg_train_size,
-            "test": cfg.pg_test_size, "epochs": cfg.pg_epochs, "batch": cfg.pg_batch, "lr": cfg.lr,
-            "seeds": list(seeds)}
-
-    def compute():
-        (x, y), (xt, yt) = mnist_sets(cfg.pg_train_size, cfg.pg_test_size)
-        return train_ensemble(arch, seeds, x, y, epochs=cfg.pg_epochs, lr=cfg.lr, loss="ce",
-                              batch_size=cfg.pg_batch, device=device,
-                              eval_sets={"train": (x, y), "test": (xt, yt)},
-                              vectorize=_vectorize(arch, device), name=f"size {width}").to_tensors()
-
-    return Ensemble.from_tensors(arch, seeds, cache.cached(spec, device, compute, MODULES), "ce")
+    (x, y), (xt, yt) = mnist_sets(cfg.pg_train_size, cfg.pg_test_size)
+    return train_ensemble(arch, seeds, x, y, epochs=cfg.pg_epochs, lr=cfg.lr, loss="ce",
+                          batch_size=cfg.pg_batch, device=device,
+                          eval_sets={"train": (x, y), "test": (xt, yt)},
+                          vectorize=_vectorize(arch, device), name=f"size {width}")
 
 
 # ---------------------------------------------------------------- batch-size runs
@@ -186,6 +178,17 @@ def batch_epochs(cfg: GenConfig, task: str, batch: int) -> int:
     return max(epochs, -(-steps // per_epoch))
 
 
+def task_loss(task: str) -> str:
+    return "ce" if task == "mnist" else "mse"
+
+
+def _batch_ensemble(tensors: dict, args: dict) -> Ensemble:
+    """batch_runs' cached tensors as the Ensemble it returns."""
+    cfg, task = args["cfg"], args["task"]
+    return Ensemble.from_tensors(batch_arch(cfg, task), args["seeds"], tensors, task_loss(task))
+
+
+@cache.per_seed(modules=MODULES, result=_batch_ensemble)
 def batch_runs(cfg: GenConfig, task: str, batch: int, seeds: list[int], device="cpu") -> Ensemble:
     """Nets trained with minibatches of `batch` on `task` ('mnist' CE or 'fit' MSE), one per seed.
     Epochs: `batch_epochs`.
@@ -193,21 +196,11 @@ def batch_runs(cfg: GenConfig, task: str, batch: int, seeds: list[int], device="
     Member k starts from the same init (seed k) at every batch size, so batch sizes are paired.
     history: 'train_loss', 'test_loss' (and '_acc' on MNIST), (K, epochs).
     """
-    arch, loss = batch_arch(cfg, task), "ce" if task == "mnist" else "mse"
-    epochs = batch_epochs(cfg, task, batch)
-    spec = {"what": "batch-size", "task": task, "arch": arch.to_dict(), "batch": batch,
-            "epochs": epochs, "lr": cfg.lr, "seeds": list(seeds),
-            "data": [cfg.bs_train_size, cfg.bs_test_size] if task == "mnist"
-            else [cfg.fit_target, cfg.fit_points]}
-
-    def compute():
-        (x, y), (xt, yt) = task_data(cfg, task)
-        return train_ensemble(arch, seeds, x, y, epochs=epochs, lr=cfg.lr, loss=loss, batch_size=batch,
-                              device=device, eval_sets={"train": (x, y), "test": (xt, yt)},
-                              vectorize=_vectorize(arch, device),
-                              name=f"{task} batch {batch}").to_tensors()
-
-    return Ensemble.from_tensors(arch, seeds, cache.cached(spec, device, compute, MODULES), loss)
+    arch, epochs = batch_arch(cfg, task), batch_epochs(cfg, task, batch)
+    (x, y), (xt, yt) = task_data(cfg, task)
+    return train_ensemble(arch, seeds, x, y, epochs=epochs, lr=cfg.lr, loss=task_loss(task), batch_size=batch,
+                          device=device, eval_sets={"train": (x, y), "test": (xt, yt)},
+                          vectorize=_vectorize(arch, device), name=f"{task} batch {batch}")
 
 
 # ---------------------------------------------------------------- interpolation
@@ -333,30 +326,28 @@ def ensemble_sharpness(run: Ensemble, x, y, cfg: GenConfig) -> dict[str, np.ndar
     return {"gaussian": np.array(g), "keskar": np.array(k)}
 
 
+def _measurement_arrays(tensors: dict, args: dict) -> dict:
+    """batch_measurements' cached (K, B) tensors as arrays, with the batch sizes (B,) beside them."""
+    return {"batch": np.array(args["cfg"].batch_sizes), **{n: t.numpy() for n, t in tensors.items()}}
+
+
+@cache.per_seed(modules=MODULES, result=_measurement_arrays)
 def batch_measurements(cfg: GenConfig, task: str, seeds: list[int], device="cpu") -> dict:
     """Everything the flatness claims read off the batch-size runs of `task`, cached.
 
     -> {'batch': (B,), 'train_loss', 'test_loss' (, 'train_acc', 'test_acc'), 'loss_grad_max',
     'loss_grad_mean' (, 'softmax_jac'), 'gaussian', 'keskar': (K, B) arrays}.
     """
-    spec = {"what": "batch-measurements", "task": task, "cfg": asdict(cfg), "seeds": list(seeds)}
-
-    def compute():
-        (x, y), (xt, yt) = task_data(cfg, task)
-        xs, ys = xt[:cfg.sens_points], yt[:cfg.sens_points]  # test subsets are already shuffled
-        xh, yh = x[:cfg.sharp_points], y[:cfg.sharp_points]
-        cols: dict[str, list] = {}
-        for b in cfg.batch_sizes:
-            run = batch_runs(cfg, task, b, seeds, device)
-            for h in ("train_loss", "test_loss", "train_acc", "test_acc"):
-                if h in run.history:
-                    cols.setdefault(h, []).append(run.history[h][:, -1].numpy())
-            sens = ensemble_sensitivity(run, xs if task == "mnist" else xt, ys if task == "mnist" else yt)
-            for n, v in {**sens, **ensemble_sharpness(run, xh, yh, cfg)}.items():
-                cols.setdefault(n, []).append(v)
-        out = {n: torch.tensor(np.stack(v, 1)) for n, v in cols.items()}
-        out["batch"] = torch.tensor(cfg.batch_sizes)
-        return out
-
-    got = cache.cached(spec, device, compute, MODULES)
-    return {n: t.numpy() for n, t in got.items()}
+    (x, y), (xt, yt) = task_data(cfg, task)
+    xs, ys = xt[:cfg.sens_points], yt[:cfg.sens_points]  # test subsets are already shuffled
+    xh, yh = x[:cfg.sharp_points], y[:cfg.sharp_points]
+    cols: dict[str, list] = {}
+    for b in cfg.batch_sizes:
+        run = batch_runs(cfg, task, b, seeds, device)
+        for h in ("train_loss", "test_loss", "train_acc", "test_acc"):
+            if h in run.history:
+                cols.setdefault(h, []).append(run.history[h][:, -1].numpy())
+        sens = ensemble_sensitivity(run, xs if task == "mnist" else xt, ys if task == "mnist" else yt)
+        for n, v in {**sens, **ensemble_sharpness(run, xh, yh, cfg)}.items():
+            cols.setdefault(n, []).append(v)
+    return {n: torch.tensor(np.stack(v, 1)) for n, v in cols.items()}  # (K, B) each

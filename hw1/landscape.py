@@ -12,7 +12,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch.func import functional_call, grad, hessian, vmap
 
-from . import cache
+from . import cache, progress
 from .config import OptConfig
 from .data import sample_target
 from .models import Arch, dnn_arch
@@ -167,6 +167,7 @@ def minimize_grad_norm(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epoch
     -> (params, history) with 'grad_norm' and 'loss' (K, epochs + 1) measured before each step
     (the last column after the last step).
     """
+    task = progress.start("grad-norm phase", epochs)
     base, lossf = copy.deepcopy(ens.build()).to("meta"), LOSSES[ens.loss]
     x, y = x.to(device), y.to(device)
 
@@ -190,6 +191,8 @@ def minimize_grad_norm(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epoch
         opt.zero_grad(set_to_none=True)
         sq.sum().backward()
         opt.step()
+        task.update(epoch + 1)
+    task.close()
     history = {"grad_norm": torch.stack(norms, 1).cpu(), "loss": torch.stack(losses, 1).cpu()}
     return {n: p.detach().cpu() for n, p in params.items()}, history
 
@@ -242,6 +245,7 @@ def ratio_arch(cfg: OptConfig) -> Arch:
     return dnn_arch(1, cfg.ratio_budget)
 
 
+@cache.per_seed
 def ratio_runs(cfg: OptConfig, seeds: list[int], device="cpu") -> dict[str, torch.Tensor]:
     """The minimal-ratio experiment: one-hidden-layer DNNs on cfg.ratio_target, one per seed,
     trained as one ensemble on MSE, then on ||grad L||^2, then the exact Hessian of each.
@@ -251,23 +255,16 @@ def ratio_runs(cfg: OptConfig, seeds: list[int], device="cpu") -> dict[str, torc
     """
     arch = ratio_arch(cfg)
     x, y = sample_target(cfg.ratio_target, cfg.n_points)
-    spec = {"what": "minimal-ratio", "arch": arch.to_dict(), "target": cfg.ratio_target,
-            "n_points": cfg.n_points, "mse_epochs": cfg.mse_epochs, "gn_epochs": cfg.gn_epochs,
-            "lr": cfg.lr, "gn_lr": cfg.gn_lr, "seeds": list(seeds)}
-
-    def compute():
-        ens = train_ensemble(arch, seeds, x, y, epochs=cfg.mse_epochs, lr=cfg.lr, loss="mse",
-                             device=device, name="minimal-ratio MSE phase")
-        params, hist = minimize_grad_norm(ens, x, y, epochs=cfg.gn_epochs, lr=cfg.gn_lr, device=device)
-        final = Ensemble(arch, list(seeds), params, {}, "mse")
-        out = {f"param.{n}": p for n, p in params.items()}
-        out.update({"mse_loss": ens.history["loss"], "gn_grad_norm": hist["grad_norm"],
-                    "gn_loss": hist["loss"], "loss": hist["loss"][:, -1],
-                    "grad_norm": hist["grad_norm"][:, -1],
-                    "eigvals": hessian_eigenvalues(final, x, y).cpu()})
-        return out
-
-    return cache.cached(spec, device, compute, modules=("landscape",))
+    ens = train_ensemble(arch, seeds, x, y, epochs=cfg.mse_epochs, lr=cfg.lr, loss="mse",
+                         device=device, name="minimal-ratio MSE phase")
+    params, hist = minimize_grad_norm(ens, x, y, epochs=cfg.gn_epochs, lr=cfg.gn_lr, device=device)
+    final = Ensemble(arch, list(seeds), params, {}, "mse")
+    out = {f"param.{n}": p for n, p in params.items()}
+    out.update({"mse_loss": ens.history["loss"], "gn_grad_norm": hist["grad_norm"],
+                "gn_loss": hist["loss"], "loss": hist["loss"][:, -1],
+                "grad_norm": hist["grad_norm"][:, -1],
+                "eigvals": hessian_eigenvalues(final, x, y).cpu()})
+    return out
 
 
 # ------------------------------------------------------------------------------ error surface

@@ -1,4 +1,5 @@
-"""The run cache: keys follow exactly what determines a run; bad entries are never trusted; one trainer.
+"""The run cache: keys follow exactly what determines a run; one entry per seed, each trained once;
+bad entries are never trusted; training seconds survive a warm load.
 
 Each test gets an empty cache folder (HW1_RUN_CACHE) and counts calls of `compute`.
 """
@@ -7,8 +8,9 @@ import multiprocessing as mp
 import os
 import pickle
 import shutil
+import time
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,8 @@ from hw1 import cache
 from hw1.cache import CacheWarning
 
 SPEC = {"what": "fit", "target": "sinc", "arch": {"kind": "dnn", "widths": [14, 14, 8]}, "lr": 1e-3,
-        "epochs": 2000, "seeds": [0, 1, 2, 3], "n_points": 256}
+        "epochs": 2000, "n_points": 256}
+SEEDS = [0, 1, 2, 3]
 
 
 @pytest.fixture
@@ -29,34 +32,38 @@ def root(tmp_path, monkeypatch):
     monkeypatch.setenv("HW1_RUN_CACHE", str(folder))
     monkeypatch.delenv("HW1_NO_CACHE", raising=False)
     monkeypatch.setattr(cache, "STATS", {"hits": 0, "misses": 0, "corrupt": 0})
+    cache.reset_train_seconds()
     return folder
 
 
 class Counter:
-    """A compute() that counts its calls and returns fresh tensors."""
+    """A compute(seeds) that logs the seeds of each call and returns fresh rows, one per seed."""
 
-    def __init__(self, value: float = 1.0):
-        self.calls, self.value = 0, value
+    def __init__(self, value: float = 1.0, sleep: float = 0.0):
+        self.calls, self.value, self.sleep = [], value, sleep
 
-    def __call__(self):
-        self.calls += 1
-        return {"param.w": torch.full((3, 4), self.value), "hist.loss": torch.linspace(1, 0, 5)}
+    def __call__(self, seeds):
+        self.calls.append(list(seeds))
+        time.sleep(self.sleep)
+        k = len(seeds)
+        return {"param.w": torch.full((k, 3, 4), self.value) + torch.tensor(seeds).view(k, 1, 1),
+                "hist.loss": torch.linspace(1, 0, 5).repeat(k, 1)}
 
 
-def _entry(root: Path, spec=SPEC) -> Path:
-    return root / cache.run_key(spec, "cpu")
+def _entry(root: Path, seed: int = 0, spec=SPEC) -> Path:
+    return root / cache.run_key({**spec, "seed": seed}, "cpu")
 
 
 # ---------------------------------------------------------------- keys
 
 
 @pytest.mark.parametrize("change", [
-    {"lr": 1e-2}, {"epochs": 2001}, {"seeds": [0, 1, 2, 4]}, {"seeds": [1, 0, 2, 3]},
+    {"lr": 1e-2}, {"epochs": 2001}, {"seed": 1}, {"seed": None},
     {"target": "sincos"}, {"arch": {"kind": "dnn", "widths": [14, 14, 9]}}, {"n_points": 255},
     {"extra": None},
 ])
 def test_key_changes_with_the_spec(change):
-    assert cache.run_key({**SPEC, **change}, "cpu") != cache.run_key(SPEC, "cpu")
+    assert cache.run_key({**SPEC, "seed": 0, **change}, "cpu") != cache.run_key({**SPEC, "seed": 0}, "cpu")
 
 
 def test_key_changes_with_device_class_torch_and_dtype(monkeypatch):
@@ -78,8 +85,8 @@ def test_key_ignores_what_does_not_determine_the_run():
     shuffled = dict(reversed(list(SPEC.items())))
     shuffled["arch"] = {"widths": [14, 14, 8], "kind": "dnn"}
     assert cache.run_key(shuffled, "cpu") == cache.run_key(SPEC, "cpu")
-    same_values = {**SPEC, "epochs": np.int64(2000), "lr": np.float64(1e-3), "seeds": (0, 1, 2, 3)}
-    assert cache.run_key(same_values, torch.device("cpu")) == cache.run_key(SPEC, "cpu")
+    same_values = {**SPEC, "epochs": np.int64(2000), "lr": np.float64(1e-3), "widths": (14, 8)}
+    assert cache.run_key(same_values, torch.device("cpu")) == cache.run_key({**SPEC, "widths": [14, 8]}, "cpu")
     assert cache.run_key(SPEC, "cuda:0") == cache.run_key(SPEC, "cuda:1")  # a device class, not a card
 
 
@@ -105,7 +112,7 @@ def test_key_follows_the_code_of_the_training_path(sources):
     assert cache.run_key(SPEC, "cpu") != base
 
 
-@pytest.mark.parametrize("module", ["models", "data", "experiments"])
+@pytest.mark.parametrize("module", ["models", "data"])
 def test_key_follows_every_core_module(sources, module):
     base = cache.run_key(SPEC, "cpu")
     with open(sources / f"{module}.py", "a") as f:
@@ -133,44 +140,95 @@ def test_key_refuses_unknown_modules_and_unstable_values():
         cache.run_key({**SPEC, "build": lambda: None}, "cpu")
 
 
+@dataclass(frozen=True)
+class Setting:
+    epochs: int = 10
+    widths: tuple[int, ...] = (4, 4)
+    seeds: int = field(default=8, metadata={cache.NOT_IN_KEY: True})
+
+
+@dataclass(frozen=True)
+class OtherSetting:
+    epochs: int = 10
+    widths: tuple[int, ...] = (4, 4)
+
+
+def test_key_holds_a_dataclass_by_class_and_fields_less_those_not_in_key():
+    def key(value):
+        return cache.run_key({"cfg": value}, "cpu")
+
+    base = key(Setting())
+    assert key(replace(Setting(), epochs=11)) != base and key(replace(Setting(), widths=(4, 5))) != base
+    assert key(OtherSetting()) != base  # same fields, another class
+    assert key(replace(Setting(), seeds=16)) == base  # declared NOT_IN_KEY: how many seeds to ask for
+
+
 # ---------------------------------------------------------------- storing and loading
+
+
+def _get(seeds=SEEDS, compute=None, spec=SPEC):
+    return cache.cached_seeds(spec, seeds, "cpu", compute or Counter())
 
 
 def test_second_call_loads_the_same_cpu_tensors(root):
     compute = Counter()
-    first = cache.cached(SPEC, "cpu", compute)
-    second = cache.cached(SPEC, "cpu", compute)
-    assert compute.calls == 1 and cache.STATS == {"hits": 1, "misses": 1, "corrupt": 0}
+    first, second = _get(compute=compute), _get(compute=compute)
+    assert compute.calls == [SEEDS] and cache.STATS == {"hits": 4, "misses": 4, "corrupt": 0}
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
-    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [_entry(root).name]
+    assert first["param.w"].shape == (4, 3, 4) and first["param.w"][:, 0, 0].tolist() == [1, 2, 3, 4]
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(_entry(root, s).name for s in SEEDS)
+
+
+def test_each_seed_is_trained_once_and_new_seeds_together(root):
+    compute = Counter()
+    _get([0, 1], compute)
+    got = _get([0, 1, 2, 3], compute)
+    assert compute.calls == [[0, 1], [2, 3]]  # 0 and 1 loaded; 2 and 3 trained in one call
+    assert got["param.w"][:, 0, 0].tolist() == [1, 2, 3, 4]
+    again = _get([3, 0], compute)  # any subset, any order: loaded, in the order asked
+    assert compute.calls == [[0, 1], [2, 3]] and again["param.w"][:, 0, 0].tolist() == [4, 1]
+
+
+@pytest.mark.parametrize("bad", [{"w": torch.zeros(3, 2)}, {"w": torch.tensor(1.0)}])
+def test_compute_must_return_one_row_per_seed(root, bad):
+    with pytest.raises(ValueError, match=r"one row per seed \(first dimension 2"):
+        _get([0, 1], lambda seeds: bad)
+    assert not [p for p in root.iterdir() if p.is_dir()]  # nothing stored
+
+
+def test_seeds_are_distinct_and_kept_out_of_the_spec(root):
+    with pytest.raises(ValueError, match="distinct"):
+        _get([0, 0])
+    with pytest.raises(ValueError, match="excludes the seeds"):
+        _get([0], spec={**SPEC, "seeds": [0]})
 
 
 def test_a_view_is_stored_without_its_base(root):
     big = torch.zeros(1_000_000)
-    cache.cached(SPEC, "cpu", lambda: {"w": big[:10]})
+    _get([0], lambda seeds: {"w": big[:10].view(1, 10)})
     assert (_entry(root) / "tensors.pt").stat().st_size < 10_000
 
 
 def test_an_exception_in_compute_stores_nothing(root):
-    def broken():
+    def broken(seeds):
         raise KeyboardInterrupt  # the user stops the run mid-training
 
     with pytest.raises(KeyboardInterrupt):
-        cache.cached(SPEC, "cpu", broken)
+        _get(compute=broken)
     assert not _entry(root).exists() and not list(root.glob(".*"))
     compute = Counter()
-    cache.cached(SPEC, "cpu", compute)
-    assert compute.calls == 1
+    _get(compute=compute)
+    assert compute.calls == [SEEDS]
 
 
 def test_a_write_interrupted_before_the_rename_is_never_loaded(root):
-    cache.cached(SPEC, "cpu", Counter(value=7.0))
-    entry = _entry(root)
+    _get(compute=Counter(value=7.0))
+    entry = _entry(root, 2)
     leftover = root / f".{entry.name}.crashed"
     entry.rename(leftover)  # a complete-looking folder that was never renamed into place
     compute = Counter(value=1.0)
-    got = cache.cached(SPEC, "cpu", compute)
-    assert compute.calls == 1 and torch.all(got["param.w"] == 1.0)
+    got = _get(compute=compute)
+    assert compute.calls == [[2]] and got["param.w"][:, 0, 0].tolist() == [7, 8, 3, 10]
     assert not leftover.exists()
 
 
@@ -209,17 +267,17 @@ def _not_tensors(entry: Path) -> None:  # a valid checksum over something that i
 
 @pytest.mark.parametrize("damage", [_flip_bytes, _truncate, _break_meta, _drop_meta, _wrong_key, _not_tensors])
 def test_a_corrupted_entry_is_discarded_reported_and_retrained(root, damage):
-    cache.cached(SPEC, "cpu", Counter(value=7.0))
-    damage(_entry(root))
+    _get(compute=Counter(value=7.0))
+    damage(_entry(root, 1))
     compute = Counter(value=1.0)
     with pytest.warns(CacheWarning, match="unusable"):
-        got = cache.cached(SPEC, "cpu", compute)
-    assert compute.calls == 1 and cache.STATS["corrupt"] == 1
-    assert torch.all(got["param.w"] == 1.0)
+        got = _get(compute=compute)
+    assert compute.calls == [[1]] and cache.STATS["corrupt"] == 1
+    assert got["param.w"][:, 0, 0].tolist() == [7, 2, 9, 10]
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheWarning)
-        again = cache.cached(SPEC, "cpu", compute)  # the retrained entry is sound
-    assert compute.calls == 1 and torch.equal(again["param.w"], got["param.w"])
+        again = _get(compute=compute)  # the retrained entry is sound
+    assert compute.calls == [[1]] and torch.equal(again["param.w"], got["param.w"])
 
 
 class Payload:
@@ -238,7 +296,7 @@ def test_loading_never_executes_code_from_the_cache(root, tmp_path, form):
     probe = tmp_path / "probe-marker"
     pickle.loads(pickle.dumps(Payload(probe))).close()
     assert probe.exists(), "the payload must be live, or this test proves nothing"
-    cache.cached(SPEC, "cpu", Counter())
+    _get([0])
     entry, marker = _entry(root), tmp_path / "executed-marker"
     if form == "pickle":
         (entry / "tensors.pt").write_bytes(pickle.dumps({"param.w": Payload(marker)}))
@@ -249,65 +307,122 @@ def test_loading_never_executes_code_from_the_cache(root, tmp_path, form):
     (entry / "meta.json").write_text(json.dumps(meta))
     compute = Counter()
     with pytest.warns(CacheWarning):
-        cache.cached(SPEC, "cpu", compute)
-    assert not marker.exists() and compute.calls == 1
+        _get([0], compute)
+    assert not marker.exists() and compute.calls == [[0]]
 
 
-def _worker(root: str, count: str, barrier, results) -> None:
-    """One process asking for the shared run; compute() logs itself in `count` and takes a second."""
-    import time
-
+def _worker(root: str, log: str, seeds: list[int], barrier, results) -> None:
+    """One process asking for some seeds of a shared group; compute() logs the seeds it trains."""
     os.environ["HW1_RUN_CACHE"] = root
     torch.set_num_threads(1)
 
-    def compute():
-        with open(count, "a") as f:
-            f.write(f"{os.getpid()}\n")
-        time.sleep(1.0)
-        return {"w": torch.arange(6.0)}
+    def compute(todo):
+        with open(log, "a") as f:
+            f.write(" ".join(map(str, todo)) + "\n")
+        time.sleep(0.5)
+        return {"w": torch.tensor(todo, dtype=torch.float32).view(-1, 1)}
 
     barrier.wait()  # start together: all ask while the first one trains
-    got = cache.cached({"what": "shared"}, "cpu", compute)
-    results.put((got["w"].tolist(), cache.STATS["hits"]))
+    got = cache.cached_seeds({"what": "shared"}, seeds, "cpu", compute)
+    results.put((seeds, got["w"].flatten().tolist()))
 
 
-def test_processes_asking_for_the_same_run_train_it_once(root, tmp_path):
+def test_processes_asking_for_overlapping_seeds_train_each_seed_once(root, tmp_path):
     # fork: separate processes (own file descriptors, so the file lock really arbitrates) that
     # start in milliseconds because torch is already imported; spawn where fork is missing.
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    count, n = tmp_path / "count.txt", 3
-    barrier, results = ctx.Barrier(n), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(str(root), str(count), barrier, results)) for _ in range(n)]
+    log, asks = tmp_path / "log.txt", [[0, 1], [0, 1, 2, 3], [2, 3, 4], [4]]
+    barrier, results = ctx.Barrier(len(asks)), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(str(root), str(log), a, barrier, results)) for a in asks]
     for p in procs:
         p.start()
     got = [results.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=60)
     assert all(p.exitcode == 0 for p in procs)
-    assert len(count.read_text().split()) == 1  # trained once
-    assert all(values == got[0][0] for values, _ in got)  # everyone got the same tensors
-    assert sorted(hits for _, hits in got) == [0] + [1] * (n - 1)  # one trainer, the rest hit
+    trained = [int(s) for line in log.read_text().split("\n") for s in line.split()]
+    assert sorted(trained) == [0, 1, 2, 3, 4]  # every seed trained exactly once
+    assert all(values == [float(s) for s in seeds] for seeds, values in got)
 
 
 def test_no_cache_bypasses_reading_and_writing(root, monkeypatch):
-    cache.cached(SPEC, "cpu", Counter())
+    _get()
     monkeypatch.setenv("HW1_NO_CACHE", "1")
     compute = Counter()
-    cache.cached(SPEC, "cpu", compute)
-    cache.cached({**SPEC, "lr": 0.5}, "cpu", compute)
-    assert compute.calls == 2 and not _entry(root, {**SPEC, "lr": 0.5}).exists()
+    _get(compute=compute)
+    _get(compute=compute, spec={**SPEC, "lr": 0.5})
+    assert compute.calls == [SEEDS, SEEDS] and not _entry(root, 0, {**SPEC, "lr": 0.5}).exists()
     monkeypatch.setenv("HW1_NO_CACHE", "0")
     assert cache.enabled()
 
 
 def test_clear_removes_entries_and_nothing_else(root):
-    cache.cached(SPEC, "cpu", Counter())
-    cache.cached({**SPEC, "lr": 0.5}, "cpu", Counter())
+    _get([0, 1])
+    _get([0], spec={**SPEC, "lr": 0.5})
     (root / "notes.txt").write_text("the user's own file")
-    assert cache.clear() == 2
+    assert cache.clear() == 3
     assert [p.name for p in root.iterdir()] == ["notes.txt"]
     (root / "notes.txt").unlink()
     assert cache.clear() == 0
+
+
+# ---------------------------------------------------------------- training seconds
+
+
+def test_entries_keep_their_training_seconds_through_a_warm_load(root):
+    _get([0, 1], Counter(sleep=0.4))
+    cold = cache.train_seconds()
+    meta = json.loads((_entry(root, 1) / "meta.json").read_text())
+    assert 0.19 <= meta["seconds"] <= cold / 2 + 1e-9  # the group's time, shared by its two seeds
+    cache.reset_train_seconds()
+    _get([1, 0], Counter())  # warm: nothing trains, the cost stays what it was
+    assert cache.train_seconds() == pytest.approx(cold)
+
+
+def test_seconds_of_runs_loaded_inside_a_compute_count_once(root):
+    """A measurement that loads its runs costs their training plus its own time, cold or warm."""
+    def measure(seeds):
+        cache.cached_seeds({"what": "runs"}, seeds, "cpu", Counter(sleep=0.5))
+        time.sleep(0.1)
+        return {"m": torch.zeros(len(seeds))}
+
+    cache.cached_seeds({"what": "measure"}, [0], "cpu", measure)
+    cold = cache.train_seconds()
+    assert 0.59 <= cold < 0.95  # 0.5 + 0.1, not 0.5 + (0.5 + 0.1): the runs inside count once
+    shutil.rmtree(_entry(root, 0, {"what": "measure"}))
+    cache.reset_train_seconds()
+    cache.cached_seeds({"what": "measure"}, [0], "cpu", measure)  # runs warm, the measure cold
+    assert cache.train_seconds() == pytest.approx(cold, abs=0.15)
+
+
+# ---------------------------------------------------------------- per_seed: keys from the arguments
+
+
+@cache.per_seed
+def _scaled(width, seeds, *, scale=2.0, device="cpu"):
+    return {"w": torch.tensor([[float(width * scale + s)] for s in seeds])}
+
+
+def test_per_seed_keys_on_every_argument_with_its_defaults(root):
+    base = _scaled.keys(3, [0, 1])
+    assert base == _scaled.keys(3, [0, 1], scale=2.0, device="cpu")  # defaults are bound
+    assert len(set(base.values())) == 2  # one entry per seed
+    for other in (_scaled.keys(4, [0, 1]), _scaled.keys(3, [0, 1], scale=2.5)):
+        assert not set(other.values()) & set(base.values())
+    assert _scaled.keys(3, [1, 5])[1] == base[1]  # a seed's entry does not depend on the others
+    assert _scaled.keys(3, [0], device="cuda:1")[0] != base[0]
+    got = _scaled(3, [1, 0])
+    assert got["w"].flatten().tolist() == [7.0, 6.0] and cache.STATS["misses"] == 2
+
+
+def test_per_seed_keys_on_the_code_of_a_function_outside_hw1():
+    spec_source = cache._source_digest(_scaled.uncached)
+    assert spec_source == cache._code_digest(Path(__file__).read_bytes())
+
+
+def test_per_seed_needs_seeds_and_device():
+    with pytest.raises(TypeError, match="`seeds` and `device`"):
+        cache.per_seed(lambda width, seeds: None)
 
 
 def test_fit_runs_share_one_trained_ensemble(root):
@@ -317,6 +432,7 @@ def test_fit_runs_share_one_trained_ensemble(root):
     cfg = replace(SMOKE.fit, epochs=3, n_points=16)
     first = fit_runs(cfg, "sinc", 2, 40, [0, 1])
     second = fit_runs(cfg, "sinc", 2, 40, [0, 1])
-    assert cache.STATS["misses"] == 1 and cache.STATS["hits"] == 1
+    assert cache.STATS["misses"] == 2 and cache.STATS["hits"] == 2
     assert all(torch.equal(first.params[n], second.params[n]) for n in first.params)
     assert torch.equal(first.history["loss"], second.history["loss"])
+    assert torch.equal(first.final_loss, second.final_loss)
