@@ -64,21 +64,25 @@ def _grid_mse(target: str, run, grid: torch.Tensor) -> np.ndarray:
     "At an equal number of trainable parameters, deeper DNNs reach lower training loss, and predict "
     "the function curve more precisely."))
 @pytest.mark.parametrize("target", [pytest.param("sinc", marks=SINC_FRAGILE), "sincos"])
-def test_function_depth(target, scale, seeds, device, claim):
+def test_function_depth(target, scale, device, claim):
     """Report: 可以發現在相同可訓練參數量下,層數越深,loss 的下降可以到越低。而且,深層的神經網路可以更精確的預測函數圖形."""
-    cfg, s = scale.fit, seeds(scale.fit.seeds)
-    runs = {d: fit_runs(cfg, target, d, cfg.budget, s, device) for d in cfg.depths}
+    cfg = scale.fit
     grid, _ = sample_target(target, 4 * cfg.n_points)
-    train_loss = np.stack([runs[d].history["loss"][:, -1].numpy() for d in cfg.depths], 1)  # (seeds, depths)
-    grid_mse = np.stack([_grid_mse(target, runs[d], grid) for d in cfg.depths], 1)
-    # Criterion: Page's trend test over seeds (blocks) x depths, one-sided (decreasing), for the final
-    # training loss AND the dense-grid prediction error; both must hold (intersection-union).
-    verdict = stats.all_of([
-        stats.trend_test(np.log10(train_loss), direction="decreasing", alpha=scale.alpha,
-                         claim="final training loss (log10) vs depth"),
-        stats.trend_test(np.log10(grid_mse), direction="decreasing", alpha=scale.alpha,
-                         claim="prediction MSE on a dense grid (log10) vs depth"),
-    ], claim=f"{target}: deeper is better at {cfg.budget} parameters")
+
+    def measure(s, alpha):
+        runs = {d: fit_runs(cfg, target, d, cfg.budget, s, device) for d in cfg.depths}
+        train_loss = np.stack([runs[d].history["loss"][:, -1].numpy() for d in cfg.depths], 1)  # (seeds, depths)
+        grid_mse = np.stack([_grid_mse(target, runs[d], grid) for d in cfg.depths], 1)
+        # Criterion: Page's trend test over seeds (blocks) x depths, one-sided (decreasing), for the
+        # final training loss AND the dense-grid prediction error; both must hold (intersection-union).
+        return stats.all_of([
+            stats.trend_test(np.log10(train_loss), direction="decreasing", alpha=alpha,
+                             claim="final training loss (log10) vs depth"),
+            stats.trend_test(np.log10(grid_mse), direction="decreasing", alpha=alpha,
+                             claim="prediction MSE on a dense grid (log10) vs depth"),
+        ], claim=f"{target}: deeper is better at {cfg.budget} parameters"), runs
+
+    verdict, s, runs = claim.stage(measure, cfg.seeds)
     claim.figure(f"function-depth-{target}-loss", [_loss_panel(
         runs, "loss", f"Training loss, {get_target(target).formula} (median, IQR over {len(s)} seeds)",
         "MSE (training)")])
@@ -90,22 +94,26 @@ def test_function_depth(target, scale, seeds, device, claim):
     "(the report's conjecture) When the parameter budget is very small, a wider, shallower model "
     "may beat a deeper one whose layers have very few units."))
 @pytest.mark.parametrize("target", ["sinc", pytest.param("sincos", marks=CROSSOVER_SINCOS)])
-def test_small_budget_crossover(target, scale, seeds, device, claim):
+def test_small_budget_crossover(target, scale, device, claim):
     """Report: 如果總限制的 trainable variable 量其實很小,或許廣一點的 model 表現會比深一點但每層都只有極少數節點的 model 來得好."""
-    cfg, s = scale.fit, seeds(scale.fit.seeds)
+    cfg = scale.fit
     budgets, shallow, deep = cfg.crossover_budgets, min(cfg.depths), max(cfg.depths)
-    runs = {(b, d): fit_runs(cfg, target, d, b, s, device) for b in budgets for d in cfg.depths}
-    final = {k: r.history["loss"][:, -1].numpy() for k, r in runs.items()}  # (seeds,) each
-    # Criterion: Wilcoxon signed-rank over seeds, one-sided, at the smallest budget (shallow < deep)
-    # AND at the largest (deep < shallow): a crossover needs both (intersection-union).
-    verdict = stats.all_of([
-        stats.paired_test(np.log10(final[budgets[0], shallow]), np.log10(final[budgets[0], deep]),
-                          alternative="less", alpha=scale.alpha,
-                          claim=f"budget {budgets[0]}: {shallow}-layer loss below {deep}-layer"),
-        stats.paired_test(np.log10(final[budgets[-1], deep]), np.log10(final[budgets[-1], shallow]),
-                          alternative="less", alpha=scale.alpha,
-                          claim=f"budget {budgets[-1]}: {deep}-layer loss below {shallow}-layer"),
-    ], claim=f"{target}: crossover between budgets {budgets[0]} and {budgets[-1]}")
+
+    def measure(s, alpha):
+        runs = {(b, d): fit_runs(cfg, target, d, b, s, device) for b in budgets for d in cfg.depths}
+        final = {k: r.history["loss"][:, -1].numpy() for k, r in runs.items()}  # (seeds,) each
+        # Criterion: Wilcoxon signed-rank over seeds, one-sided, at the smallest budget (shallow <
+        # deep) AND at the largest (deep < shallow): a crossover needs both (intersection-union).
+        return stats.all_of([
+            stats.paired_test(np.log10(final[budgets[0], shallow]), np.log10(final[budgets[0], deep]),
+                              alternative="less", alpha=alpha,
+                              claim=f"budget {budgets[0]}: {shallow}-layer loss below {deep}-layer"),
+            stats.paired_test(np.log10(final[budgets[-1], deep]), np.log10(final[budgets[-1], shallow]),
+                              alternative="less", alpha=alpha,
+                              claim=f"budget {budgets[-1]}: {deep}-layer loss below {shallow}-layer"),
+        ], claim=f"{target}: crossover between budgets {budgets[0]} and {budgets[-1]}"), (runs, final)
+
+    verdict, s, (runs, final) = claim.stage(measure, cfg.seeds)
     series = []
     for d in cfg.depths:
         mid, lo, hi = band(np.stack([final[b, d] for b in budgets], 1))
@@ -131,18 +139,22 @@ def _mnist_figures(claim, runs: dict, kind: str, n: int) -> None:
     "On MNIST at about equal parameters, CNNs with more conv layers (1, 2, 4 conv+max-pool blocks, "
     "then flatten + one dense layer) reach lower training loss and higher training accuracy."))
 @CNN_UNDERTRAINED
-def test_cnn_depth(scale, seeds, device, claim):
+def test_cnn_depth(scale, device, claim):
     """Report: 對於 CNN 而言,在可訓練參數差不多的情況下,層數越多(越深),對於 Loss 的下降或是準確率的提升都能有幫助."""
-    cfg, s = scale.mnist, seeds(scale.mnist.seeds)
-    runs = {d: mnist_runs(cfg, "cnn", d, s, device) for d in cfg.cnn_depths}
-    loss = np.stack([runs[d].history["train_loss"][:, -1].numpy() for d in cfg.cnn_depths], 1)
-    acc = np.stack([runs[d].history["train_acc"][:, -1].numpy() for d in cfg.cnn_depths], 1)
-    # Criterion: Page's trend test over seeds x depths, one-sided: final training loss decreasing
-    # AND final training accuracy increasing with depth (intersection-union).
-    verdict = stats.all_of([
-        stats.trend_test(loss, direction="decreasing", alpha=scale.alpha, claim="training loss vs depth"),
-        stats.trend_test(acc, direction="increasing", alpha=scale.alpha, claim="training accuracy vs depth"),
-    ], claim=f"CNNs at ~{cfg.cnn_budget} parameters")
+    cfg = scale.mnist
+
+    def measure(s, alpha):
+        runs = {d: mnist_runs(cfg, "cnn", d, s, device) for d in cfg.cnn_depths}
+        loss = np.stack([runs[d].history["train_loss"][:, -1].numpy() for d in cfg.cnn_depths], 1)
+        acc = np.stack([runs[d].history["train_acc"][:, -1].numpy() for d in cfg.cnn_depths], 1)
+        # Criterion: Page's trend test over seeds x depths, one-sided: final training loss
+        # decreasing AND final training accuracy increasing with depth (intersection-union).
+        return stats.all_of([
+            stats.trend_test(loss, direction="decreasing", alpha=alpha, claim="training loss vs depth"),
+            stats.trend_test(acc, direction="increasing", alpha=alpha, claim="training accuracy vs depth"),
+        ], claim=f"CNNs at ~{cfg.cnn_budget} parameters"), runs
+
+    verdict, s, runs = claim.stage(measure, cfg.seeds)
     _mnist_figures(claim, runs, "cnn", len(s))
     claim.conclude(verdict, s)
 
@@ -150,19 +162,23 @@ def test_cnn_depth(scale, seeds, device, claim):
 @pytest.mark.claim("dnn-depth", section=SECTION, statement=(
     "(aside) For plain DNNs on MNIST, too many layers sometimes converge more slowly and reach worse "
     "accuracy."))
-def test_dnn_depth(scale, seeds, device, claim):
+def test_dnn_depth(scale, device, claim):
     """Report: 我們也嘗試過 DNN,但發現在 DNN 上面,太多層數有時候反而會讓收斂速度比較慢,準確率也會比較差."""
-    cfg, s = scale.mnist, seeds(scale.mnist.seeds)
-    runs = {d: mnist_runs(cfg, "dnn", d, s, device) for d in cfg.dnn_depths}
-    # convergence speed = mean training loss over the epochs (area under the curve, lower = faster)
-    auc = np.stack([runs[d].history["loss"].mean(1).numpy() for d in cfg.dnn_depths], 1)
-    acc = np.stack([runs[d].history["train_acc"][:, -1].numpy() for d in cfg.dnn_depths], 1)
-    # Criterion: Page's trend test over seeds x depths, one-sided: the area under the training-loss
-    # curve increasing AND the final training accuracy decreasing with depth (intersection-union).
-    verdict = stats.all_of([
-        stats.trend_test(auc, direction="increasing", alpha=scale.alpha,
-                         claim="area under the training-loss curve vs depth"),
-        stats.trend_test(acc, direction="decreasing", alpha=scale.alpha, claim="training accuracy vs depth"),
-    ], claim=f"DNNs at ~{cfg.dnn_budget} parameters")
+    cfg = scale.mnist
+
+    def measure(s, alpha):
+        runs = {d: mnist_runs(cfg, "dnn", d, s, device) for d in cfg.dnn_depths}
+        # convergence speed = mean training loss over the epochs (area under the curve, lower = faster)
+        auc = np.stack([runs[d].history["loss"].mean(1).numpy() for d in cfg.dnn_depths], 1)
+        acc = np.stack([runs[d].history["train_acc"][:, -1].numpy() for d in cfg.dnn_depths], 1)
+        # Criterion: Page's trend test over seeds x depths, one-sided: the area under the training-
+        # loss curve increasing AND the final training accuracy decreasing with depth (IUT).
+        return stats.all_of([
+            stats.trend_test(auc, direction="increasing", alpha=alpha,
+                             claim="area under the training-loss curve vs depth"),
+            stats.trend_test(acc, direction="decreasing", alpha=alpha, claim="training accuracy vs depth"),
+        ], claim=f"DNNs at ~{cfg.dnn_budget} parameters"), runs
+
+    verdict, s, runs = claim.stage(measure, cfg.seeds)
     _mnist_figures(claim, runs, "dnn", len(s))
     claim.conclude(verdict, s)

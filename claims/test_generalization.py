@@ -26,31 +26,34 @@ def _curve(label, x, values, style="line"):
 @pytest.mark.claim("random-labels", section=SECTION, statement=(
     "A network can fit MNIST with randomly shuffled labels: the training loss goes to ~0 while the "
     "test loss rises and test accuracy stays at chance."))
-def test_random_labels(scale, seeds, device, claim):
+def test_random_labels(scale, device, claim):
     """Report: Can network fit random labels? MNIST, 1層 CNN + 1層 DNN(512 neurons), 1000 epochs,
     learning rate=0.001, Adam Optimizer."""
-    cfg, s = scale.gen, seeds(scale.gen.seeds)
-    run = G.random_label_runs(cfg, s, device)
+    cfg, m = scale.gen, scale.gen.chance_margin
     _, (xt, yt) = G.mnist_sets(cfg.rl_train_size, cfg.rl_test_size)
-    pred = G.predict_classes(run, xt)
-    chance = np.array([G.chance_accuracy(pred[k], yt) for k in range(len(s))])  # sum_k q_k p_k
-    h = {k: v.numpy() for k, v in run.history.items()}
-    gap = h["test_acc"][:, -1] - chance
-    m = cfg.chance_margin
-    # Criterion (all must hold, intersection-union; Wilcoxon signed-rank over seeds, one-sided):
-    # final training accuracy > rl_train_acc; test accuracy equivalent to each seed's own chance
-    # level sum_k q_k p_k within +-chance_margin (two one-sided tests, TOST); final test loss above
-    # the test loss after the first epoch.
-    verdict = stats.all_of([
-        stats.one_sample_test(h["train_acc"][:, -1], alternative="greater", null=cfg.rl_train_acc,
-                              alpha=scale.alpha, claim="final training accuracy (random labels)"),
-        stats.one_sample_test(gap, alternative="less", null=m, alpha=scale.alpha,
-                              claim=f"test accuracy - chance below +{m:g}", effect_name="median gap"),
-        stats.one_sample_test(gap, alternative="greater", null=-m, alpha=scale.alpha,
-                              claim=f"test accuracy - chance above -{m:g}", effect_name="median gap"),
-        stats.paired_test(h["test_loss"][:, -1], h["test_loss"][:, 0], alternative="greater",
-                          alpha=scale.alpha, claim="final test loss above the epoch-1 test loss"),
-    ], claim=f"MLP/CNN fits {cfg.rl_train_size or 60000} randomly labelled MNIST images")
+
+    def measure(s, alpha):
+        run = G.random_label_runs(cfg, s, device)
+        pred = G.predict_classes(run, xt)
+        chance = np.array([G.chance_accuracy(pred[k], yt) for k in range(len(s))])  # sum_k q_k p_k
+        h = {k: v.numpy() for k, v in run.history.items()}
+        gap = h["test_acc"][:, -1] - chance
+        # Criterion (all must hold, intersection-union; Wilcoxon signed-rank over seeds, one-
+        # sided): final training accuracy > rl_train_acc; test accuracy equivalent to each seed's
+        # own chance level sum_k q_k p_k within +-chance_margin (two one-sided tests, TOST); final
+        # test loss above the test loss after the first epoch.
+        return stats.all_of([
+            stats.one_sample_test(h["train_acc"][:, -1], alternative="greater", null=cfg.rl_train_acc,
+                                  alpha=alpha, claim="final training accuracy (random labels)"),
+            stats.one_sample_test(gap, alternative="less", null=m, alpha=alpha,
+                                  claim=f"test accuracy - chance below +{m:g}", effect_name="median gap"),
+            stats.one_sample_test(gap, alternative="greater", null=-m, alpha=alpha,
+                                  claim=f"test accuracy - chance above -{m:g}", effect_name="median gap"),
+            stats.paired_test(h["test_loss"][:, -1], h["test_loss"][:, 0], alternative="greater",
+                              alpha=alpha, claim="final test loss above the epoch-1 test loss"),
+        ], claim=f"MLP/CNN fits {cfg.rl_train_size or 60000} randomly labelled MNIST images"), (run, h, chance)
+
+    verdict, s, (run, h, chance) = claim.stage(measure, cfg.seeds)
     ep = h["eval_epoch"][0] + 1
     n_train = cfg.rl_train_size or 60000
     what = f"{run.build.n_params} params, {n_train} training images with permuted labels"
@@ -84,10 +87,14 @@ PARTS = [
 ]
 
 
-def _size_figures(claim, cfg, runs, n_params, n_seeds):
-    def final(key):
+def _final(cfg, runs):
+    def final(key):  # (seeds, sizes) final value of a history entry
         return np.stack([runs[w].history[key][:, -1].numpy() for w in cfg.pg_widths], 1)
+    return final
 
+
+def _size_figures(claim, cfg, runs, n_params, n_seeds):
+    final = _final(cfg, runs)
     what = f"median, IQR over {n_seeds} seeds"
     claim.figure("params-vs-generalization-loss", [Panel(
         "Loss vs number of parameters", "number of parameters", "cross-entropy (final epoch)",
@@ -104,30 +111,35 @@ def _size_figures(claim, cfg, runs, n_params, n_seeds):
     "Over >=10 model sizes, test accuracy barely changes, but test loss keeps rising with the "
     "number of parameters (slow overfitting); training loss falls."))
 @pytest.mark.parametrize("part", PARTS)
-def test_params_vs_generalization(part, scale, seeds, device, claim):
+def test_params_vs_generalization(part, scale, device, claim):
     """Report: 實際對於 accuracy 的影響,至少在我們觀察的範圍內(0->5000000)是不明顯的;然而,值得注意的是,
     Loss 是不斷上升的."""
-    cfg, s = scale.gen, seeds(scale.gen.pg_seeds)
-    runs = {w: G.size_runs(cfg, w, s, device) for w in cfg.pg_widths}
-    n_params = [runs[w].build.n_params for w in cfg.pg_widths]
-    final = _size_figures(claim, cfg, runs, n_params, len(s))
-    sizes = f"{len(n_params)} sizes, {n_params[0]}..{n_params[-1]} parameters"
-    if part == "test-accuracy-flat":
-        acc = final("test_acc")
-        spread = acc.max(1) - acc.min(1)
-        # Criterion: equivalence bound fixed in the config before any run: per seed, the spread
-        # (max - min over sizes) of the final test accuracy is below acc_spread (Wilcoxon, one-sided).
-        verdict = stats.one_sample_test(spread, alternative="less", null=cfg.acc_spread,
-                                        alpha=scale.alpha, effect_name="median spread",
-                                        claim=f"test-accuracy spread across {sizes}")
-    elif part == "test-loss-rises":
-        # Criterion: Page's trend test over seeds x sizes, one-sided: final test loss increasing.
-        verdict = stats.trend_test(final("test_loss"), direction="increasing", alpha=scale.alpha,
-                                   claim=f"final test loss vs size ({sizes})")
-    else:
-        # Criterion: Page's trend test over seeds x sizes, one-sided: final training loss decreasing.
-        verdict = stats.trend_test(final("train_loss"), direction="decreasing", alpha=scale.alpha,
-                                   claim=f"final training loss vs size ({sizes})")
+    cfg = scale.gen
+
+    def measure(s, alpha):
+        runs = {w: G.size_runs(cfg, w, s, device) for w in cfg.pg_widths}
+        n_params = [runs[w].build.n_params for w in cfg.pg_widths]
+        final = _final(cfg, runs)
+        sizes = f"{len(n_params)} sizes, {n_params[0]}..{n_params[-1]} parameters"
+        if part == "test-accuracy-flat":
+            acc = final("test_acc")
+            # Criterion: equivalence bound fixed in the config before any run: per seed, the spread
+            # (max - min over sizes) of the final test accuracy is below acc_spread (Wilcoxon, one-sided).
+            verdict = stats.one_sample_test(acc.max(1) - acc.min(1), alternative="less",
+                                            null=cfg.acc_spread, alpha=alpha, effect_name="median spread",
+                                            claim=f"test-accuracy spread across {sizes}")
+        elif part == "test-loss-rises":
+            # Criterion: Page's trend test over seeds x sizes, one-sided: final test loss increasing.
+            verdict = stats.trend_test(final("test_loss"), direction="increasing", alpha=alpha,
+                                       claim=f"final test loss vs size ({sizes})")
+        else:
+            # Criterion: Page's trend test over seeds x sizes, one-sided: final training loss decreasing.
+            verdict = stats.trend_test(final("train_loss"), direction="decreasing", alpha=alpha,
+                                       claim=f"final training loss vs size ({sizes})")
+        return verdict, (runs, n_params, final)
+
+    verdict, s, (runs, n_params, final) = claim.stage(measure, cfg.pg_seeds)
+    _size_figures(claim, cfg, runs, n_params, len(s))
     claim.conclude(verdict, s, note=(
         f"{'MLPs' if runs[cfg.pg_widths[0]].build.is_mlp else 'CNNs'} with {cfg.pg_depth} dense "
         f"layers of width {cfg.pg_widths}, {cfg.pg_epochs} epochs on {cfg.pg_train_size or 60000} images; "
@@ -141,32 +153,37 @@ def test_params_vs_generalization(part, scale, seeds, device, claim):
 @pytest.mark.claim("interpolation", section=SECTION, statement=(
     "On theta(a) = (1-a) theta_1 + a theta_2 between minima found with batch 50 and batch 1000, "
     "a in [-1, 2], accuracy is high and loss low only near a = 0 and a = 1; elsewhere both degrade."))
-def test_interpolation(scale, seeds, device, claim):
+def test_interpolation(scale, device, claim):
     """Report: 只有在[0] 以及[1]的位置 Accuracy 特別高(Loss 特別低)."""
-    cfg, s = scale.gen, seeds(scale.gen.seeds)
+    cfg = scale.gen
     b1, b2 = cfg.interp_batches
-    r1, r2 = (G.batch_runs(cfg, "mnist", b, s, device) for b in (b1, b2))
     (x, y), (xt, yt) = G.task_data(cfg, "mnist")
     alphas = np.linspace(-1, 2, cfg.n_alphas)
-    c = G.interpolate(r1, r2, alphas, {"train": (x, y), "test": (xt, yt)})
     at = {a: int(np.argmin(np.abs(alphas - a))) for a in (-0.5, 0.0, 0.5, 1.0, 1.5)}
+
+    def measure(s, alpha):
+        r1, r2 = (G.batch_runs(cfg, "mnist", b, s, device) for b in (b1, b2))
+        c = G.interpolate(r1, r2, alphas, {"train": (x, y), "test": (xt, yt)})
+        loss, acc = c["train_loss"], c["test_acc"]
+        end_loss = np.maximum(loss[:, at[0.0]], loss[:, at[1.0]])
+        end_acc = np.minimum(acc[:, at[0.0]], acc[:, at[1.0]])
+        # Criterion (all must hold; Wilcoxon signed-rank over seeds, one-sided): the training loss
+        # at a = 0.5 (between) and at the better of a = -0.5, 1.5 (beyond) is above the worse
+        # endpoint's; the test accuracy there is below the worse endpoint's.
+        return stats.all_of([
+            stats.paired_test(loss[:, at[0.5]], end_loss, alternative="greater", alpha=alpha,
+                              claim="training loss at a=0.5 above both endpoints"),
+            stats.paired_test(np.minimum(loss[:, at[-0.5]], loss[:, at[1.5]]), end_loss,
+                              alternative="greater", alpha=alpha,
+                              claim="training loss at a=-0.5 and 1.5 above both endpoints"),
+            stats.paired_test(acc[:, at[0.5]], end_acc, alternative="less", alpha=alpha,
+                              claim="test accuracy at a=0.5 below both endpoints"),
+            stats.paired_test(np.maximum(acc[:, at[-0.5]], acc[:, at[1.5]]), end_acc, alternative="less",
+                              alpha=alpha, claim="test accuracy at a=-0.5 and 1.5 below both endpoints"),
+        ], claim=f"interpolation batch {b1} -> batch {b2}"), c
+
+    verdict, s, c = claim.stage(measure, cfg.seeds)
     loss, acc = c["train_loss"], c["test_acc"]
-    end_loss = np.maximum(loss[:, at[0.0]], loss[:, at[1.0]])
-    end_acc = np.minimum(acc[:, at[0.0]], acc[:, at[1.0]])
-    # Criterion (all must hold; Wilcoxon signed-rank over seeds, one-sided): the training loss at
-    # a = 0.5 (between) and at the better of a = -0.5, 1.5 (beyond) is above the worse endpoint's;
-    # the test accuracy there is below the worse endpoint's.
-    verdict = stats.all_of([
-        stats.paired_test(loss[:, at[0.5]], end_loss, alternative="greater", alpha=scale.alpha,
-                          claim="training loss at a=0.5 above both endpoints"),
-        stats.paired_test(np.minimum(loss[:, at[-0.5]], loss[:, at[1.5]]), end_loss,
-                          alternative="greater", alpha=scale.alpha,
-                          claim="training loss at a=-0.5 and 1.5 above both endpoints"),
-        stats.paired_test(acc[:, at[0.5]], end_acc, alternative="less", alpha=scale.alpha,
-                          claim="test accuracy at a=0.5 below both endpoints"),
-        stats.paired_test(np.maximum(acc[:, at[-0.5]], acc[:, at[1.5]]), end_acc, alternative="less",
-                          alpha=scale.alpha, claim="test accuracy at a=-0.5 and 1.5 below both endpoints"),
-    ], claim=f"interpolation batch {b1} -> batch {b2}")
     claim.figure("interpolation", [
         Panel(f"Loss along theta(a), batch {b1} (a=0) -> {b2} (a=1)", "interpolation ratio a",
               "cross-entropy", [_curve("training", alphas, c["train_loss"]),
@@ -208,15 +225,19 @@ TRAINING_NOTE = (
         "max_i ||dL_i/dx_i|| vs batch 10..1000 (MLP on MNIST): Page's L p = 0.67, mean tau -0.1 "
         "[-0.23, 0], n = 6; the mean rises (tau -0.3) and Novak's softmax Jacobian rises (tau -0.6)"))),
 ])
-def test_sensitivity(task, scale, seeds, device, claim):
+def test_sensitivity(task, scale, device, claim):
     """Report: Batch size 大的 model sensitivity 普遍比較低(儘管 loss 不見得比較低)."""
-    cfg, s = scale.gen, seeds(scale.gen.seeds)
-    m = G.batch_measurements(cfg, task, s, device)
-    # Criterion: Page's trend test over seeds x batch sizes, one-sided: the report's sensitivity
-    # (max over test points of ||d loss_i / d x_i||_F) decreasing with the batch size. The mean
-    # and, on MNIST, Novak et al.'s softmax-Jacobian norm are tested the same way and reported.
-    verdict = stats.trend_test(m["loss_grad_max"], direction="decreasing", alpha=scale.alpha,
-                               claim=f"{TASK_NAME[task]}: max loss-gradient norm vs batch size")
+    cfg = scale.gen
+
+    def measure(s, alpha):
+        m = G.batch_measurements(cfg, task, s, device)
+        # Criterion: Page's trend test over seeds x batch sizes, one-sided: the report's sensitivity
+        # (max over test points of ||d loss_i / d x_i||_F) decreasing with the batch size. The mean
+        # and, on MNIST, Novak et al.'s softmax-Jacobian norm are tested the same way and reported.
+        return stats.trend_test(m["loss_grad_max"], direction="decreasing", alpha=alpha,
+                                claim=f"{TASK_NAME[task]}: max loss-gradient norm vs batch size"), m
+
+    verdict, s, m = claim.stage(measure, cfg.seeds)
     others = {"loss_grad_mean": "mean loss-gradient norm"}
     if "softmax_jac" in m:
         others["softmax_jac"] = "Novak et al. softmax-Jacobian norm"
@@ -262,14 +283,18 @@ SHARPNESS_EVIDENCE = {  # measured at ci (6 seeds, batch 10, 50, 100, 500, 1000)
 @pytest.mark.parametrize("task,definition", [
     pytest.param(t, d, marks=pytest.mark.expect("ci", "not reproduced", evidence=f"{t}/{d}: {e}, n = 6"),
                  id=f"{t}-{d}") for (t, d), e in SHARPNESS_EVIDENCE.items()])
-def test_sharpness(task, definition, scale, seeds, device, claim):
+def test_sharpness(task, definition, scale, device, claim):
     """Report: 在 batch size 較大的 sharpness 比較小(跟 Paper 結果相反@@)."""
-    cfg, s = scale.gen, seeds(scale.gen.seeds)
-    m = G.batch_measurements(cfg, task, s, device)
-    # Criterion: Page's trend test over seeds x batch sizes, one-sided: sharpness (this case's
-    # definition, on the training set) decreasing with the batch size.
-    verdict = stats.trend_test(m[definition], direction="decreasing", alpha=scale.alpha,
-                               claim=f"{TASK_NAME[task]}: {definition} sharpness vs batch size")
+    cfg = scale.gen
+
+    def measure(s, alpha):
+        m = G.batch_measurements(cfg, task, s, device)
+        # Criterion: Page's trend test over seeds x batch sizes, one-sided: sharpness (this case's
+        # definition, on the training set) decreasing with the batch size.
+        return stats.trend_test(m[definition], direction="decreasing", alpha=alpha,
+                                claim=f"{TASK_NAME[task]}: {definition} sharpness vs batch size"), m
+
+    verdict, s, m = claim.stage(measure, cfg.seeds)
     m = {**m, "gap": m["test_loss"] - m["train_loss"]}
     labels = {k: v.format(n=cfg.sharp_n, sigma=cfg.sharp_sigma, eps=cfg.keskar_eps)
               for k, v in SHARPNESS.items()}

@@ -36,31 +36,37 @@ def _ratio_ensemble(cfg, seeds, device) -> tuple[dict, Ensemble]:
 @pytest.mark.claim("trajectories-diverge", section=SECTION, statement=(
     "Over 8 trainings from random initialisations the final losses are of the same order of "
     "magnitude, yet the parameters end at different places: the start decides which minimum is reached."))
-def test_trajectories_diverge(scale, seeds, device, claim):
+def test_trajectories_diverge(scale, device, claim):
     """Report: 訓練八次,每次 5000 個 epochs,loss 下降的數量級非常接近,但是參數的更新卻大不相同,隨著每次訓練
     initialization 的不同,gradient descent 所走的路徑是非常不同的; ... 我們可以推測 loss function 存在許多個 local
     minimum,對於參數一開始如果起始點設定不同,之後也很有可能會到達不同的 local minimum 位置."""
-    cfg, s = scale.fit, seeds(scale.fit.seeds)
-    run = fit_runs(cfg, "sincos", 6, cfg.budget, s, device)  # the HW1-1 deep model, reused
-    shapes = landscape.param_shapes(run.params)
-    snap = run.history["snapshot"]  # (K, T, P), epoch 0 first, the final parameters last
+    cfg = scale.fit
+
+    def measure(s, alpha):
+        run = fit_runs(cfg, "sincos", 6, cfg.budget, s, device)  # the HW1-1 deep model, reused
+        shapes = landscape.param_shapes(run.params)
+        snap = run.history["snapshot"]  # (K, T, P), epoch 0 first, the final parameters last
+        final_loss = run.history["loss"][:, -1].numpy()
+        dist = landscape.endpoint_distances(snap[:, 0], snap[:, -1], shapes)
+        # "far": the nearest other run's end (hidden units aligned to this run's by the Hungarian
+        # algorithm, layer by layer) lies farther away than this run travelled from its own start
+        far = np.log10(dist["apart"].min(1) / dist["moved"])
+        spread = np.abs(np.log10(final_loss) - np.median(np.log10(final_loss)))
+        # Criterion: Wilcoxon signed-rank over seeds, one-sided: |log10 final loss - median| < 0.5
+        # (the runs lie within one decade around the median) AND log10(nearest aligned end / own
+        # travel) > 0 (intersection-union).
+        return stats.all_of([
+            stats.one_sample_test(spread, alternative="less", null=0.5, alpha=alpha,
+                                  claim="final losses within half a decade of their median",
+                                  effect_name="median |log10 loss - median| (decades)"),
+            stats.one_sample_test(far, alternative="greater", alpha=alpha,
+                                  claim="runs end farther apart (aligned) than they travelled",
+                                  effect_name="median log10(nearest aligned end / distance travelled)"),
+        ], claim=f"{len(s)} runs of the 6-hidden-layer DNN on sin(3πx)+cos(6πx)"), (run, dist)
+
+    verdict, s, (run, dist) = claim.stage(measure, cfg.seeds)
+    shapes, snap = landscape.param_shapes(run.params), run.history["snapshot"]
     final_loss = run.history["loss"][:, -1].numpy()
-    dist = landscape.endpoint_distances(snap[:, 0], snap[:, -1], shapes)
-    # "far": the nearest other run's end (hidden units aligned to this run's by the Hungarian
-    # algorithm, layer by layer) lies farther away than this run travelled from its own start
-    far = np.log10(dist["apart"].min(1) / dist["moved"])
-    spread = np.abs(np.log10(final_loss) - np.median(np.log10(final_loss)))
-    # Criterion: Wilcoxon signed-rank over seeds, one-sided: |log10 final loss - median| < 0.5
-    # (the runs lie within one decade around the median) AND log10(nearest aligned end / own
-    # travel) > 0 (intersection-union).
-    verdict = stats.all_of([
-        stats.one_sample_test(spread, alternative="less", null=0.5, alpha=scale.alpha,
-                              claim="final losses within half a decade of their median",
-                              effect_name="median |log10 loss - median| (decades)"),
-        stats.one_sample_test(far, alternative="greater", alpha=scale.alpha,
-                              claim="runs end farther apart (aligned) than they travelled",
-                              effect_name="median log10(nearest aligned end / distance travelled)"),
-    ], claim="8 runs of the 6-hidden-layer DNN on sin(3πx)+cos(6πx)")
     loss_at = run.history["loss"].numpy()[:, run.history["snapshot_epoch"][0].long().numpy()]
     labels = [f"seed {k} (final loss {v:.2g})" for k, v in zip(s, final_loss)]
     layer = landscape.middle_layer(shapes)
@@ -85,23 +91,29 @@ def test_trajectories_diverge(scale, seeds, device, claim):
 @pytest.mark.claim("gradient-norm", section=SECTION, statement=(
     "When the gradient norm is almost zero the loss still keeps going down: the loss surface is "
     "flat there, and a fixed learning rate converges slowly."))
-def test_gradient_norm(scale, seeds, device, claim):
+def test_gradient_norm(scale, device, claim):
     """Report: 當 梯度范數 (Gradient Norm)接近 0 的時候,我們可以發現 Loss 其實還是不斷的下降,這告訴了我們其實 Loss
     function 已經到達了相對平緩的地區,如果單純只靠梯度乘上固定的 leaning rate,收斂的速度可能會很慢."""
-    cfg, opt, s = scale.fit, scale.opt, seeds(scale.fit.seeds)
-    run = fit_runs(cfg, "sincos", 1, cfg.budget, s, device)  # the HW1-1 shallow model, reused
+    cfg, opt = scale.fit, scale.opt
+
+    def measure(s, alpha):
+        run = fit_runs(cfg, "sincos", 1, cfg.budget, s, device)  # the HW1-1 shallow model, reused
+        g, loss = run.history["grad_norm"].numpy(), run.history["loss"].numpy()
+        change = landscape.quiet_loss_change(g, loss, quiet=opt.quiet, window=opt.window)
+        ok = np.isfinite(change)
+        # Criterion: Wilcoxon signed-rank over the runs that have near-zero stretches (gradient
+        # norm, averaged over `window` epochs, below `quiet` x its first value), one-sided: the
+        # summed log10 loss change over those epochs < 0 (the loss still fell there).
+        return stats.one_sample_test(
+            change[ok], alternative="less", alpha=alpha,
+            claim=(f"loss change while ||grad|| < {opt.quiet:g} x its start "
+                   f"({int(ok.sum())}/{len(s)} runs had such stretches)"),
+            effect_name="median log10 loss change over the near-zero-gradient epochs (decades)"), (run, change)
+
+    verdict, s, (run, change) = claim.stage(measure, cfg.seeds)
     g, loss = run.history["grad_norm"].numpy(), run.history["loss"].numpy()
-    change = landscape.quiet_loss_change(g, loss, quiet=opt.quiet, window=opt.window)
     quiet = landscape.quiet_mask(g, quiet=opt.quiet, window=opt.window)
     ok = np.isfinite(change)
-    # Criterion: Wilcoxon signed-rank over the runs that have near-zero stretches (gradient norm,
-    # averaged over `window` epochs, below `quiet` x its first value), one-sided: the summed
-    # log10 loss change over those epochs < 0 (the loss still fell there).
-    verdict = stats.one_sample_test(
-        change[ok], alternative="less", alpha=scale.alpha,
-        claim=(f"loss change while ||grad|| < {opt.quiet:g} x its start "
-               f"({int(ok.sum())}/{len(s)} runs had such stretches)"),
-        effect_name="median log10 loss change over the near-zero-gradient epochs (decades)")
     epochs = np.arange(1, g.shape[1] + 1)
     k = int(np.argsort(loss[:, -1])[len(s) // 2])  # the median seed, drawn on its own
     panels = []
@@ -130,24 +142,29 @@ def test_gradient_norm(scale, seeds, device, claim):
     "At points where the gradient is ≈0 the minimal ratio (fraction of positive Hessian eigenvalues) "
     "is below 1 in every run: saddle points or flat regions, not strict minima; runs with a higher "
     "minimal ratio tend to have lower loss."))
-def test_minimal_ratio(scale, seeds, device, claim):
+def test_minimal_ratio(scale, device, claim):
     """Report: 在上圖中,我們很容易發現在圖的右下角有一個 cluster,代表 min ratio 高而且 loss 不高的狀況; ... 100 次結果中
     沒有一次的 minimum ratio 接近 1 的(看起來最後仍然是在鞍點)."""
-    cfg, s = scale.opt, seeds(scale.opt.ratio_runs)
-    out, ens = _ratio_ensemble(cfg, s, device)
-    loss, ev = out["loss"].numpy(), out["eigvals"].numpy()
-    r = landscape.minimal_ratio(ev, cfg.eig_rel_tol)
-    rel_tol = cfg.eig_rel_tol or landscape.default_rel_tol(ev.shape[1])
-    # Criterion: counting only eigenvalues with |λ| > rel_tol x max|λ| (the near-zero ones are where
-    # the measure lies, Frye et al.): exact binomial test that more than 90% of runs have ratio < 1
-    # (not strict minima) AND Kendall tau(loss, ratio) < 0, one-sided (intersection-union).
-    verdict = stats.all_of([
-        stats.proportion_test(int((r["ratio"] < 1).sum()), len(s), p0=0.9, alternative="greater",
-                              alpha=scale.alpha, claim="runs with minimal ratio < 1"),
-        stats.correlation_test(loss, r["ratio"], alternative="less", alpha=scale.alpha,
-                               claim="loss vs minimal ratio"),
-    ], claim=(f"{len(s)} one-hidden-layer DNNs ({ens.build.n_params} params) on "
-              f"{get_target(cfg.ratio_target).formula}"))
+    cfg = scale.opt
+    rel_tol_of = lambda ev: cfg.eig_rel_tol or landscape.default_rel_tol(ev.shape[1])  # noqa: E731
+
+    def measure(s, alpha):
+        out, ens = _ratio_ensemble(cfg, s, device)
+        loss, ev = out["loss"].numpy(), out["eigvals"].numpy()
+        r = landscape.minimal_ratio(ev, cfg.eig_rel_tol)
+        # Criterion: counting only eigenvalues with |λ| > rel_tol x max|λ| (the near-zero ones are
+        # where the measure lies, Frye et al.): exact binomial test that more than 90% of runs have
+        # ratio < 1 (not strict minima) AND Kendall tau(loss, ratio) < 0, one-sided (IUT).
+        return stats.all_of([
+            stats.proportion_test(int((r["ratio"] < 1).sum()), len(s), p0=0.9, alternative="greater",
+                                  alpha=alpha, claim="runs with minimal ratio < 1"),
+            stats.correlation_test(loss, r["ratio"], alternative="less", alpha=alpha,
+                                   claim="loss vs minimal ratio"),
+        ], claim=(f"{len(s)} one-hidden-layer DNNs ({ens.build.n_params} params) on "
+                  f"{get_target(cfg.ratio_target).formula}")), (out, loss, ev, r)
+
+    verdict, s, (out, loss, ev, r) = claim.stage(measure, cfg.ratio_runs)
+    rel_tol = rel_tol_of(ev)
     g0, g1 = out["gn_grad_norm"][:, 0].numpy(), out["grad_norm"].numpy()
     steps = np.arange(out["gn_grad_norm"].shape[1])
     mid, lo, hi = band(out["gn_grad_norm"].numpy())
@@ -175,24 +192,24 @@ def test_minimal_ratio(scale, seeds, device, claim):
 @pytest.mark.claim("error-surface", section=SECTION, statement=(
     "(bonus) The mean loss over random points at equal distance r from a found minimum θ* grows with "
     "r², and this 1-D curve shows how sharp the minimum is."))
-def test_error_surface(scale, seeds, device, claim):
+def test_error_surface(scale, device, claim):
     """Report: 以 θ^* 為中心,把所有歐氏方向上的等距位置(Hyper-ball)的 Loss 取期望值 ... 並對歐氏距離的平方作圖得到的結果;
     我們認為這樣簡單的做法也能夠看出 Loss Function 的 Sharpness 程度."""
     cfg = scale.opt
-    all_seeds = seeds(cfg.ratio_runs)
-    _, ens = _ratio_ensemble(cfg, all_seeds, device)  # θ*: the minimal-ratio runs' end points
-    n = min(cfg.seeds, len(all_seeds))
-    s = all_seeds[:n]
-    ens = Ensemble(ens.build, s, {k: v[:n] for k, v in ens.params.items()}, {}, "mse")
     x, y = sample_target(cfg.ratio_target, cfg.n_points)
-    norm = float(ens.flat().norm(dim=1).median())
-    radii = np.asarray(cfg.radii) * norm
-    probe = landscape.sphere_losses(ens, x, y, radii, cfg.n_dirs, seed=0)  # (seeds, radii, dirs)
-    mean = probe.mean(2)
-    # Criterion: Page's trend test over seeds x radii, one-sided: the mean loss over the sphere
-    # rises with r.
-    verdict = stats.trend_test(mean, direction="increasing", alpha=scale.alpha,
-                               claim="mean loss on the sphere of radius r vs r")
+
+    def measure(s, alpha):
+        _, ens = _ratio_ensemble(cfg, s, device)  # θ*: the end points of minimal-ratio runs (shared)
+        norm = float(ens.flat().norm(dim=1).median())
+        radii = np.asarray(cfg.radii) * norm
+        probe = landscape.sphere_losses(ens, x, y, radii, cfg.n_dirs, seed=0)  # (seeds, radii, dirs)
+        # Criterion: Page's trend test over seeds x radii, one-sided: the mean loss over the sphere
+        # rises with r.
+        return stats.trend_test(probe.mean(2), direction="increasing", alpha=alpha,
+                                claim="mean loss on the sphere of radius r vs r"), (ens, norm, radii, probe)
+
+    verdict, s, (ens, norm, radii, probe) = claim.stage(measure, cfg.seeds)
+    n, mean = len(s), probe.mean(2)
     k = int(np.argsort(mean[:, 0])[n // 2])
     mid, lo, hi = band(mean)
     claim.figure("error-surface-radius", [Panel(

@@ -6,7 +6,12 @@ Each section of the report has its own dataclass; a `Scale` bundles them. Vary o
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import ast
+import fnmatch
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+
+from .stats import StagePlan
 
 SCALE_NAMES = ("smoke", "ci", "paper")
 
@@ -127,15 +132,25 @@ class GenConfig:
     rl_train_acc: float = 0.99  # "fits": training accuracy above this
 
 
+# Seeds in stages (hw1.stats.staged): a case not decided by its first stage's seeds gets 2x, then
+# 4x the claim's base count; alpha is spent 1/2, 1/4, 1/4 over the stages (union bound: overall
+# false "reproduced" <= alpha), and a case stops early when, at the effect it shows, even 4x the
+# seeds would reach significance either way with chance < 5%. Fixed before any run.
+STAGED = StagePlan(multipliers=(1, 2, 4), spend=(0.5, 0.75, 1.0), futility=0.05)
+SINGLE = StagePlan(multipliers=(1,), spend=(1.0,), futility=0.0)
+
+
 @dataclass(frozen=True)
 class Scale:
     name: str
     decides: bool  # False: verdicts are reported as inconclusive (the scale only exercises code)
     alpha: float = 0.05
+    stages: StagePlan = STAGED
     fit: FitConfig = field(default_factory=FitConfig)
     mnist: MnistConfig = field(default_factory=MnistConfig)
     opt: OptConfig = field(default_factory=OptConfig)
     gen: GenConfig = field(default_factory=GenConfig)
+    overrides: tuple[str, ...] = ()  # the --set items that made this scale from a named one
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,7 +175,7 @@ CI = Scale(
 )
 
 SMOKE = Scale(
-    "smoke", decides=False,
+    "smoke", decides=False, stages=SINGLE,
     fit=FitConfig(epochs=60, seeds=2, n_points=64, snapshot_every=10, crossover_budgets=(40, 1000)),
     mnist=MnistConfig(train_size=256, test_size=256, epochs=1, seeds=2, batch_size=64, cnn_budget=5_000),
     opt=OptConfig(seeds=2, ratio_runs=4, ratio_budget=40, n_points=64, mse_epochs=60, gn_epochs=10,
@@ -188,5 +203,154 @@ def seeds_for(n: int, offset: int = 0) -> list[int]:
     return list(range(offset, offset + n))
 
 
+# ------------------------------------------------------------------------------ overrides
+class OverrideError(ValueError):
+    """A --set item names no field, or its value does not fit the field's type."""
+
+
+SECTIONS = ("fit", "mnist", "opt", "gen", "stages")
+_TOP = ("alpha",)
+
+
+def _valid_keys(scale: Scale) -> list[str]:
+    keys = list(_TOP)
+    for sec in SECTIONS:
+        keys += [f"{sec}.{f.name}" for f in fields(getattr(scale, sec))]
+    return keys
+
+
+def _parse(text: str, hint, key: str):
+    """text parsed to the type `hint` (int, float, bool, str, X | None, tuple[X, ...])."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if type(None) in args and text.strip().lower() in ("none", "null"):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _parse(text, inner[0], key)
+    if origin is tuple:
+        raw = text.strip()
+        try:
+            items = ast.literal_eval(raw if raw[:1] in "([" else f"({raw},)")
+        except (ValueError, SyntaxError):
+            raise OverrideError(f"--set {key}={text}: expected a comma-separated list") from None
+        elem = args[0] if args else str
+        if len(args) > 1 and args[1] is not Ellipsis and len(items) != len(args):
+            raise OverrideError(f"--set {key}={text}: expected {len(args)} values")
+        return tuple(_parse(str(v), elem, key) for v in items)
+    if hint is bool:
+        low = text.strip().lower()
+        if low not in ("true", "false", "1", "0", "yes", "no"):
+            raise OverrideError(f"--set {key}={text}: expected true or false")
+        return low in ("true", "1", "yes")
+    try:
+        if hint is int:
+            return int(text)
+        if hint is float:
+            return float(text)
+    except ValueError:
+        raise OverrideError(f"--set {key}={text}: expected {hint.__name__}") from None
+    return text
+
+
+def apply_overrides(scale: Scale, items) -> Scale:
+    """The scale with `section.field=value` items applied (Hydra's grammar), typed and validated.
+
+    Unknown keys and values of the wrong type raise OverrideError listing what is valid.
+    Example: apply_overrides(CI, ["fit.epochs=5000", "gen.seeds=12"]).
+    """
+    items = list(items)
+    changes: dict[str, dict] = {}  # section -> {field: value}, applied together (a StagePlan
+    for item in items:             # checks its fields against each other)
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise OverrideError(f"--set {item!r}: write SECTION.FIELD=VALUE, e.g. fit.epochs=5000")
+        if key in _TOP:
+            changes.setdefault("", {})[key] = _parse(value, typing.get_type_hints(Scale)[key], key)
+            continue
+        sec, _, name = key.partition(".")
+        if sec not in SECTIONS:
+            raise OverrideError(f"--set {item!r}: unknown section {sec!r}; sections: "
+                                f"{', '.join(SECTIONS)} (and top-level {', '.join(_TOP)})")
+        hints = typing.get_type_hints(type(getattr(scale, sec)))
+        if name not in hints:
+            valid = ", ".join(k for k in _valid_keys(scale) if k.startswith(sec + "."))
+            raise OverrideError(f"--set {item!r}: {sec} has no field {name!r}; valid fields: {valid}")
+        changes.setdefault(sec, {})[name] = _parse(value, hints[name], key)
+    top = changes.pop("", {})
+    try:
+        sections = {sec: replace(getattr(scale, sec), **kv) for sec, kv in changes.items()}
+    except ValueError as e:  # e.g. a StagePlan whose fields disagree
+        raise OverrideError(f"--set: {e}") from None
+    if not items:
+        return scale
+    return replace(scale, **top, **sections, overrides=scale.overrides + tuple(items))
+
+
+# ------------------------------------------------------------------------------ departures
+# The settings each claim reads (globs over "section.field"); departures from the report are
+# derived from these and the configs, never written by hand.
+CLAIM_SETTINGS = {
+    "function-depth": ("fit.epochs", "fit.n_points", "fit.seeds", "fit.lr", "fit.budget", "fit.depths"),
+    "small-budget-crossover": ("fit.epochs", "fit.n_points", "fit.seeds", "fit.crossover_budgets"),
+    "cnn-depth": ("mnist.*size", "mnist.epochs", "mnist.seeds", "mnist.cnn_*", "mnist.batch_size"),
+    "dnn-depth": ("mnist.*size", "mnist.epochs", "mnist.seeds", "mnist.dnn_*", "mnist.batch_size"),
+    "trajectories-diverge": ("fit.epochs", "fit.seeds", "fit.snapshot_every", "fit.budget"),
+    "gradient-norm": ("fit.epochs", "fit.seeds", "fit.budget"),
+    "minimal-ratio": ("opt.ratio_*", "opt.mse_epochs", "opt.gn_epochs", "opt.n_points"),
+    "error-surface": ("opt.ratio_budget", "opt.mse_epochs", "opt.seeds", "opt.n_dirs", "opt.grid"),
+    "random-labels": ("gen.rl_*", "gen.seeds"),
+    "params-vs-generalization": ("gen.pg_*",),
+    "interpolation": ("gen.bs_*", "gen.seeds", "gen.interp_batches", "gen.n_alphas"),
+    "sensitivity": ("gen.bs_*", "gen.fit_*", "gen.seeds", "gen.batch_sizes", "gen.sens_points"),
+    "sharpness": ("gen.bs_*", "gen.fit_*", "gen.seeds", "gen.batch_sizes", "gen.sharp_*",
+                  "gen.keskar_*"),
+}
+# Settings whose cut to under half the report's plausibly decides an outcome.
+DECISIVE = {"training": ("*epochs*", "*min_steps*"), "data": ("*train_size*", "*n_points*", "*fit_points*"),
+            "model": ("*channels*", "*budget*")}
+_NOT_SETTINGS = ("*.seeds", "*_seeds")  # our statistical design, not a departure from the report
+
+
+def _flat(scale: Scale) -> dict:
+    out = {"alpha": scale.alpha}
+    for sec in ("fit", "mnist", "opt", "gen"):
+        out.update({f"{sec}.{k}": v for k, v in asdict(getattr(scale, sec)).items()})
+    return out
+
+
+def _size(v, key: str):
+    """A comparable magnitude of a setting (None = all of MNIST)."""
+    if v is None:
+        return 60_000 if "train" in key else 10_000 if "test" in key else None
+    if isinstance(v, (list, tuple)):
+        return sum(x for x in v if isinstance(x, (int, float))) or len(v)
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def departures(scale: Scale, claim: str, report: Scale | None = None) -> list[dict]:
+    """How `scale` departs from the report's setting (`paper`) in what `claim` reads.
+
+    -> [{'field', 'value', 'report', 'ratio' (value/report size or None), 'decisive'}]; 'decisive'
+    names what a cut to under half the report's plausibly decides with ('training', 'data',
+    'model'), else ''.
+    """
+    report = report or PAPER
+    mine, theirs = _flat(scale), _flat(report)
+    globs = CLAIM_SETTINGS.get(claim, ())
+    out = []
+    for key in mine:
+        if not any(fnmatch.fnmatch(key, g) for g in globs) or mine[key] == theirs[key] \
+                or any(fnmatch.fnmatch(key, g) for g in _NOT_SETTINGS):
+            continue
+        a, b = _size(mine[key], key), _size(theirs[key], key)
+        ratio = a / b if a is not None and b else None
+        kind = next((k for k, gs in DECISIVE.items() if any(fnmatch.fnmatch(key, g) for g in gs)), "")
+        decisive = kind if ratio is not None and ratio < 0.5 else ""
+        out.append({"field": key, "value": mine[key], "report": theirs[key], "ratio": ratio,
+                    "decisive": decisive})
+    return out
+
+
 __all__ = ["FitConfig", "MnistConfig", "OptConfig", "GenConfig", "Scale", "SCALES", "get_scale",
-           "seeds_for", "replace"]
+           "seeds_for", "replace", "apply_overrides", "OverrideError", "departures", "StagePlan"]

@@ -7,6 +7,7 @@ if they were made at the same scale, and dropped if made at another (a mixed ind
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -16,8 +17,16 @@ from pathlib import Path
 
 from .stats import INCONCLUSIVE, Verdict
 
-BADGE = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced",
+BADGE = {"reproduced": "✅ reproduced", "contradicted": "⛔ contradicted", "not shown": "➖ not shown",
          "inconclusive": "❔ inconclusive"}
+OUTCOME_LEGEND = (
+    "Outcomes (α = 0.05, one-sided, over seeds): **reproduced**: the claimed direction is "
+    "significant; **contradicted**: the opposite direction is significant at the same α; **not "
+    "shown**: neither is significant, though the design could have shown the claim (the details "
+    "give the seeds the observed effect would need); **inconclusive**: the design cannot decide "
+    "(too few units for the test to reach α, failed runs, or the smoke scale). Seeds come in "
+    "stages: a case that is not decided by its first stage gets 2×, then 4× the seeds, with α "
+    "spent ½, ¼, ¼ over the stages and an early stop when more seeds cannot help (futility).")
 
 
 def slug(text: str) -> str:
@@ -49,8 +58,16 @@ class ClaimRecord:
     expected_evidence: str = ""  # the measurement behind an expected non-reproduction
     note: str = ""
     config: dict = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)  # --set items of this run
+    seed_offset: int = 0
+    ledger: bool = True  # whether this run checked the ledger and the strict expectations
+    departures: list[dict] = field(default_factory=list)  # hw1.config.departures(scale, claim)
+    stages: list[dict] = field(default_factory=list)  # hw1.stats.staged: one entry per stage run
+    stop: str = ""  # why the staged procedure stopped
+    differs_from_ledger: bool = False
     started: float = field(default_factory=time.time)
-    seconds: float = 0.0
+    seconds: float = 0.0  # this run's wall time for the case (cached runs load in seconds)
+    train_seconds: float | None = None  # what training the runs it used cost, cached or not
 
     @property
     def key(self) -> str:
@@ -76,70 +93,194 @@ def load_records(figures_dir: Path) -> list[dict]:
     return out
 
 
-def drop_other_scales(figures_dir: Path, scale: str) -> int:
-    """Remove records made at another scale. -> how many."""
+def drop_other_runs(figures_dir: Path, scale: str, seed_offset: int = 0, overrides=()) -> int:
+    """Remove records made at another scale, seed offset or --set overrides (a mixed index would
+    mislead). -> how many."""
     n = 0
     for p in (Path(figures_dir) / "records").glob("*.json"):
         try:
-            if json.loads(p.read_text()).get("scale") != scale:
-                p.unlink()
-                n += 1
+            r = json.loads(p.read_text())
+            same = (r.get("scale") == scale and r.get("seed_offset", 0) == seed_offset
+                    and list(r.get("overrides", [])) == list(overrides))
         except (OSError, ValueError):
+            same = False
+        if not same:
             p.unlink(missing_ok=True)
+            n += 1
     return n
 
 
-def _row(r: dict) -> str:
+def case_label(r: dict) -> str:
+    return f"{r['claim']} [{r['case']}]" if r.get("case") else r["claim"]
+
+
+def _status(r: dict) -> str:
+    return (r.get("verdict") or {}).get("status", INCONCLUSIVE)
+
+
+def _fmt_p(p) -> str:
+    if not isinstance(p, (int, float)) or not math.isfinite(p):
+        return "—"
+    return f"{p:.1e}" if p < 1e-3 else f"{p:.2g}"
+
+
+def _seconds(r: dict) -> str:
+    run, train = r.get("seconds", 0.0), r.get("train_seconds")
+    if train is None:
+        return f"{run:.0f} s"
+    cached = " (cache)" if train > 2 * run + 5 else ""
+    return f"trained in {train:.0f} s, this run {run:.0f} s{cached}"
+
+
+def _seeds(r: dict) -> str:
+    n = len(r.get("seeds", []))
+    stages = r.get("stages") or []
+    if not stages:
+        return str(n)
+    stop = r.get("stop", "")
+    why = ("decided" if stop.startswith("decided") else "futility" if stop.startswith("futility")
+           else "last stage" if stop.startswith("last") else stop.split(":")[0])
+    return f"{n} (stage {len(stages)}, {why})"
+
+
+def _departures(r: dict) -> str:
+    deps = r.get("departures") or []
+    if not deps:
+        return "as the report" if r.get("scale") != "smoke" else "—"
+    def one(d):
+        flag = f" ⚠ {d['decisive']}" if d.get("decisive") else ""
+        return f"{d['field'].split('.', 1)[1]} {_short(d['value'])} (report {_short(d['report'])}){flag}"
+    return "; ".join(one(d) for d in deps)
+
+
+def _short(v) -> str:
+    if v is None:
+        return "all"
+    if isinstance(v, (list, tuple)):
+        return "()" if not v else (f"{v[0]}..{v[-1]} ({len(v)})" if len(v) > 4 else
+                                   ",".join(str(x) for x in v))
+    return str(v)
+
+
+def _stability_cell(st: dict | None) -> str:
+    if not st:
+        return ""
+    if st.get("stable"):
+        return f" · stable in {len(st['sets'])}/{len(st['sets'])} seed sets"
+    split = ", ".join(f"{x['status']} (seed +{x['offset']}, p = {_fmt_p(x.get('p'))})" for x in st["sets"])
+    return f" · ⚠ **fragile**: {split}"
+
+
+def summary_lines(records: list[dict]) -> list[str]:
+    """One terminal line per case: outcome, case, seeds, p."""
+    width = max(len(case_label(r)) for r in records)
+    return [f"{BADGE.get(_status(r), _status(r)):16s} {case_label(r):{width}s}  "
+            f"{_seeds(r)}, p = {_fmt_p((r.get('verdict') or {}).get('p_value'))}" for r in records]
+
+
+def _row(r: dict, paper: dict | None, stability: dict | None) -> str:
     v = r.get("verdict") or {}
-    status = v.get("status", INCONCLUSIVE)
-    badge = BADGE.get(status, status)
-    if r.get("expected", "reproduced") != "reproduced" and status == r.get("expected"):
-        badge += " (expected)"
-    p = v.get("p_value")
-    stat = f"{v.get('test', '')}; p = {p:.2g}" if isinstance(p, float) else v.get("test", "")
+    badge = BADGE.get(_status(r), _status(r))
+    if r.get("expected", "reproduced") != "reproduced" and _status(r) == r.get("expected"):
+        badge += " (as in the ledger)"
+    if r.get("differs_from_ledger") and not r.get("ledger", True):
+        badge += f" (ledger: {r.get('expected')})"
+    badge += _stability_cell(stability)
+    if paper is None:
+        paper_cell = "not yet run at paper scale"
+    else:
+        pv = paper.get("verdict") or {}
+        paper_cell = f"{BADGE.get(_status(paper), _status(paper))}, p = {_fmt_p(pv.get('p_value'))}"
+    stat = f"{v.get('test', '')}; p = {_fmt_p(v.get('p_value'))}, opposite p = {_fmt_p(v.get('p_opposite'))}"
     eff = v.get("effect")
     effect = (f"{v.get('effect_name')} = {eff:.3g} [{v.get('ci_low') or float('nan'):.3g}, "
               f"{v.get('ci_high') or float('nan'):.3g}]") if isinstance(eff, float) else "—"
     figs = " ".join(f"[{f['name']}]({f['png']})" for f in r.get("figures", []))
-    case = f" [{r['case']}]" if r.get("case") else ""
-    return f"| `{r['claim']}`{case} | {badge} | {stat} | {effect} | {figs} |"
+    return (f"| `{case_label(r)}` | {badge} | {paper_cell} | {_seeds(r)} | {stat} | {effect} | "
+            f"{_departures(r)} | {_seconds(r)} | {figs} |")
 
 
-def write_index(figures_dir: Path) -> Path:
-    """figures/INDEX.md: one row per claim case, grouped by report section, then the details."""
+def _details(r: dict, paper: dict | None) -> list[str]:
+    v = r.get("verdict") or {}
+    lines = [f"### `{case_label(r)}`", "", f"> {r['statement']}", "",
+             f"- outcome: **{_status(r)}** — {v.get('detail', '')}",
+             f"- scale `{r['scale']}`, seeds {_seed_range(r['seeds'])}; {_seconds(r)}"]
+    if r.get("stages"):
+        lines.append(f"- seeds in stages: stopped — {r.get('stop', '')}")
+        lines += ["", "  | stage | seeds | level | outcome | p | opposite p |", "  |---|---|---|---|---|---|"]
+        lines += [f"  | {s['stage']} | {s['seeds']} | {s['alpha']:.3g} | {s['status']} | "
+                  f"{_fmt_p(s.get('p'))} | {_fmt_p(s.get('p_opposite'))} |" for s in r["stages"]]
+        lines.append("")
+    if r.get("departures"):
+        lines.append("- departs from the report's setting: " + _departures(r))
+    if paper is not None:
+        lines.append(f"- at paper scale: **{_status(paper)}** — {(paper.get('verdict') or {}).get('detail', '')}")
+    if r.get("note"):
+        lines.append(f"- note: {r['note']}")
+    if r.get("expected", "reproduced") != "reproduced":
+        lines.append(f"- the ledger expects **{r['expected']}** at this scale (strict xfail at the "
+                     f"default seeds), as measured: {r.get('expected_evidence', '')}")
+    lines += ["- data: " + ", ".join(f"[{Path(f['data']).name}]({f['data']})" for f in r["figures"]), ""]
+    lines += [f"![{f['name']}]({f['png']})" for f in r["figures"]] + [""]
+    return lines
+
+
+def _seed_range(seeds: list[int]) -> str:
+    if seeds and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}..{seeds[-1]} ({len(seeds)})"
+    return str(seeds)
+
+
+def _load_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
+    """figures/INDEX.md: one row per claim case, grouped by report section, then the details.
+
+    Beside each case: its outcome at paper scale (records in `paper_dir`, default
+    figures_dir/paper), its stability across seed sets (figures_dir/stability.json, written by
+    `python -m hw1.stability`) and how its scale departs from the report's setting.
+    """
     figures_dir = Path(figures_dir)
     records = load_records(figures_dir)
+    paper_dir = Path(paper_dir) if paper_dir else figures_dir / "paper"
+    paper = {}
+    if paper_dir.resolve() != figures_dir.resolve():
+        paper = {(r["claim"], r.get("case", "")): r for r in load_records(paper_dir) if r.get("scale") == "paper"}
+    stability = (_load_json(figures_dir / "stability.json") or {}).get("cases", {})
+    env = _load_json(figures_dir / "environment.json") or {}
     scales = sorted({r["scale"] for r in records})
     lines = ["# HW1 claims: the report", "",
-             f"Scale: **{', '.join(scales) or 'none'}**. Each row is one claim case of "
-             "`shared/CLAIMS.md`, re-run over several seeds and decided with the named test. "
-             "Verdicts: reproduced (p < alpha, effect in the claimed direction), not reproduced "
-             "(the design could have shown it and did not), inconclusive (the design could not decide, "
-             "e.g. the smoke scale).", ""]
+             f"Scale: **{', '.join(scales) or 'none'}**"
+             + (f", seed offset {env.get('seed_offset')}" if env.get("seed_offset") else "")
+             + (f", overrides `{' '.join(env['overrides'])}`" if env.get("overrides") else "")
+             + (f", device {env.get('device_name') or env.get('device')}" if env.get("device") else "")
+             + ("" if env.get("ledger_check", True) else " (ledger check off: outcomes that differ from the ledger are marked)")
+             + ". Each row is one claim case of `shared/CLAIMS.md`, re-run over several seeds and "
+             "decided with the named test.", "", OUTCOME_LEGEND, ""]
     counts = {}
     for r in records:
-        s = (r.get("verdict") or {}).get("status", INCONCLUSIVE)
-        counts[s] = counts.get(s, 0) + 1
-    lines += ["Totals: " + ", ".join(f"{BADGE.get(k, k)}: {v}" for k, v in sorted(counts.items())), ""]
+        counts[_status(r)] = counts.get(_status(r), 0) + 1
+    lines += ["Totals: " + ", ".join(f"{BADGE.get(k, k)}: {counts[k]}" for k in BADGE if k in counts), ""]
+    if stability:
+        fragile = [k for k, st in stability.items() if not st.get("stable")]
+        lines += [f"Stability ([STABILITY.md](STABILITY.md)): {len(stability) - len(fragile)}/{len(stability)} "
+                  f"cases give the same outcome in every seed set; fragile: "
+                  f"{', '.join(fragile) if fragile else 'none'}.", ""]
+    head = ("| claim | outcome | paper scale | seeds (stop) | test; p | effect [95% CI] | "
+            "departs from the report (⚠ = plausibly decisive) | time | figures |")
     for section in sorted({r["section"] for r in records}):
-        lines += [f"## {section}", "", "| claim | verdict | test | effect [95% CI] | figures |",
-                  "|---|---|---|---|---|"]
-        lines += [_row(r) for r in records if r["section"] == section]
+        lines += [f"## {section}", "", head, "|---|---|---|---|---|---|---|---|---|"]
+        lines += [_row(r, paper.get((r["claim"], r.get("case", ""))), stability.get(case_label(r)))
+                  for r in records if r["section"] == section]
         lines.append("")
     lines += ["## Details", ""]
     for r in records:
-        v = r.get("verdict") or {}
-        case = f" [{r['case']}]" if r.get("case") else ""
-        lines += [f"### `{r['claim']}`{case}", "", f"> {r['statement']}", "",
-                  f"- verdict: **{v.get('status', INCONCLUSIVE)}** — {v.get('detail', '')}",
-                  f"- scale `{r['scale']}`, seeds {r['seeds']}, {r.get('seconds', 0):.0f} s"]
-        if r.get("note"):
-            lines.append(f"- note: {r['note']}")
-        if r.get("expected", "reproduced") != "reproduced":
-            lines.append(f"- the suite expects **{r['expected']}** at this scale (strict xfail), "
-                         f"as measured: {r.get('expected_evidence', '')}")
-        lines += [f"- data: " + ", ".join(f"[{Path(f['data']).name}]({f['data']})" for f in r["figures"]), ""]
-        lines += [f"![{f['name']}]({f['png']})" for f in r["figures"]] + [""]
+        lines += _details(r, paper.get((r["claim"], r.get("case", ""))))
     path = figures_dir / "INDEX.md"
     path.write_text("\n".join(lines))
     return path

@@ -5,13 +5,21 @@ runs), e.g. ``(seeds, conditions)``, in the style of google-research/rliable. Ev
 one-sided (a claim has a direction), rank-based (robust to the odd diverging seed) and exact at the
 sizes used here. The only randomness, the bootstrap, takes an explicit seed or numpy Generator.
 
-Decision rule (``decide``) at level ``alpha``:
+Every test computes two one-sided p-values from the same data: ``p`` for the claimed direction
+and ``p_opposite`` for the opposite one. Decision rule (``decide``) at level ``alpha``, four outcomes:
 
-* "inconclusive"   -- the design could not have decided: the smallest p-value the test can attain
-  with this many units exceeds alpha (e.g. 1 seed and 3 conditions: 1/3! > 0.05; computed from
-  the design, not from ties in the observed data), or the p-value is undefined (nan);
-* "reproduced"     -- p < alpha and the effect estimate points the claimed way;
-* "not reproduced" -- otherwise: the experiment could have shown the claim at alpha and did not.
+* "reproduced"   -- the claimed direction is significant: p < alpha, effect pointing the claimed way;
+* "contradicted" -- the opposite direction is significant at the same alpha: p_opposite < alpha;
+* "not shown"    -- neither is significant, though the design could have shown the claim: the
+  verdict says how many seeds the observed effect would need (``seeds_needed``);
+* "inconclusive" -- the design could not decide: the smallest p-value the test can attain with this
+  many units exceeds alpha (e.g. 1 seed and 3 conditions: 1/3! > 0.05; computed from the design,
+  not from ties in the observed data) and the opposite is not significant either, or the p-value is
+  undefined (nan).
+
+A false "reproduced" and a false "contradicted" each happen with probability <= alpha under the null
+(``tests/test_outcomes.py`` calibrates both on null data). ``staged`` adds seeds in pre-stated stages
+(alpha spent across them) for cases that are not decided at the first.
 
 Bootstrap intervals (percentile, resampling the first axis) describe the effect size; they never
 enter the decision.
@@ -27,7 +35,9 @@ import numpy as np
 from scipy import stats as sps
 
 ALPHA = 0.05
-REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+REPRODUCED, CONTRADICTED, NOT_SHOWN, INCONCLUSIVE = "reproduced", "contradicted", "not shown", "inconclusive"
+OUTCOMES = (REPRODUCED, CONTRADICTED, NOT_SHOWN, INCONCLUSIVE)
+POWER = 0.8  # the power at which "not shown" states the seeds an effect would need
 _NAN = float("nan")
 
 
@@ -46,15 +56,19 @@ class Verdict:
     ci_high: float
     n: int
     detail: str
+    p_opposite: float = _NAN  # one-sided p of the opposite direction (for "contradicted")
+    seeds_needed: float = _NAN  # "not shown": seeds the observed effect would need for POWER
 
     @property
     def decided(self) -> bool:
-        return self.status != INCONCLUSIVE
+        """True for 'reproduced' and 'contradicted': a direction is significant."""
+        return self.status in (REPRODUCED, CONTRADICTED)
 
     def summary(self) -> str:
         """One line: status, test, statistic, p, effect [ci], n."""
         return (f"{self.status} | {self.test}: statistic = {_fmt(self.statistic)}, "
-                f"p = {_fmt_p(self.p_value)} (alpha {_fmt(self.alpha)}) | {self.effect_name} = "
+                f"p = {_fmt_p(self.p_value)}, opposite p = {_fmt_p(self.p_opposite)} "
+                f"(alpha {_fmt(self.alpha)}) | {self.effect_name} = "
                 f"{_fmt(self.effect)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}] | n = {self.n}")
 
     def to_dict(self) -> dict:
@@ -97,11 +111,45 @@ def _check_alternative(alternative: str) -> None:
 
 
 def decide(p_value: float, *, alpha: float, min_attainable_p: float,
-           effect_in_direction: bool) -> str:
-    """Status from a one-sided p-value, by the rule in the module docstring."""
-    if min_attainable_p > alpha or not math.isfinite(p_value):
+           effect_in_direction: bool, p_opposite: float = _NAN) -> str:
+    """One of the four OUTCOMES from the two one-sided p-values, by the rule in the module docstring."""
+    if not math.isfinite(p_value):
         return INCONCLUSIVE
-    return REPRODUCED if p_value < alpha and effect_in_direction else NOT_REPRODUCED
+    if p_value < alpha and effect_in_direction and min_attainable_p <= alpha:
+        return REPRODUCED
+    if math.isfinite(p_opposite) and p_opposite < alpha and not effect_in_direction:
+        return CONTRADICTED
+    return INCONCLUSIVE if min_attainable_p > alpha else NOT_SHOWN
+
+
+def z_score(p: float) -> float:
+    """The one-sided p-value as a standard normal score (p = 0.05 -> 1.64; p > 0.5 -> negative)."""
+    return float(sps.norm.isf(min(max(p, 1e-300), 1.0)))
+
+
+def seeds_needed(p: float, n: int, alpha: float, power: float = POWER) -> float:
+    """Seeds an effect like the observed one would need for `power` at level `alpha`.
+
+    The z-score of a fixed effect grows like sqrt(n), so n' = n ((z_alpha + z_power) / z)^2; an
+    effect pointing the other way (z <= 0) needs infinitely many.
+    """
+    z = z_score(p)
+    if not math.isfinite(z) or z <= 0 or n <= 0:
+        return math.inf
+    return float(n * ((sps.norm.isf(alpha) + sps.norm.ppf(power)) / z) ** 2)
+
+
+def _finish(status: str, p: float, n: int, alpha: float) -> tuple[float, str]:
+    """(seeds_needed, sentence) for a 'not shown' outcome; nothing for the others."""
+    if status != NOT_SHOWN:
+        return _NAN, ""
+    need = seeds_needed(p, n, alpha)
+    if not math.isfinite(need):
+        return need, (" Not shown: the estimate points away from the claim, so no number of seeds "
+                      "would show it.")
+    return need, (f" Not shown: neither direction is significant; an effect like the observed one "
+                  f"would need about {math.ceil(need)} seeds for {POWER:.0%} power at alpha "
+                  f"{_fmt(alpha)}.")
 
 
 def inconclusive(reason: str, *, test: str = "not run", n: int = 0) -> Verdict:
@@ -169,6 +217,16 @@ def _page_exact(ranks: np.ndarray) -> float:
     return float(total[np.arange(total.size) >= L - 1e-9].sum())
 
 
+def _page(oriented: np.ndarray) -> tuple[float, float]:
+    """Page's L and its upper-tail p for (blocks, k) values claimed to increase along k."""
+    n, k = oriented.shape
+    ranks = sps.rankdata(oriented, axis=1)
+    if n >= 2 and k >= 3:  # scipy: exact for small tables, normal approximation beyond
+        res = sps.page_trend_test(ranks, ranked=True)
+        return float(res.statistic), float(res.pvalue)
+    return float((ranks * np.arange(1, k + 1)).sum()), _page_exact(ranks)
+
+
 def trend_test(data, *, direction: str, alpha=ALPHA, seed=0, claim="", level=0.95) -> Verdict:
     """Page's L test that values move in ``direction`` along the conditions.
 
@@ -190,30 +248,29 @@ def trend_test(data, *, direction: str, alpha=ALPHA, seed=0, claim="", level=0.9
                             "or diverged runs?), so no trend test was run.", test=test, n=n)
     # A decreasing claim is an increasing one with the conditions reversed.
     oriented = data if direction == "increasing" else data[:, ::-1]
-    ranks = sps.rankdata(oriented, axis=1)
-    if n >= 2 and k >= 3:  # scipy: exact for small tables, normal approximation beyond
-        res = sps.page_trend_test(ranks, ranked=True)
-        stat, p = float(res.statistic), float(res.pvalue)
-    else:
-        stat, p = float((ranks * np.arange(1, k + 1)).sum()), _page_exact(ranks)
+    stat, p = _page(oriented)
+    _, p_opp = _page(oriented[:, ::-1])  # the opposite claim: the conditions in reverse
     min_p = math.exp(-n * math.lgamma(k + 1))  # every seed in the claimed order: (1/k!)**n
     taus = _row_tau(oriented)
     effect = float(taus.mean())
     lo, hi = bootstrap_ci(taus, lambda t: t.mean(axis=-1), level=level, seed=seed,
                           vectorized=True)
-    status = decide(p, alpha=alpha, min_attainable_p=min_p, effect_in_direction=effect > 0)
+    status = decide(p, alpha=alpha, min_attainable_p=min_p, effect_in_direction=effect > 0,
+                    p_opposite=p_opp)
+    need, why = _finish(status, p, n, alpha)
     detail = (f"{_prefix(claim)}Across {_units(n, 'seed')}, values "
               f"{'rose' if direction == 'increasing' else 'fell'} along the {k} conditions in "
               f"{int((taus > 0).sum())}/{n} seeds (mean tau {_fmt(effect)} [{_fmt(lo)}, "
-              f"{_fmt(hi)}]); Page's L = {_fmt(stat)}, {_p_clause(p, alpha)}."
-              + _design_note(min_p, alpha, f"{_units(n, 'seed')} and {k} conditions"))
+              f"{_fmt(hi)}]); Page's L = {_fmt(stat)}, {_p_clause(p, alpha)}, opposite "
+              f"{_p_clause(p_opp, alpha)}."
+              + _design_note(min_p, alpha, f"{_units(n, 'seed')} and {k} conditions") + why)
     return Verdict(status, test, stat, p, alpha, "mean Kendall tau (condition order vs value)",
-                   effect, lo, hi, n, detail)
+                   effect, lo, hi, n, detail, p_opp, need)
 
 
 # ----------------------------------------------------------------------------------- signed rank
-def _signed_rank_exact(d: np.ndarray, alternative: str) -> tuple[float, float]:
-    """Wilcoxon W+ of d and its exact one-sided p, zero differences split ("zsplit").
+def _signed_rank_exact(d: np.ndarray, alternative: str) -> tuple[float, float, float]:
+    """Wilcoxon W+ of d and its exact one-sided p (then the opposite side's), zeros split ("zsplit").
 
     Equals scipy.stats.wilcoxon(d, zero_method="zsplit") with exact/permutation p, computed by
     dynamic programming over midrank sums: exact at any n and with ties, where scipy permutes 2**n
@@ -227,8 +284,9 @@ def _signed_rank_exact(d: np.ndarray, alternative: str) -> tuple[float, float]:
     pmf[zeros2] = 1.0
     for r in ranks2[d != 0]:  # each nonzero difference is + or - with probability 1/2
         pmf = 0.5 * (pmf + np.concatenate([np.zeros(r), pmf[:-r]]))
-    p = pmf[w_plus2:].sum() if alternative == "greater" else pmf[:w_plus2 + 1].sum()
-    return w_plus2 / 2, float(min(p, 1.0))
+    upper, lower = float(min(pmf[w_plus2:].sum(), 1.0)), float(min(pmf[:w_plus2 + 1].sum(), 1.0))
+    p, p_opp = (upper, lower) if alternative == "greater" else (lower, upper)
+    return w_plus2 / 2, p, p_opp
 
 
 def _signed_rank(d, *, alternative, alpha, seed, level, test, effect_name, shift, what,
@@ -238,20 +296,21 @@ def _signed_rank(d, *, alternative, alpha, seed, level, test, effect_name, shift
     if n == 0 or not np.all(np.isfinite(d)):
         return inconclusive(f"{_prefix(claim)}{n - int(np.isfinite(d).sum())} of {n} values "
                             "are nan/inf (or there are none), so no test was run.", test=test, n=n)
-    stat, p = _signed_rank_exact(d, alternative)
+    stat, p, p_opp = _signed_rank_exact(d, alternative)
     min_p = 0.5**n  # every difference on the claimed side
     med = float(np.median(d))
     lo, hi = bootstrap_ci(d, lambda b: np.median(b, axis=-1), level=level, seed=seed,
                           vectorized=True)
     on_side = d > 0 if alternative == "greater" else d < 0
-    status = decide(p, alpha=alpha, min_attainable_p=min_p,
+    status = decide(p, alpha=alpha, min_attainable_p=min_p, p_opposite=p_opp,
                     effect_in_direction=med > 0 if alternative == "greater" else med < 0)
+    need, why = _finish(status, p, n, alpha)
     detail = (f"{_prefix(claim)}Across {_units(n, 'seed')}, {what} in {int(on_side.sum())}/{n} "
               f"seeds ({effect_name} {_fmt(med + shift)} [{_fmt(lo + shift)}, "
-              f"{_fmt(hi + shift)}]); Wilcoxon W+ = {_fmt(stat)}, {_p_clause(p, alpha)}."
-              + _design_note(min_p, alpha, _units(n, "seed")))
+              f"{_fmt(hi + shift)}]); Wilcoxon W+ = {_fmt(stat)}, {_p_clause(p, alpha)}, opposite "
+              f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "seed")) + why)
     return Verdict(status, test, stat, p, alpha, effect_name, med + shift, lo + shift, hi + shift,
-                   n, detail)
+                   n, detail, p_opp, need)
 
 
 def paired_test(a, b, *, alternative: str, alpha=ALPHA, seed=0, claim="",
@@ -317,20 +376,23 @@ def correlation_test(x, y, *, alternative: str, alpha=ALPHA, seed=0, claim="",
     if n < 2 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         return inconclusive(f"{_prefix(claim)}need >= 2 runs with finite values, got {n} runs "
                             "(some nan/inf?), so no test was run.", test=test, n=n)
+    opposite = "less" if alternative == "greater" else "greater"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant input: scipy warns, then returns nan
         res = sps.kendalltau(x, y, alternative=alternative)
+        p_opp = float(sps.kendalltau(x, y, alternative=opposite).pvalue)
     tau, p = float(res.statistic), float(res.pvalue)
     min_p = math.exp(-math.lgamma(n + 1))
     lo, hi = bootstrap_ci(np.stack([x, y], axis=1), _batched_tau_b, level=level, seed=seed,
                           vectorized=True)
-    status = decide(p, alpha=alpha, min_attainable_p=min_p,
+    status = decide(p, alpha=alpha, min_attainable_p=min_p, p_opposite=p_opp,
                     effect_in_direction=tau > 0 if alternative == "greater" else tau < 0)
+    need, note = _finish(status, p, n, alpha)
     why = " (one variable is constant, so tau is undefined)" if not math.isfinite(tau) else ""
     detail = (f"{_prefix(claim)}Across {_units(n, 'independent run')}, Kendall tau between x and "
-              f"y was {_fmt(tau)} [{_fmt(lo)}, {_fmt(hi)}]{why}; {_p_clause(p, alpha)}."
-              + _design_note(min_p, alpha, _units(n, "run")))
-    return Verdict(status, test, tau, p, alpha, "Kendall tau-b", tau, lo, hi, n, detail)
+              f"y was {_fmt(tau)} [{_fmt(lo)}, {_fmt(hi)}]{why}; {_p_clause(p, alpha)}, opposite "
+              f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "run")) + note)
+    return Verdict(status, test, tau, p, alpha, "Kendall tau-b", tau, lo, hi, n, detail, p_opp, need)
 
 
 def proportion_test(successes: int, n: int, *, p0: float, alternative: str, alpha=ALPHA,
@@ -345,40 +407,153 @@ def proportion_test(successes: int, n: int, *, p0: float, alternative: str, alph
     if n <= 0:
         return inconclusive(f"{_prefix(claim)}no trials, so no test was run.", test=test, n=0)
     res = sps.binomtest(int(successes), int(n), p0, alternative=alternative)
+    p_opp = float(sps.binomtest(int(successes), int(n), p0,
+                                alternative="less" if alternative == "greater" else "greater").pvalue)
     # Two-sided interval like the bootstrap ones (res's own would be one-sided, to 0 or 1).
     ci = sps.binomtest(int(successes), int(n), p0).proportion_ci(level, method="exact")
     rate, p = successes / n, float(res.pvalue)
     min_p = p0**n if alternative == "greater" else (1 - p0) ** n  # all trials on one side
-    status = decide(p, alpha=alpha, min_attainable_p=min_p,
+    status = decide(p, alpha=alpha, min_attainable_p=min_p, p_opposite=p_opp,
                     effect_in_direction=rate > p0 if alternative == "greater" else rate < p0)
+    need, why = _finish(status, p, n, alpha)
     detail = (f"{_prefix(claim)}{successes}/{n} successes (rate {_fmt(rate)} [{_fmt(ci.low)}, "
-              f"{_fmt(ci.high)}]) against {p0:g}; {_p_clause(p, alpha)}."
-              + _design_note(min_p, alpha, _units(n, "trial")))
+              f"{_fmt(ci.high)}]) against {p0:g}; {_p_clause(p, alpha)}, opposite "
+              f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "trial")) + why)
     return Verdict(status, test, float(successes), p, alpha, "success rate", float(rate),
-                   float(ci.low), float(ci.high), int(n), detail)
+                   float(ci.low), float(ci.high), int(n), detail, p_opp, need)
 
 
 # ----------------------------------------------------------------------------------- combination
 def all_of(verdicts: list[Verdict], *, claim="") -> Verdict:
-    """Intersection-union combination of claim parts that must ALL hold.
+    """Combination of claim parts that must ALL hold, with the four outcomes kept consistent.
 
-    Reproduced iff every part is; not reproduced if any part is not; otherwise inconclusive. The
-    IUT p-value max_i p_i is a level-alpha test of the whole claim with no multiplicity correction
-    (each part must clear alpha on its own). Numbers are the largest-p part's (nan counts largest).
+    reproduced   -- every part is (intersection-union test: p = max_i p_i is a level-alpha test
+                    of the whole claim, with no multiplicity correction);
+    contradicted -- the opposite of some part holds at alpha/m (the opposite of "all hold" is "some
+                    part fails", a union of m alternatives, so it needs Bonferroni's correction:
+                    p_opposite = min(1, m min_i p_opposite_i));
+    inconclusive -- otherwise, if some part cannot be decided by this design;
+    not shown    -- otherwise. seeds_needed is the largest over the parts not yet reproduced.
+    Numbers are the largest-p part's (nan counts largest).
     """
     if not verdicts:
         return inconclusive(f"{_prefix(claim)}no parts to combine.",
                             test="intersection-union of: nothing")
+    m, alpha = len(verdicts), max(v.alpha for v in verdicts)
     statuses = [v.status for v in verdicts]
+    opp = [v.p_opposite for v in verdicts if math.isfinite(v.p_opposite)]
+    p_opp = min(1.0, m * min(opp)) if opp else _NAN
     if all(s == REPRODUCED for s in statuses):
         status = REPRODUCED
+    elif math.isfinite(p_opp) and p_opp < alpha:
+        status = CONTRADICTED
+    elif INCONCLUSIVE in statuses:
+        status = INCONCLUSIVE
     else:
-        status = NOT_REPRODUCED if NOT_REPRODUCED in statuses else INCONCLUSIVE
+        status = NOT_SHOWN
     worst = max(verdicts, key=lambda v: v.p_value if math.isfinite(v.p_value) else math.inf)
+    need = max((v.seeds_needed if math.isfinite(v.seeds_needed) or v.seeds_needed == math.inf
+                else seeds_needed(v.p_value, v.n, v.alpha)) for v in verdicts
+               if v.status != REPRODUCED) if status == NOT_SHOWN else _NAN
     parts = " ".join(f"({i}) {v.summary()}." for i, v in enumerate(verdicts, 1))
-    detail = (f"{_prefix(claim)}{statuses.count(REPRODUCED)}/{len(verdicts)} parts reproduced; "
-              f"the claim needs all of them. {parts}")
+    detail = (f"{_prefix(claim)}{statuses.count(REPRODUCED)}/{m} parts reproduced; the claim needs "
+              f"all of them (its p is the largest part's), and is contradicted when some part's "
+              f"opposite holds at alpha/{m} (opposite p = {_fmt_p(p_opp)}). {parts}")
     return Verdict(status, "intersection-union of: " + "; ".join(v.test for v in verdicts),
-                   worst.statistic, worst.p_value, max(v.alpha for v in verdicts),
-                   worst.effect_name, worst.effect, worst.ci_low, worst.ci_high,
-                   min(v.n for v in verdicts), detail)
+                   worst.statistic, worst.p_value, alpha, worst.effect_name, worst.effect,
+                   worst.ci_low, worst.ci_high, min(v.n for v in verdicts), detail, p_opp, need)
+
+
+# ----------------------------------------------------------------------------------- stages
+@dataclass(frozen=True)
+class StagePlan:
+    """Seeds added in pre-stated stages, with alpha spent across them (part of a scale's config).
+
+    multipliers: seeds at each stage as multiples of the claim's base count, e.g. (1, 2, 4); the
+      seed sets are nested, so a later stage only trains the seeds it adds.
+    spend: cumulative fraction of alpha spent by the end of each stage, e.g. (0.5, 0.75, 1.0).
+      Stage k tests each direction at alpha * (spend_k - spend_{k-1}); by the union bound the whole
+      procedure's chance of a false "reproduced" (and of a false "contradicted") is <= alpha,
+      whatever the dependence between stages.
+    futility: stop early when, extrapolating the current z-score (the effect as observed), the
+      chance of a significant result in either direction by the last stage is below this.
+    """
+
+    multipliers: tuple[int, ...] = (1,)
+    spend: tuple[float, ...] = (1.0,)
+    futility: float = 0.1
+
+    def __post_init__(self):
+        if len(self.multipliers) != len(self.spend) or not self.multipliers:
+            raise ValueError("a StagePlan needs one spend fraction per stage")
+        if any(b <= a for a, b in zip(self.multipliers, self.multipliers[1:])) or self.multipliers[0] < 1:
+            raise ValueError(f"stage multipliers must rise from >= 1, got {self.multipliers}")
+        if any(b <= a for a, b in zip((0.0,) + self.spend, self.spend)) or self.spend[-1] > 1 + 1e-12:
+            raise ValueError(f"alpha spending must rise to at most 1, got {self.spend}")
+
+    def levels(self, alpha: float) -> list[float]:
+        """The level each stage tests at (they sum to alpha * spend[-1] <= alpha)."""
+        return [alpha * (b - a) for a, b in zip((0.0,) + self.spend, self.spend)]
+
+    def counts(self, base: int) -> list[int]:
+        return [base * m for m in self.multipliers]
+
+
+def conditional_power(p: float, n: int, n_final: int, alpha_final: float) -> float:
+    """Chance that the last stage (n_final units, level alpha_final) is significant in the
+    direction of `p` if the effect is what it looks like now (z grows like sqrt(n))."""
+    if n >= n_final or not math.isfinite(p):
+        return 0.0
+    t, z = n / n_final, z_score(p)
+    return float(sps.norm.sf((sps.norm.isf(alpha_final) - z / math.sqrt(t)) / math.sqrt(1 - t)))
+
+
+@dataclass
+class Staged:
+    """The outcome of the staged procedure: the last stage's verdict and what it ran on."""
+
+    verdict: Verdict
+    seeds: list[int]
+    payload: object  # whatever measure() returned beside its verdict, at the last stage run
+    stages: list[dict]  # per stage: n, alpha, status, p, p_opposite, conditional powers
+    stop: str  # why it stopped, in words
+
+    def to_dict(self) -> dict:
+        return {"stages": self.stages, "stop": self.stop, "seeds_used": len(self.seeds)}
+
+
+def staged(measure, base: int, plan: StagePlan, *, alpha: float = ALPHA, seeds_for=None) -> Staged:
+    """Decide a claim over seeds added in the plan's stages.
+
+    measure(seeds, alpha) -> (Verdict, payload): measures one seed set and tests it at `alpha`.
+    base: the claim's seed count at the first stage. seeds_for(n) -> the n seeds (default 0..n-1).
+    Stops at the first stage with a decided outcome (reproduced / contradicted), when neither
+    direction can plausibly become significant (futility), when the p-value is undefined, or at
+    the last stage.
+    """
+    seeds_for = seeds_for or (lambda n: list(range(n)))
+    counts, levels = plan.counts(base), plan.levels(alpha)
+    stages: list[dict] = []
+    for k, (n, a) in enumerate(zip(counts, levels)):
+        seeds = seeds_for(n)
+        verdict, payload = measure(seeds, a)
+        cp = (conditional_power(verdict.p_value, n, counts[-1], levels[-1]),
+              conditional_power(verdict.p_opposite, n, counts[-1], levels[-1]))
+        stages.append({"stage": k + 1, "seeds": n, "alpha": a, "status": verdict.status,
+                       "p": verdict.p_value, "p_opposite": verdict.p_opposite,
+                       "power_claim": cp[0], "power_opposite": cp[1]})
+        where = f"stage {k + 1} of {len(counts)} ({n} seeds, level {_fmt(a)})"
+        if verdict.decided:
+            stop = f"decided at {where}"
+        elif k == len(counts) - 1:
+            stop = f"last stage: {where}"
+        elif not math.isfinite(verdict.p_value):
+            stop = f"no p-value at {where}: more seeds cannot help"
+        elif verdict.status != INCONCLUSIVE and max(cp) < plan.futility:
+            stop = (f"futility at {where}: at the observed effect, {counts[-1]} seeds would reach "
+                    f"significance with chance {_fmt(cp[0])} (claim) / {_fmt(cp[1])} (opposite) "
+                    f"< {_fmt(plan.futility)}")
+        else:
+            continue
+        return Staged(verdict, seeds, payload, stages, stop)
+    raise AssertionError("unreachable: the last stage always stops")
