@@ -10,7 +10,9 @@ even where the workers' own output is captured. Lines come only while something 
 just finished: a warm-cache run prints none.
 
 Off with `--progress-every 0` and under `-q`. Register it in the root conftest.py with
-`pytest_plugins = ["claims.progress_plugin"]`, or per run with `-p claims.progress_plugin`.
+`pytest_plugins = ["claims.progress_plugin"]`, or per run with `-p claims.progress_plugin`
+(from the repository root). Hooks: pytest_addoption, pytest_configure, pytest_sessionfinish,
+pytest_unconfigure.
 """
 from __future__ import annotations
 
@@ -59,7 +61,14 @@ class Reporter(threading.Thread):
         # pytest's own live logging does
         quiet = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
         with quiet:
+            after_dots = getattr(getattr(reporter, "_tw", None), "width_of_current_line", 0)
+            if after_dots and not getattr(reporter, "currentfspath", None):  # (write_line ends a path line)
+                reporter.write("\n")
             reporter.write_line(line)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(timeout=5)
 
 
 def _distributed(config) -> bool:
@@ -81,12 +90,17 @@ def pytest_configure(config):
     config._hw1_progress.start()
 
 
+def pytest_sessionfinish(session):
+    reporter = getattr(session.config, "_hw1_progress", None)
+    if reporter is not None:  # the tests are over: no line between them and the summary
+        reporter.stop()
+
+
 def pytest_unconfigure(config):
     reporter = getattr(config, "_hw1_progress", None)
     if reporter is None:
         return
-    reporter.halt.set()
-    reporter.join(timeout=5)
+    reporter.stop()
     for name in (progress.DIR_ENV, progress.LABEL_ENV):
         os.environ.pop(name, None)
     shutil.rmtree(reporter.folder, ignore_errors=True)
