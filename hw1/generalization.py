@@ -1,7 +1,9 @@
 """HW1-3 generalization: random labels, number of parameters, and flatness (interpolation,
 sensitivity, sharpness) -- the runs, cached and shared, and the measurements on them.
 
-Runs (each through the run cache one seed at a time, `cache.per_seed`, keyed on every argument):
+Runs (each through the run cache one seed at a time, `cache.per_seed`, keyed on every argument;
+a body trains the seeds it is given and returns their tensors, and the decorator's `result` turns
+the cached tensors back into what the caller gets):
   random_label_runs  MNIST with a seeded permutation of the training labels (test labels true);
   size_runs          one member of a family of conv+dense nets of growing width on MNIST;
   batch_runs         one batch size on MNIST or on the HW1-1 function-fitting task: the
