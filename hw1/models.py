@@ -2,7 +2,8 @@
 
 Depth and budget fix the shape: every hidden layer (or conv block) gets the same width `w` except
 the last, whose width `v` is solved so that the parameter count lands as close to the budget as the
-integers allow (the count is linear in the last width once the others are fixed).
+integers allow (the count is linear in the last width once the others are fixed). Where no uniform
+`w` can reach the budget (tiny deep nets), the layers just before the last get `w + 1`.
 """
 from __future__ import annotations
 
@@ -31,22 +32,42 @@ def cnn_param_count(channels: list[int], n_classes: int = 10, side: int = 28) ->
     return total + c_in * side * side * n_classes + n_classes
 
 
+def _closest_last(head: list[int], budget: int, count, v_lo: int, v_hi: int):
+    """The last width v in [v_lo, v_hi] that brings count(head + [v]) closest to the budget.
+
+    -> (widths, |count - budget|, whether some v in the range lands on either side of the budget).
+    """
+    p1, p2 = count(head + [1]), count(head + [2])  # count is linear in v: p1 + (v - 1)(p2 - p1)
+    v = min(max(round((budget - p1) / (p2 - p1)) + 1, v_lo), v_hi)
+    covered = count(head + [v_lo]) <= budget <= count(head + [v_hi])
+    return head + [v], abs(count(head + [v]) - budget), covered
+
+
 def fit_widths(depth: int, budget: int, count: Callable[[list[int]], int]) -> list[int]:
-    """Widths [w]*(depth-1) + [v] whose count(widths) is closest to `budget` (v within [w/2, 2w])."""
+    """Widths [w]*(depth-1) + [v] whose count(widths) is closest to `budget` (v within [w/2, 2w]).
+
+    For small deep nets the counts that consecutive w can reach leave gaps (depth 8: w = 5 reaches
+    at most 261 parameters, w = 6 at least 273), and a budget inside one was missed by up to 5%. Then
+    the j = 1, 2, ... layers just before the last one get width w + 1, the most uniform widths that
+    reach it: the first j whose range covers the budget, so the miss is at most half a step of v.
+    Budgets that uniform widths cover keep exactly the widths they had.
+    """
     if depth < 1 or budget < 1:
         raise ValueError(f"depth and budget must be positive, got depth={depth}, budget={budget}")
+    if depth == 1:
+        return _closest_last([], budget, count, 1, budget)[0]
     best, best_err = None, None
-    for w in range(1, budget + 1):
-        head = [w] * (depth - 1)
-        if head and count(head + [1]) > budget:
-            break
-        p1, p2 = count(head + [1]), count(head + [2])
-        v_lo, v_hi = (max(1, w // 2), 2 * w) if head else (1, budget)
-        v = min(max(round((budget - p1) / (p2 - p1)) + 1, v_lo), v_hi)
-        err = abs(count(head + [v]) - budget)
-        if best_err is None or err < best_err:
-            best, best_err = head + [v], err
-        if not head:
+    for j in range(depth - 1):
+        covered = False
+        for w in range(1, budget + 1):
+            head = [w] * (depth - 1 - j) + [w + 1] * j
+            if best is not None and count(head + [1]) > budget:
+                break
+            widths, err, hit = _closest_last(head, budget, count, max(1, w // 2), 2 * w)
+            covered |= hit
+            if best_err is None or err < best_err:
+                best, best_err = widths, err
+        if covered:
             break
     return best
 

@@ -1,0 +1,139 @@
+"""Regression tests: each one fails on a bug that was found (issue 10) or on a hand-made mutation
+that the other unit tests did not catch."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from hw1 import stats
+from hw1.generalization import keskar_sharpness
+from hw1.landscape import hessian_eigenvalues
+from hw1.models import Arch, dnn_arch
+from hw1.train import Ensemble, batch_order, init_params, train_ensemble
+
+
+# ------------------------------------------------------------------------ Keskar sharpness
+def _converged_linear_net():
+    """nn.Linear(3, 1) at the exact least-squares minimum of noisy linear data (||grad L||^2 / L
+    ~ 1e-12 after the cast to float32: a stationary point to float32 resolution)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=g, dtype=torch.float64)
+    y = x @ torch.tensor([[0.5], [-1.0], [2.0]], dtype=torch.float64) + 0.3
+    y = y + 0.1 * torch.randn(64, 1, generator=g, dtype=torch.float64)
+    sol = torch.linalg.lstsq(torch.cat([x, torch.ones(64, 1, dtype=torch.float64)], 1), y).solution[:, 0]
+    net = nn.Linear(3, 1)
+    with torch.no_grad():
+        net.weight.copy_(sol[:3][None])
+        net.bias.copy_(sol[3:])
+    return net, x.float(), y.float()
+
+
+def test_keskar_sharpness_grows_with_the_box_at_a_converged_point():
+    # A float32 objective gave 6.5e-7 for every eps here (L-BFGS-B stopped after two iterations);
+    # the loss is quadratic, so its rise over the box grows as eps^2: x100, then x25.
+    net, x, y = _converged_linear_net()
+    k = [keskar_sharpness(net, x, y, "mse", eps=e, iters=20) for e in (1e-3, 1e-2, 5e-2)]
+    assert k[0] > 1e-4
+    assert k[1] > 50 * k[0] and k[2] > 15 * k[1]
+
+
+# ------------------------------------------------------------- Hessian with integer labels
+def test_hessian_eigenvalues_of_a_cross_entropy_model_match_autograd():
+    arch, seeds = Arch("dnn", (3,), n_in=2, n_out=3), [0, 1]
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(12, 2, generator=g), torch.randint(0, 3, (12,), generator=g)
+    ens = Ensemble(arch, seeds, init_params(arch, seeds), loss="ce")
+    got = hessian_eigenvalues(ens, x, y)
+
+    net = arch().double()
+    shapes = {n: p.shape for n, p in net.named_parameters()}
+
+    def loss(theta):
+        parts = dict(zip(shapes, theta.split([s.numel() for s in shapes.values()])))
+        params = {n: t.view(shapes[n]) for n, t in parts.items()}
+        return nn.functional.cross_entropy(functional_call(net, params, (x.double(),)), y)
+
+    for k in range(len(seeds)):
+        theta = ens.flat()[k].double()
+        ref = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, theta))
+        torch.testing.assert_close(got[k], ref, rtol=1e-9, atol=1e-12)
+
+
+# ----------------------------------------------------------------------- bootstrap level
+def test_bootstrap_interval_has_the_width_of_the_level_asked_for():
+    # The bootstrap distribution of a mean of n normal draws is ~ N(mean, s^2 / n): the central
+    # interval at level L has half-width z_{(1+L)/2} s / sqrt(n) (1.96 at 0.95, 0.674 at 0.5).
+    x = np.random.default_rng(3).normal(size=400)
+    se = x.std() / np.sqrt(len(x))
+    mean = lambda b: b.mean(axis=-1)  # noqa: E731
+    width = {}
+    for level, z in ((0.5, 0.6745), (0.95, 1.96), (0.99, 2.5758)):
+        lo, hi = stats.bootstrap_ci(x, mean, level=level, n_resamples=4000, seed=1, vectorized=True)
+        assert lo < x.mean() < hi
+        width[level] = hi - lo
+        assert width[level] == pytest.approx(2 * z * se, rel=0.1), level
+    assert width[0.5] < width[0.95] < width[0.99]
+
+
+def test_bootstrap_interval_matches_quantiles_of_resampled_medians():
+    # An independent reference: the 2.5% and 97.5% quantiles of medians of many resamples (its own
+    # generator), within the Monte-Carlo error of 4000 resamples.
+    x = np.random.default_rng(5).exponential(size=300)
+    rng = np.random.default_rng(99)
+    ref = np.median(x[rng.integers(0, len(x), size=(20_000, len(x)))], axis=1)
+    lo, hi = stats.bootstrap_ci(x, lambda b: np.median(b, axis=-1), level=0.95, n_resamples=4000,
+                                seed=0, vectorized=True)
+    spread = np.quantile(ref, 0.975) - np.quantile(ref, 0.025)
+    assert lo == pytest.approx(np.quantile(ref, 0.025), abs=0.05 * spread)
+    assert hi == pytest.approx(np.quantile(ref, 0.975), abs=0.05 * spread)
+
+
+# -------------------------------------------------------------------- seeded batch order
+def test_batch_order_is_seeded_per_seed_and_epoch():
+    order = lambda seed, epoch=0: torch.cat(batch_order(seed, 50, 8, epoch))  # noqa: E731
+    assert torch.equal(order(3), order(3))
+    assert not torch.equal(order(3), order(4))
+    assert not torch.equal(order(3, 0), order(3, 1))
+    assert torch.equal(order(3).sort().values, torch.arange(50))  # a permutation of all points
+    assert [len(b) for b in batch_order(3, 50, 8, 0)] == [8] * 6 + [2]
+    for full in (None, 50, 80):
+        assert [b.tolist() for b in batch_order(3, 50, full, 0)] == [list(range(50))]
+
+
+def test_each_member_follows_its_own_seeds_batch_order():
+    # Members 0 and 1 start from the same parameters, so only their batch orders can tell them
+    # apart; member 0 must be the one-member run of its own seed.
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 3, generator=g), torch.randn(40, 1, generator=g)
+    arch = Arch("dnn", (6,), n_in=3)
+    start = {n: p[[0, 0]] for n, p in init_params(arch, [7]).items()}
+    kw = dict(epochs=2, lr=1e-2, batch_size=8)
+    both = train_ensemble(arch, [3, 4], x, y, params=start, **kw)
+    alone = train_ensemble(arch, [3], x, y, params={n: p[:1] for n, p in start.items()}, **kw)
+    assert not torch.allclose(both.flat()[0], both.flat()[1])
+    torch.testing.assert_close(both.flat()[:1], alone.flat())
+
+
+# ------------------------------------------------------------------ budget of tiny deep nets
+@pytest.mark.parametrize("depth, budget", [(7, 239), (8, 200), (8, 270), (8, 275)])
+def test_budgets_between_two_uniform_widths_are_met(depth, budget):
+    # uniform widths jump past these budgets (depth 8: 261 parameters at w = 5, 273 at w = 6);
+    # the builder widens the layers before the last by one instead of missing by up to 5%
+    arch = dnn_arch(depth, budget)
+    head = arch.widths[:-1]
+    assert abs(arch.n_params - budget) / budget < 0.03
+    assert max(head) - min(head) <= 1
+
+
+def test_the_projects_architectures_are_unchanged():
+    # the configs' nets (fit, ratio, MNIST DNNs, CNNs): a builder change must not move them
+    assert [dnn_arch(3, b).widths for b in (40, 80, 160, 400, 1000)] == [
+        (3, 3, 4), (6, 6, 3), (7, 7, 10), (14, 14, 10), (18, 18, 31)]
+    assert [dnn_arch(6, b).widths for b in (40, 1000)] == [(2, 2, 2, 2, 2, 3), (14, 14, 14, 14, 14, 8)]
+    assert [dnn_arch(1, b).widths for b in (40, 200, 1000)] == [(13,), (66,), (333,)]
+    assert [dnn_arch(d, 50_000, n_in=784, n_out=10).widths for d in (4, 8)] == [
+        (51, 51, 51, 75), (44,) * 7 + (65,)]
+    from hw1.models import cnn_arch
+    assert [cnn_arch(d, 20_000).widths for d in (1, 2, 4)] == [(10,), (40, 23), (28, 28, 28, 21)]
+    assert cnn_arch(4, 90_000).widths == (52, 52, 52, 85)
