@@ -1,6 +1,7 @@
 """Merging sharded claims reports (hw1.shards): the merged index is the index of all the records
 together, and shards that would make a misleading report are refused."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -142,3 +143,15 @@ def test_command_line(tmp_path, two_shards, capsys):
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "m2" / "INDEX.md").is_file()
+
+
+def test_the_gpu_workflow_shards_every_claim_once():
+    # each claim in exactly one matrix job, so the merged report is complete and no case is run twice
+    workflow = (ROOT / ".github" / "workflows" / "claims-gpu.yml").read_text()
+    sharded = re.findall(r"--claim ([\w-]+)", workflow)
+    res = subprocess.run([sys.executable, "-m", "pytest", "claims/", "--collect-only", "-q", "--claim",
+                          "no-such-claim"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    known = re.search(r"known claims: ([\w, -]+)", res.stderr + res.stdout)
+    assert known, res.stderr
+    assert sorted(sharded) == sorted(known[1].strip().split(", "))
+    assert "python -m hw1.shards merge" in workflow
