@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent
+# Progress lines (what trains where, epoch, ETA), also under xdist: --progress-every SECONDS, 0 = off.
+pytest_plugins = ["claims.progress_plugin"]
 LEDGER_SCALES = ("smoke", "ci")  # scales whose verdict ledger is committed (claims/__snapshots__)
 
 

@@ -54,3 +54,41 @@ def test_seed_offset_shifts_every_seed(n, offset):
     s = seeds_for(n, offset)
     assert len(s) == n == len(set(s))
     assert s == [x + offset for x in seeds_for(n)]
+
+
+# ------------------------------------------------------------------------------ --set overrides
+@pytest.mark.parametrize("args, message", [
+    (["--set", "fit.epoch=5"], "fit has no field 'epoch'; valid fields: fit.targets"),
+    (["--set", "nope.x=1"], "unknown section 'nope'; sections: fit, mnist, opt, gen, stages"),
+    (["--set", "fit.epochs=many"], "--set fit.epochs=many: expected int"),
+    (["--set", "fit.epochs"], "write SECTION.FIELD=VALUE"),
+    (["--set", "stages.spend=0.5"], "one spend fraction per stage"),
+])
+def test_bad_overrides_are_usage_errors(args, message):
+    res = _pytest(*args)
+    assert res.returncode == 4, res.stdout + res.stderr  # pytest's usage error
+    assert message in res.stderr
+
+
+def test_overrides_are_typed_and_recorded():
+    from hw1.config import CI, apply_overrides
+
+    s = apply_overrides(CI, ["fit.epochs=5000", "gen.seeds=12", "mnist.train_size=none",
+                             "fit.targets=sinc", "fit.lr=3e-3", "opt.eig_rel_tol=1e-6",
+                             "gen.interp_batches=(10, 100)", "alpha=0.01"])
+    assert (s.fit.epochs, s.gen.seeds, s.mnist.train_size, s.fit.targets) == (5000, 12, None, ("sinc",))
+    assert (s.fit.lr, s.opt.eig_rel_tol, s.gen.interp_batches, s.alpha) == (3e-3, 1e-6, (10, 100), 0.01)
+    assert s.overrides[0] == "fit.epochs=5000" and s.to_dict()["overrides"] == s.overrides
+    assert apply_overrides(CI, []) is CI
+    with pytest.raises(ValueError, match="expected 2 values"):
+        apply_overrides(CI, ["gen.interp_batches=1,2,3"])
+
+
+def test_departures_are_derived_from_the_configs():
+    from hw1.config import CI, PAPER, departures
+
+    deps = {d["field"]: d for d in departures(CI, "cnn-depth")}
+    assert deps["mnist.epochs"]["value"] == CI.mnist.epochs and deps["mnist.epochs"]["report"] == 20
+    assert deps["mnist.epochs"]["decisive"] == "training" and deps["mnist.train_size"]["decisive"] == "data"
+    assert departures(PAPER, "cnn-depth") == []
+    assert not any(d["field"].endswith("seeds") for d in departures(CI, "random-labels"))
