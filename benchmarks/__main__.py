@@ -15,6 +15,7 @@ from .common import machine
 from .report import HERE, write_readme
 
 PARTS = ("ensemble", "cache", "claims", "paper")
+PART_KEYS = {"ensemble": "ensemble", "cache": "cold_warm", "claims": "claim_times", "paper": "paper"}
 
 
 def main(argv=None) -> None:
@@ -33,14 +34,19 @@ def main(argv=None) -> None:
     kind = device.type
     out = HERE / "results" / f"{kind}.json"
     res = json.loads(out.read_text()) if out.exists() else {}
-    res.update({"kind": kind, "machine": machine(device),
-                "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")})
+    info = res.setdefault("part_info", {})  # each part's machine: a partial rerun may be elsewhere
+    for part, key in PART_KEYS.items():
+        if key in res and part not in info and "machine" in res:
+            info[part] = {"machine": res["machine"], "when": res["when"]}
+    here = {"machine": machine(device), "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    res.update({"kind": kind, **here})
     part_s = res.setdefault("part_s", {})
     clock = [time.perf_counter()]
 
     def lap(part: str) -> None:
         now = time.perf_counter()
         part_s[part] = now - clock[0]
+        info[part] = here
         clock[0] = now
 
     if "ensemble" in parts:
@@ -68,10 +74,9 @@ def main(argv=None) -> None:
         from .paper_cost import estimate_paper
 
         print("paper-scale cost from per-step times", flush=True)
-        res["paper"] = estimate_paper(device, fit_epochs=5 if args.quick else 20,
-                                      mnist_steps=2 if args.quick else 4)
+        res["paper"] = estimate_paper(device, repeats=1 if args.quick else args.repeats)
         lap("paper")
-    res["wall_s"] = sum(part_s.values())
+    res["wall_s"] = sum(part_s.values())  # of the parts' latest runs
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
     print(f"wrote {out} and {write_readme()}")
