@@ -74,11 +74,16 @@ def _check_scales(records: dict, envs: dict) -> str:
 
 
 def _environment(shards: list[Path], envs: dict, cases: dict, scale: str) -> dict:
-    """One environment.json: what every shard agrees on, then each shard with its device and cases."""
+    """One environment.json: what every shard agrees on (devices that differ are listed, joined
+    with ' + '), then each shard with its own environment and cases."""
     entries = [{"shard": s.name, "path": str(s), **envs[s], "cases": sorted(cases[s])} for s in shards]
     found = [envs[s] for s in shards if envs[s]]
     common = {k: v for k, v in (found[0] if found else {}).items()
               if all(k in e and e[k] == v for e in found)}
+    for key in ("device", "device_name"):
+        values = sorted({str(e[key]) for e in found if key in e})
+        if len(values) > 1:
+            common[key] = " + ".join(values)
     return {**common, "scale": scale, "shards": entries}
 
 

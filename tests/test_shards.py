@@ -78,7 +78,7 @@ def test_environments_are_combined_with_each_shards_device(tmp_path, two_shards)
     a, b, _ = two_shards
     env = json.loads((Path(shards.merge([a, b], tmp_path / "m").parent) / "environment.json").read_text())
     assert env["scale"] == "paper" and env["python"] == "3.11.7"  # what the shards agree on
-    assert "device" not in env  # they differ: per shard only
+    assert env["device"] == "cuda:0 + cuda:1"  # they differ: both named
     assert [(s["shard"], s["device"]) for s in env["shards"]] == [("shard-fit", "cuda:0"), ("shard-rl", "cuda:1")]
     assert env["shards"][1]["cases"] == ["cnn-depth", "random-labels"]
 
