@@ -145,8 +145,8 @@ def _finish(status: str, p: float, n: int, alpha: float) -> tuple[float, str]:
         return _NAN, ""
     need = seeds_needed(p, n, alpha)
     if not math.isfinite(need):
-        return need, (" Not shown: the estimate points away from the claim, so no number of seeds "
-                      "would show it.")
+        return need, (" Not shown: the data give no evidence for the claim (its p >= 0.5), so no "
+                      "number of seeds would show an effect like this one.")
     return need, (f" Not shown: neither direction is significant; an effect like the observed one "
                   f"would need about {math.ceil(need)} seeds for {POWER:.0%} power at alpha "
                   f"{_fmt(alpha)}.")
