@@ -4,8 +4,8 @@ import torch
 
 from hw1.data import sample_target
 from hw1.models import Arch, dnn_arch
-from hw1.train import (DeviceError, NonFiniteLossError, init_params, resolve_device, train_ensemble,
-                       train_model)
+from hw1.train import (DeviceError, Ensemble, NonFiniteLossError, ensemble_of, grad_norms, init_params,
+                       resolve_device, train_ensemble, train_model)
 
 
 def _loop(arch, seeds, x, y, **kw):
@@ -79,3 +79,39 @@ def test_devices():
         resolve_device("cuda:97")
     with pytest.raises(DeviceError):
         resolve_device("tpu")
+
+
+def test_cache_tensors_round_trip_and_rebuild_the_ensemble():
+    x, y = sample_target("sincos", 16)
+    arch = dnn_arch(1, 30)
+    ens = train_ensemble(arch, [1, 2], x, y, epochs=2, lr=1e-2)
+    tensors = ens.to_tensors()
+    assert set(tensors) == ({f"param.{n}" for n in ens.params} | {f"hist.{n}" for n in ens.history}
+                            | {f"final.{n}" for n in ens.final})
+    for back in (Ensemble.from_tensors(arch, [1, 2], tensors, "mse"),
+                 ensemble_of("mse")(tensors, {"arch": arch, "seeds": [1, 2]}),
+                 ensemble_of("mse", lambda args: args["a"])(tensors, {"a": arch, "seeds": [1, 2]})):
+        assert back.build is arch and back.seeds == [1, 2] and back.loss == "mse"
+        for name in ("params", "history", "final"):
+            got, ref = getattr(back, name), getattr(ens, name)
+            assert got.keys() == ref.keys() and all(torch.equal(got[n], ref[n]) for n in ref)
+
+
+def test_final_loss_is_the_loss_after_the_last_update_and_model_k_is_member_k():
+    x, y = sample_target("sincos", 32)
+    ens = train_ensemble(dnn_arch(2, 60), [0, 1], x, y, epochs=3, lr=1e-2)
+    for k in (0, 1):
+        m = ens.model(k)
+        torch.testing.assert_close(torch.cat([p.detach().flatten() for p in m.parameters()]), ens.flat()[k])
+        torch.testing.assert_close(ens.final_loss[k], ((m(x) - y) ** 2).mean().detach())
+    assert not torch.equal(ens.final_loss, ens.history["loss"][:, -1])  # before vs after the last step
+
+
+def test_grad_norms_are_each_members_own():
+    arch = dnn_arch(1, 20)
+    params = {n: p.requires_grad_(True) for n, p in init_params(arch, [0, 1, 2]).items()}
+    loss = sum(((p ** 2).flatten(1).sum(1) * torch.tensor([1.0, 2.0, 3.0])).sum() for p in params.values())
+    loss.backward()
+    expected = torch.stack([torch.sqrt(sum(((2 * c * p[k].detach()) ** 2).sum() for p in params.values()))
+                            for k, c in enumerate((1.0, 2.0, 3.0))])
+    torch.testing.assert_close(grad_norms(params), expected)
