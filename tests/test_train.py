@@ -4,8 +4,9 @@ import torch
 
 from hw1.data import sample_target
 from hw1.models import Arch, dnn_arch
-from hw1.train import (DeviceError, Ensemble, NonFiniteLossError, ensemble_of, grad_norms, init_params,
-                       resolve_device, train_ensemble, train_model)
+from hw1 import progress
+from hw1.train import (DeviceError, Ensemble, NonFiniteLossError, ensemble_of, evaluate, grad_norms,
+                       init_params, resolve_device, train_ensemble, train_model)
 
 
 def _loop(arch, seeds, x, y, **kw):
@@ -115,3 +116,74 @@ def test_grad_norms_are_each_members_own():
     expected = torch.stack([torch.sqrt(sum(((2 * c * p[k].detach()) ** 2).sum() for p in params.values()))
                             for k, c in enumerate((1.0, 2.0, 3.0))])
     torch.testing.assert_close(grad_norms(params), expected)
+
+
+def test_devices_with_and_without_cuda(monkeypatch):
+    assert resolve_device().type == resolve_device("auto").type
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(DeviceError, match=r"unknown device 'tpu'; use auto, cpu, cuda"):
+        resolve_device("tpu")
+    with pytest.raises(DeviceError, match=r"device type 'meta' is not supported"):
+        resolve_device("meta")
+    for n, fine, missing in ((0, [], ["cuda", "cuda:0"]), (1, ["cuda", "cuda:0"], ["cuda:1"]),
+                             (2, ["cuda", "cuda:1"], ["cuda:2"])):
+        monkeypatch.setattr(torch.cuda, "device_count", lambda n=n: n)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda n=n: n > 0)
+        assert resolve_device("auto").type == ("cuda" if n else "cpu")
+        assert [resolve_device(d) for d in fine] == [torch.device(d) for d in fine]
+        for d in missing:
+            with pytest.raises(DeviceError, match=rf"device '{d}' is not there \({n} CUDA"):
+                resolve_device(d)
+
+
+def test_evaluate_in_chunks_equals_one_pass():
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(13, 4, generator=g), torch.randint(0, 3, (13,), generator=g)
+    arch = Arch("dnn", (5,), n_in=4, n_out=3)
+    params = init_params(arch, [0, 1])
+    for k in (0, 1):
+        out = Ensemble(arch, [0, 1], params).model(k)(x).detach()
+        got = evaluate(arch, params, x, y, "ce", chunk=5)  # 5 + 5 + 3
+        assert set(got) == {"loss", "acc"}
+        torch.testing.assert_close(got["loss"][k], torch.nn.functional.cross_entropy(out, y))
+        torch.testing.assert_close(got["acc"][k], (out.argmax(1) == y).float().mean())
+    assert set(evaluate(arch, params, x, torch.randn(13, 3), "mse")) == {"loss"}
+
+
+def test_final_metrics_reuse_only_an_eval_set_that_is_the_training_data():
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(20, 4, generator=g), torch.randint(0, 3, (20,), generator=g)
+    x2, y2 = torch.randn(20, 4, generator=g), torch.randint(0, 3, (20,), generator=g)
+    arch, kw = Arch("dnn", (5,), n_in=4, n_out=3), dict(epochs=3, lr=1e-2, loss="ce")
+    for sets in ({"train": (x, y)}, {"a": (x, y2), "b": (x2, y)}, {"a": (x, y2), "train": (x, y)}):
+        ens = train_ensemble(arch, [0, 1], x, y, eval_sets=sets, **kw)
+        ref = evaluate(arch, ens.params, x, y, "ce")
+        assert set(ens.final) == {"loss", "acc"}
+        for m in ("loss", "acc"):
+            torch.testing.assert_close(ens.final[m], ref[m])
+
+
+def test_members_one_after_another_from_given_parameters(monkeypatch, tmp_path):
+    # the same ensemble as the vectorized one, from the parameters given, under one progress task
+    monkeypatch.setenv("HW1_PROGRESS_DIR", str(tmp_path))
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(24, 3, generator=g), torch.randint(0, 3, (24,), generator=g)
+    arch = Arch("dnn", (6,), n_in=3, n_out=3)
+    start = {n: p[[0, 0]] for n, p in init_params(arch, [9]).items()}
+    kw = dict(epochs=2, lr=1e-2, loss="ce", batch_size=8, params=start)
+    a = train_ensemble(arch, [3, 4], x, y, vectorize=True, **kw)
+    b = train_ensemble(arch, [3, 4], x, y, vectorize=False, name="one-by-one", **kw)
+    (state,) = progress.read_states(tmp_path)
+    assert (state["name"], state["done"], state["total"], state["finished"]) == ("one-by-one", 4, 4, True)
+    assert b.build is arch and b.seeds == [3, 4] and b.loss == "ce"
+    torch.testing.assert_close(a.flat(), b.flat(), rtol=1e-4, atol=1e-5)
+    assert a.history.keys() == b.history.keys() and a.final.keys() == b.final.keys()
+    torch.testing.assert_close(a.final["loss"], b.final["loss"], rtol=1e-4, atol=1e-5)
+
+
+def test_non_finite_loss_one_member_at_a_time_names_the_run():
+    x, y = sample_target("sincos", 16)
+    y = y.clone()
+    y[3] = float("nan")
+    with pytest.raises(NonFiniteLossError, match=r"run 'broken', seed 7"):
+        train_ensemble(dnn_arch(1, 50), [7, 8], x, y, epochs=2, lr=1e-3, name="broken", vectorize=False)
