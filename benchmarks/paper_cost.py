@@ -59,12 +59,16 @@ def _median(fn, repeats: int, device) -> float:
     return float(np.median([timed(fn, device) for _ in range(repeats)]))
 
 
-def _linear(fn, sizes: tuple[int, int]) -> dict:
-    """fn(n) timed at two point counts: {'a', 'b'} with seconds = a + b n."""
-    t = [timed(lambda: fn(n), CPU) for n in sizes]
+def _linear(fn, sizes: tuple[int, int]) -> tuple[dict, int]:
+    """fn(n) timed at two point counts: ({'a', 'b'} with seconds = a + b n, the peak memory growth
+    of the larger call)."""
+    t = []
+    for n in sizes:
+        with PeakRSS() as mem:
+            t.append(timed(lambda: fn(n), CPU))
     (n1, n2) = sizes
     b = (t[1] - t[0]) / (n2 - n1)
-    return {"a": max(t[0] - b * n1, 0.0), "b": max(b, 0.0), "sizes": list(sizes), "s": t}
+    return {"a": max(t[0] - b * n1, 0.0), "b": max(b, 0.0), "sizes": list(sizes), "s": t}, mem.growth
 
 
 def _at(fit: dict, n: int) -> float:
@@ -356,34 +360,33 @@ def _measurements(repeats) -> list:
         arch, loss = G.batch_arch(cfg, task), "ce" if task == "mnist" else "mse"
         model = Ensemble(arch, [0], init_params(arch, [0]), {}, loss).model(0)
         if task == "mnist":
-            (x, y), (xt, yt) = (load_mnist(True, limit=1000), load_mnist(False, limit=1000))
+            (x, y), (xt, yt) = (load_mnist(True, limit=2000), load_mnist(False, limit=2000))
             n_sens, n_sharp = cfg.sens_points or N_TEST, cfg.sharp_points or N_TRAIN
         else:
             (x, y), (xt, yt) = G.task_data(cfg, task)
             n_sens, n_sharp = cfg.fit_points, min(cfg.sharp_points or cfg.fit_points, cfg.fit_points)
-        sharp = dict(sigma=cfg.sharp_sigma, seed=0)
-        probes = {  # (fn(n, cheap): cheap = as few draws / iterations as the memory probe needs)
-            "sensitivity": (lambda n, cheap: G.sensitivity(model, xt[:n], yt[:n], loss), n_sens,
+        # fn(n) -> one call on n points, and how many such calls the real one is worth in its
+        # point-dependent part: the Gaussian sharpness is timed with 1 draw (2 losses) of its 21
+        probes = {
+            "sensitivity": (lambda n: G.sensitivity(model, xt[:n], yt[:n], loss), 1.0, n_sens,
                             f"loss-gradient norms{' + softmax Jacobians' if task == 'mnist' else ''} on "
                             f"{n_sens} test points"),
-            "gaussian": (lambda n, cheap: G.gaussian_sharpness(model, x[:n], y[:n], loss, **sharp,
-                                                               n=1 if cheap else cfg.sharp_n), n_sharp,
+            "gaussian": (lambda n: G.gaussian_sharpness(model, x[:n], y[:n], loss, sigma=cfg.sharp_sigma,
+                                                        n=1, seed=0), (cfg.sharp_n + 1) / 2, n_sharp,
                          f"{cfg.sharp_n + 1} float64 losses on {n_sharp} training points"),
-            "keskar": (lambda n, cheap: G.keskar_sharpness(model, x[:n], y[:n], loss, eps=cfg.keskar_eps,
-                                                           iters=1 if cheap else cfg.keskar_iters), n_sharp,
+            "keskar": (lambda n: G.keskar_sharpness(model, x[:n], y[:n], loss, eps=cfg.keskar_eps,
+                                                    iters=cfg.keskar_iters), 1.0, n_sharp,
                        f"L-BFGS-B, {cfg.keskar_iters} iterations, float64, on {n_sharp} training points"),
         }
-        for name, (fn, n_real, what) in probes.items():
-            sizes = (100, 500) if task == "mnist" else (n_real // 2, n_real)
-            t = _linear(lambda n: fn(n, False), sizes)
-            probe = min(n_real, len(x), len(xt))  # memory grows with the points: probe 1000, scale
-            with PeakRSS() as mem:
-                fn(probe, True)
-            s, peak = _at(t, n_real), mem.growth * n_real / probe
+        for name, (fn, per_point_x, n_real, what) in probes.items():
+            sizes = (250, len(x)) if task == "mnist" else (n_real // 2, n_real)
+            t, grown = _linear(fn, sizes)
+            s = t["a"] + t["b"] * per_point_x * n_real
+            peak = grown * n_real / sizes[1]  # the working set grows with the points
             case = f"sensitivity [{task}]" if name == "sensitivity" else f"sharpness [{task}-{name}]"
             how = ("timed at real size" if sizes[-1] == n_real
-                   else f"timed at {sizes[0]} and {sizes[1]} points, linear")
-            how += "" if probe == n_real else f"; memory probed at {probe} points, x {n_real // probe}"
+                   else f"timed at {sizes[0]} and {sizes[1]} points, linear; memory x {n_real / sizes[1]:g}")
+            how += f"; 1 draw timed, x {per_point_x:g}" if per_point_x != 1 else ""
             items.append(_item(case, "batch-size", f"{what}, per member and batch size", calls=calls,
                                s_per_call=s, host=True, peak_bytes=peak, note=how,
                                shares="" if name == "sensitivity" else f"the batch-size runs of sensitivity [{task}]"))
@@ -441,6 +444,10 @@ ANALOG = {"fit/": "fit/", "batch/fit/": "fit/", "ratio/gn": "ratio/mse", "mnist/
           "mnist/dnn/": "mnist/dnn/"}
 
 
+ANALOG_NAME = {"fit/": "HW1-1 fit DNN", "mnist/cnn/": "HW1-1 MNIST CNN", "mnist/dnn/": "HW1-1 MNIST DNN",
+               "ratio/mse": "minimal-ratio MSE phase"}
+
+
 def legacy_gpu_runs(res: dict) -> dict:
     """Per-run GPU timings from a results file of the earlier HW1-1-only estimate: its fit and
     MNIST rows, and the K=100 depth-1 row of its ensemble benchmark (the minimal-ratio MSE phase:
@@ -491,8 +498,9 @@ def gpu_run(key: str, cpu_runs: dict, gpu_runs: dict) -> tuple[dict, str] | None
         step = c["members"] * max(a["floor"], c["s_per_step"] / c["members"] / a["ratio"])
     else:
         step = max(a["floor"], c["s_per_step"] / a["ratio"])
-    how = (f"derived: CPU ÷ {a['ratio']:.3g} (smallest CPU/GPU ratio of {len(a['pairs'])} measured "
-           f"{a['worst'].split('/')[0]} runs), at least {a['floor'] * 1e3:.1f} ms/step"
+    how = (f"derived: CPU ÷ {a['ratio']:.3g} (smallest CPU/GPU ratio of the {len(a['pairs'])} "
+           f"{next(v for k, v in ANALOG_NAME.items() if a['worst'].startswith(k))} "
+           f"runs), at least {a['floor'] * 1e3:.1f} ms/step"
            + (" per seed, trained one at a time" if c.get("one_at_a_time") else ""))
     return {"s_per_step": step, "eval_s_per_image": c["eval_s_per_image"] / a["eval_ratio"]}, how
 

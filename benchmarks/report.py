@@ -155,7 +155,8 @@ def _count(it: dict, runs: dict) -> tuple[str, float]:
         per = sum(runs[k].get("steps", it["steps"]) * runs[k]["s_per_step"] for k in it["runs"]) / max(steps, 1)
         ev = sum(runs[k].get("evals", it["evals"]) for k in it["runs"])
         evals = f" + {ev:,} evaluations of {it['eval_images']:,}" if ev and it["eval_images"] else ""
-        return f"{steps:,} steps ({len(it['runs'])} runs){evals}", per
+        n = len(it["runs"])
+        return f"{steps:,} steps ({n} run{'s' if n > 1 else ''}){evals}", per
     if it["calls"]:
         return f"{it['calls']:,} call{'s' if it['calls'] > 1 else ''}", it["s_per_call"]
     return "—", 0.0
@@ -189,14 +190,25 @@ def _paper_rows(cpu: dict, results: list[dict]) -> tuple[list[dict], str]:
 
 PAPER_INTRO = """Every run family of `hw1.config.PAPER` is timed for a few steps with its real models on real
 data shapes (MNIST images, the real batch sizes, the paper's seeds per ensemble, vmapped or seed
-after seed as the producers train them on that device, with the evaluations they do), and every
-dominant measurement at its real size or at two smaller point counts, extrapolated linearly
-(`benchmarks/paper_cost.py`). Count × time gives the estimate. Runs that several claims share are
-counted once, under the claim case named; the `shares` notes say who else reads them. Items marked
-*host CPU* are measurements the library makes on CPU copies of the models (`Ensemble.model(k)`,
-cached CPU tensors): they run on the CPU of a GPU runner too, one torch thread per xdist worker,
-so their GPU-runner time is their CPU time. CPU times are one torch thread on a shared machine
-(see its load average above): expect them to move with load."""
+after seed as the producers train them on that device, with the evaluations they do; median of 3
+repeats), and every dominant measurement at its real size or at two smaller point counts,
+extrapolated linearly (`benchmarks/paper_cost.py`). Count × time gives the estimate. Runs that
+several claims share are counted once, under the claim case named; the `shares` notes say who else
+reads them. Items marked *host CPU* are measurements the library makes on CPU copies of the models
+(`Ensemble.model(k)`, cached CPU tensors): they run on the CPU of a GPU runner too, one torch
+thread per xdist worker, so their GPU-runner time is their CPU time.
+
+GPU column: *measured* where a GPU result has the run (the H100 numbers come from an earlier
+session's HW1-1 estimate and ensemble benchmark, torch 2.11; its MNIST evaluation time per image is
+its evaluation total over the 20 evaluations it counted). *Derived* elsewhere: the run's CPU time
+÷ the smallest CPU/GPU ratio measured on its analog (the HW1-1 CNNs for every conv net on MNIST,
+the HW1-1 fit DNNs for the fit task's batch-size runs, the minimal-ratio MSE phase for its
+gradient-norm phase), and never less than the fastest GPU step among those analog runs (a step's
+fixed cost: Python, kernel launches), paid per seed where seeds train one at a time. A
+`python -m benchmarks --device cuda --only paper` run replaces every derived number by a measured one.
+
+The CPU is shared with other work (load average above): two runs of this estimate an hour apart
+differed by up to 2x per run family and by about 30% in total, so read the CPU hours as ±50%."""
 
 
 def _paper_table(results: list[dict]) -> list[str]:
@@ -271,7 +283,11 @@ def _memory_table(results: list[dict]) -> list[str]:
              "| claim case | peak | where | dominated by | how obtained |", "| --- | ---: | --- | --- | --- |"]
     for claim, (b, where, what, how) in peaks.items():
         lines.append(f"| {claim} | {f'{b / 2**30:.2f} GiB' if b else '—'} | {where} | {what} | {how} |")
-    return lines + [""]
+    return lines + ["", "`tests/test_paper_shapes.py` runs every one of these paths at its real size (the measurements "
+                    "on fewer points) and holds the minimal-ratio Hessian to a budget of 16 GiB per claim case (the "
+                    "memory of the smallest GitHub GPU runner's T4, about half its 28 GB of host RAM): with "
+                    "`hessian_eigenvalues` taking 16 members at once it needs about 3 times that, a strict "
+                    "expected failure until it takes fewer at once.", ""]
 
 
 def _machine_lines(res: dict) -> list[str]:
