@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
+from scipy.optimize import Bounds, minimize
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
@@ -306,7 +306,7 @@ def box_maximise(f, x0: np.ndarray, eps: float, iters: int):
         return -v, -g
 
     res = minimize(neg, np.zeros_like(x0), jac=True, method="L-BFGS-B",
-                   bounds=list(zip(-half, half)), options={"maxiter": iters, "gtol": 0.0, "ftol": 0.0})
+                   bounds=Bounds(-half, half), options={"maxiter": iters, "gtol": 0.0, "ftol": 0.0})
     y = np.clip(res.x, -half, half)  # L-BFGS-B keeps to the bounds; the clip makes it a guarantee
     return y, f(x0 + y)[0], f(x0)[0]
 

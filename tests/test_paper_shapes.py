@@ -8,7 +8,6 @@ there, late. Here each producer and measurement runs with the real models on rea
 shrinks only epoch, step and point counts. The run cache is on, in a temporary folder, so that
 storing and loading paper-sized runs is exercised too.
 """
-import inspect
 import os
 from dataclasses import replace
 
@@ -163,11 +162,6 @@ class PaperMemoryError(MemoryError):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="measures memory through /proc")
-@pytest.mark.xfail(strict=True, raises=PaperMemoryError, reason=(
-    "hw1.landscape.hessian_eigenvalues vmaps the forward-over-reverse Hessian over chunk=16 members "
-    "at once: at P = 1000 parameters and 256 points one member takes ~3.4 GB (float64), 16 take "
-    "~54 GB of host memory (it runs on the CPU copies even with --device cuda). Fix in landscape.py: "
-    "chunk by memory, or jacfwd(jacrev(f), chunk_size=...) per member"))
 def test_minimal_ratio_and_error_surface_at_the_real_1000_parameter_hessian():
     cfg = replace(PAPER.opt, mse_epochs=2, gn_epochs=2)
     with PeakRSS() as mem:
@@ -192,8 +186,7 @@ def test_minimal_ratio_and_error_surface_at_the_real_1000_parameter_hessian():
                                         cfg.span, 5, seed=0)
     assert coords.shape == (5,) and surf.shape == (5, 5) and np.isfinite(surf).all()
     # memory: the Hessian vmaps over `chunk` members at once, so the claim needs chunk x one member
-    chunk = inspect.signature(landscape.hessian_eigenvalues).parameters.get("chunk")
-    at_once = min(chunk.default if chunk is not None else cfg.ratio_runs, cfg.ratio_runs)
+    at_once = min(landscape.hessian_chunk(P, cfg.n_points), cfg.ratio_runs)
     need = mem.growth * at_once
     if need > MEMORY_BUDGET:
         raise PaperMemoryError(f"minimal-ratio: one member's Hessian took {mem.growth / 2**30:.1f} GiB, "
