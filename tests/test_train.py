@@ -5,8 +5,8 @@ import torch
 from hw1.data import sample_target
 from hw1.models import Arch, dnn_arch
 from hw1 import progress
-from hw1.train import (DeviceError, Ensemble, NonFiniteLossError, ensemble_of, evaluate, grad_norms,
-                       init_params, resolve_device, train_ensemble, train_model)
+from hw1.train import (DeviceError, Ensemble, NonFiniteLossError, batch_order, ensemble_of, evaluate,
+                       grad_norms, init_params, resolve_device, train_ensemble, train_model)
 
 
 def _loop(arch, seeds, x, y, **kw):
@@ -187,3 +187,83 @@ def test_non_finite_loss_one_member_at_a_time_names_the_run():
     y[3] = float("nan")
     with pytest.raises(NonFiniteLossError, match=r"run 'broken', seed 7"):
         train_ensemble(dnn_arch(1, 50), [7, 8], x, y, epochs=2, lr=1e-3, name="broken", vectorize=False)
+
+
+def test_batch_orders_are_the_recorded_ones():
+    # recorded runs (figures/, the ledger) were trained with exactly these orders: a change of the
+    # seeding changes every minibatch result, so it must be deliberate
+    assert [b.tolist() for b in batch_order(0, 10, 4, 0)] == [[4, 1, 7, 5], [3, 9, 0, 8], [6, 2]]
+    assert [b.tolist() for b in batch_order(2, 10, 4, 3)] == [[2, 8, 5, 7], [9, 6, 3, 4], [1, 0]]
+
+
+def _reference_ce_run(arch, seed, x, y, epochs, lr, batch_size):
+    """One member by hand: per-epoch mean of the batch losses and of the batch accuracies."""
+    torch.manual_seed(seed)
+    m = arch()
+    opt = torch.optim.Adam(m.parameters(), lr=lr)
+    losses, accs = [], []
+    for epoch in range(epochs):
+        batches = batch_order(seed, len(y), batch_size, epoch)
+        lsum = asum = 0.0
+        for idx in batches:
+            out = m(x[idx])
+            value = torch.nn.functional.cross_entropy(out, y[idx])
+            asum += float((out.argmax(-1) == y[idx]).float().mean())
+            opt.zero_grad()
+            value.backward()
+            opt.step()
+            lsum += float(value.detach())
+        losses.append(lsum / len(batches))
+        accs.append(asum / len(batches))
+    return torch.tensor(losses), torch.tensor(accs)
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_history_of_a_classifier(vectorize, monkeypatch, tmp_path):
+    # history: running loss and accuracy per epoch, eval sets every eval_every-th epoch and the
+    # last, on_epoch's metrics every epoch; progress counts every epoch of every member
+    monkeypatch.setenv("HW1_PROGRESS_DIR", str(tmp_path))
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(24, 3, generator=g), torch.randint(0, 3, (24,), generator=g)
+    arch, seeds, epochs = Arch("dnn", (6,), n_in=3, n_out=3), [0, 1], 5
+    first = next(iter(init_params(arch, [0])))
+    seen = []
+
+    def on_epoch(epoch, params):
+        seen.append(epoch)
+        return {"epoch": torch.full((params[first].shape[0],), float(epoch)), "w": params[first][:, 0, 0]}
+
+    kw = dict(epochs=epochs, lr=1e-2, loss="ce", batch_size=8, eval_sets={"test": (x[:10], y[:10])})
+    ens = train_ensemble(arch, seeds, x, y, eval_every=2, on_epoch=on_epoch, vectorize=vectorize, **kw)
+    assert (ens.build, ens.seeds, ens.loss) == (arch, seeds, "ce") and set(ens.final) == {"loss", "acc"}
+    assert set(ens.history) == {"loss", "acc", "test_loss", "test_acc", "eval_epoch", "epoch", "w"}
+    assert ens.history["eval_epoch"].tolist() == [[1.0, 3.0, 4.0]] * 2
+    assert ens.history["epoch"].tolist() == [list(map(float, range(epochs)))] * 2
+    torch.testing.assert_close(ens.history["w"][:, -1], ens.params[first][:, 0, 0])
+    assert seen == list(range(epochs)) * (1 if vectorize else 2)
+    for k, s in enumerate(seeds):
+        loss, acc = _reference_ce_run(arch, s, x, y, epochs, 1e-2, 8)
+        torch.testing.assert_close(ens.history["loss"][k], loss, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ens.history["acc"][k], acc, rtol=1e-4, atol=1e-5)
+    (state,) = progress.read_states(tmp_path)
+    assert (state["name"], state["done"], state["total"]) == ("run", epochs * (1 if vectorize else 2),
+                                                               epochs * (1 if vectorize else 2))
+    default = train_ensemble(arch, seeds, x, y, **kw)
+    assert default.history["eval_epoch"].tolist() == [list(map(float, range(epochs)))] * 2
+    assert progress.read_states(tmp_path)[0]["total"] == epochs  # vectorized unless asked otherwise
+
+
+def _poison_after_first_epoch(epoch, params):
+    if epoch == 0:
+        with torch.no_grad():
+            next(iter(params.values())).fill_(float("nan"))
+    return {}
+
+
+@pytest.mark.parametrize("epochs, batch_size, caught_at", [(5, None, 4), (60, None, 50), (5, 8, 1)])
+def test_a_non_finite_loss_is_caught_every_epoch_with_minibatches_else_every_50th_and_the_last(
+        epochs, batch_size, caught_at):
+    x, y = sample_target("sincos", 16)
+    with pytest.raises(NonFiniteLossError, match=rf"epoch {caught_at};"):
+        train_ensemble(dnn_arch(1, 50), [7], x, y, epochs=epochs, lr=1e-3, batch_size=batch_size,
+                       on_epoch=_poison_after_first_epoch)
