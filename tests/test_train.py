@@ -6,7 +6,7 @@ from hw1.data import sample_target
 from hw1.models import Arch, dnn_arch
 from hw1 import progress
 from hw1.train import (DeviceError, Ensemble, NonFiniteLossError, batch_order, ensemble_of, evaluate,
-                       grad_norms, init_params, resolve_device, train_ensemble, train_model)
+                       grad_norms, init_params, predict, resolve_device, train_ensemble, train_model)
 
 
 def _loop(arch, seeds, x, y, **kw):
@@ -267,3 +267,38 @@ def test_a_non_finite_loss_is_caught_every_epoch_with_minibatches_else_every_50t
     with pytest.raises(NonFiniteLossError, match=rf"epoch {caught_at};"):
         train_ensemble(dnn_arch(1, 50), [7], x, y, epochs=epochs, lr=1e-3, batch_size=batch_size,
                        on_epoch=_poison_after_first_epoch)
+
+
+def test_predict_gives_every_members_outputs():
+    arch = Arch("dnn", (4,), n_in=2, n_out=3)
+    params = init_params(arch, [0, 1, 2])
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(6))
+    out = predict(arch, params, x)
+    assert out.shape == (3, 5, 3)
+    ens = Ensemble(arch, [0, 1, 2], params)
+    for k in range(3):
+        torch.testing.assert_close(out[k], ens.model(k)(x).detach())
+
+
+def test_eval_every_third_epoch_and_the_last():
+    x, y = sample_target("sincos", 16)
+    ens = train_ensemble(dnn_arch(1, 30), [0], x, y, epochs=7, lr=1e-3, eval_every=3, eval_sets={"t": (x, y)})
+    assert ens.history["eval_epoch"].tolist() == [[2.0, 5.0, 6.0]]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_and_evaluation_on_cuda_match_the_cpu():
+    # every tensor of a run must follow `device`: on the CPU alone a forgotten .to(device) is invisible
+    g = torch.Generator().manual_seed(7)
+    x, y = torch.randn(24, 3, generator=g), torch.randint(0, 3, (24,), generator=g)
+    arch = Arch("dnn", (6,), n_in=3, n_out=3)
+    kw = dict(epochs=3, lr=1e-2, loss="ce", batch_size=8, eval_sets={"train": (x, y), "half": (x[:12], y[:12])})
+    cpu = train_ensemble(arch, [0, 1], x, y, device="cpu", **kw)
+    gpu = train_ensemble(arch, [0, 1], x, y, device="cuda", **kw)
+    torch.testing.assert_close(gpu.flat(), cpu.flat(), rtol=1e-3, atol=1e-4)
+    for name in cpu.history:
+        torch.testing.assert_close(gpu.history[name], cpu.history[name], rtol=1e-3, atol=1e-4)
+    on_gpu = {n: p.cuda() for n, p in cpu.params.items()}
+    got = evaluate(arch, on_gpu, x, y, "ce")
+    assert all(v.device.type == "cuda" for v in got.values())
+    torch.testing.assert_close(got["loss"].cpu(), cpu.final["loss"], rtol=1e-4, atol=1e-5)
