@@ -1,5 +1,8 @@
-"""Regression tests: each one fails on a bug that was found (issue 10) or on a hand-made mutation
-that the other unit tests did not catch."""
+"""Regression tests: each one fails on a bug that was found (issue 10), on a hand-made mutation
+that the other unit tests did not catch, or on mutants of hw1.stats / hw1.cache that survived them
+(tests/README.md)."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -137,3 +140,68 @@ def test_the_projects_architectures_are_unchanged():
     from hw1.models import cnn_arch
     assert [cnn_arch(d, 20_000).widths for d in (1, 2, 4)] == [(10,), (40, 23), (28, 28, 28, 21)]
     assert cnn_arch(4, 90_000).widths == (52, 52, 52, 85)
+
+
+# -------------------------------------------------------------- hw1.stats, found by mutation
+def test_verdict_to_dict_is_json_ready_and_says_decided():
+    v = stats.Verdict(stats.REPRODUCED, "t", 2.0, 0.01, 0.05, "e", 0.5, float("nan"), float("inf"), 8, "d")
+    d = stats.Verdict.to_dict(v)
+    assert d["statistic"] == 2.0 and d["p_value"] == 0.01 and d["effect"] == 0.5
+    assert d["ci_low"] is None and d["ci_high"] is None and d["p_opposite"] is None
+    assert d["decided"] is True and d["n"] == 8
+    json.dumps(d, allow_nan=False)
+
+
+def test_inconclusive_decides_nothing_and_estimates_nothing():
+    v = stats.inconclusive("smoke scale")
+    assert (v.status, v.test, v.n, v.effect_name, v.detail) == (
+        stats.INCONCLUSIVE, "not run", 0, "not estimated", "smoke scale")
+    assert not v.decided and all(np.isnan([v.statistic, v.p_value, v.effect, v.ci_low, v.ci_high]))
+    assert stats.inconclusive("x", test="Page", n=3).n == 3
+
+
+def _page_p_by_enumeration(ranks):
+    """Upper-tail p of Page's L by listing every assignment of orderings to the blocks."""
+    import itertools
+    m, k = ranks.shape
+    w = np.arange(1, k + 1)
+    L = (ranks * w).sum()
+    block = [int(np.dot(w, p)) for p in itertools.permutations(w)]
+    sums = [sum(c) for c in itertools.product(block, repeat=m)]
+    return np.mean(np.array(sums) >= L - 1e-9)
+
+
+@pytest.mark.parametrize("ranks", [[[1, 2, 3]], [[3, 2, 1]], [[1, 3, 2], [2, 1, 3]], [[1, 2]], [[2, 1], [1, 2]],
+                                   [[2, 1, 3, 5, 4, 6, 8, 7]]])
+def test_page_p_of_small_tables_is_exact(ranks):
+    ranks = np.array(ranks, dtype=float)
+    assert stats._page_exact(ranks) == pytest.approx(_page_p_by_enumeration(ranks), abs=1e-12)
+
+
+def test_page_p_beyond_eight_conditions_is_the_normal_approximation():
+    import scipy.stats as sps
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 3):
+        ranks = np.array([rng.permutation(9) + 1 for _ in range(m)], dtype=float)
+        L = (ranks * np.arange(1, 10)).sum()
+        mean, var = m * 9 * 10 ** 2 / 4, m * 81 * 10 * 80 / 144  # Page (1963)
+        assert stats._page_exact(ranks) == pytest.approx(float(sps.norm.sf((L - mean) / np.sqrt(var))))
+
+
+@pytest.mark.parametrize("bad", [dict(multipliers=(), spend=()), dict(multipliers=(1, 2), spend=(1.0,)),
+                                 dict(multipliers=(1, 1), spend=(0.5, 1.0)),
+                                 dict(multipliers=(2, 1), spend=(0.5, 1.0)),
+                                 dict(multipliers=(0, 2), spend=(0.5, 1.0)),
+                                 dict(multipliers=(1, 2), spend=(0.5, 0.5)),
+                                 dict(multipliers=(1, 2), spend=(0.0, 1.0)),
+                                 dict(multipliers=(1, 2), spend=(0.5, 1.1))])
+def test_stage_plans_that_break_the_rules_are_refused(bad):
+    with pytest.raises(ValueError, match="StagePlan needs|multipliers must rise|spending must rise"):
+        stats.StagePlan(**bad)
+
+
+def test_stage_plans_that_keep_the_rules_are_accepted():
+    plan = stats.StagePlan(multipliers=(1, 2, 4), spend=(0.5, 0.75, 1.0))
+    assert plan.levels(0.05) == pytest.approx([0.025, 0.0125, 0.0125]) and plan.counts(3) == [3, 6, 12]
+    stats.StagePlan(multipliers=(1,), spend=(1.0,))
+    stats.StagePlan(multipliers=(1, 3), spend=(0.2, 0.9))
