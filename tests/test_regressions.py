@@ -205,3 +205,33 @@ def test_stage_plans_that_keep_the_rules_are_accepted():
     assert plan.levels(0.05) == pytest.approx([0.025, 0.0125, 0.0125]) and plan.counts(3) == [3, 6, 12]
     stats.StagePlan(multipliers=(1,), spend=(1.0,))
     stats.StagePlan(multipliers=(1, 3), spend=(0.2, 0.9))
+
+
+@pytest.mark.parametrize("alternative, sign", [("greater", ">"), ("less", "<")])
+def test_one_sample_test_is_wilcoxon_against_the_null_value(alternative, sign):
+    import scipy.stats as sps
+    x = 1.0 + np.array([0.9, 1.4, 0.2, -0.3, 1.6, 0.35, 1.2, -0.55, 0.05, -1.5])  # no ties in |x - 1|
+    v = stats.one_sample_test(x, alternative=alternative, null=1.0, claim="C")
+    ref = sps.wilcoxon(x - 1.0, alternative=alternative, zero_method="zsplit", method="exact")
+    assert v.p_value == pytest.approx(ref.pvalue)
+    assert v.test == f"Wilcoxon signed-rank test, one-sample, one-sided (x {sign} 1)"
+    assert (v.effect_name, v.effect, v.n, v.alpha) == ("median", pytest.approx(np.median(x)), 10, stats.ALPHA)
+    lo, hi = stats.bootstrap_ci(x - 1.0, lambda b: np.median(b, axis=-1), level=0.95, n_resamples=2000,
+                                seed=0, vectorized=True)
+    assert (v.ci_low, v.ci_high) == (pytest.approx(lo + 1.0), pytest.approx(hi + 1.0))
+    on_side = int((x > 1).sum()) if alternative == "greater" else int((x < 1).sum())
+    assert v.detail.startswith(f"C: Across 10 seeds, the value was {sign} 1 in {on_side}/10 seeds (median ")
+    assert stats.one_sample_test(x, alternative=alternative, null=1.0, level=0.5).ci_low > v.ci_low
+
+
+def test_one_sample_test_takes_lists_of_ints():
+    assert stats.one_sample_test([1, 2, 3, 4, 5, 6], alternative="greater").status == stats.REPRODUCED
+
+
+def test_staged_to_dict_names_its_stages_stop_and_seeds():
+    plan = stats.StagePlan(multipliers=(1, 2), spend=(0.5, 1.0))
+    got = stats.staged(lambda seeds, a: (stats.one_sample_test(np.ones(len(seeds)), alternative="greater",
+                                                               alpha=a), None), 5, plan)
+    d = got.to_dict()
+    assert set(d) == {"stages", "stop", "seeds_used"} and d["seeds_used"] == len(got.seeds)
+    assert d["stop"] == got.stop and d["stages"] == got.stages
