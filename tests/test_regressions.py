@@ -235,3 +235,75 @@ def test_staged_to_dict_names_its_stages_stop_and_seeds():
     d = got.to_dict()
     assert set(d) == {"stages", "stop", "seeds_used"} and d["seeds_used"] == len(got.seeds)
     assert d["stop"] == got.stop and d["stages"] == got.stages
+
+
+def test_small_p_values_are_written_in_scientific_notation():
+    assert stats._fmt_p(3e-5) == "3.0e-05" and stats._fmt_p(0.0123) == "0.012" and stats._fmt_p(np.nan) == "nan"
+
+
+def test_a_not_shown_signed_rank_test_says_how_many_seeds_it_would_need():
+    v = stats.paired_test([1.0, 2, 3, 4, 5, 6], [0.5, 2.5, 2.4, 4.2, 4.1, 5.9], alternative="greater")
+    assert v.status == stats.NOT_SHOWN and np.isfinite(v.seeds_needed) and "would need about" in v.detail
+    bad = stats.one_sample_test([1.0, np.nan], alternative="greater")
+    assert bad.status == stats.INCONCLUSIVE and bad.test.startswith("Wilcoxon signed-rank test, one-sample")
+
+
+def test_all_of_nothing_says_so():
+    v = stats.all_of([], claim="C")
+    assert v.status == stats.INCONCLUSIVE and v.detail == "C: no parts to combine."
+
+
+def test_conditional_power_is_zero_at_or_past_the_last_stage_and_without_a_p_value():
+    assert stats.conditional_power(0.01, 10, 10, 0.05) == 0.0
+    assert stats.conditional_power(0.01, 12, 10, 0.05) == 0.0
+    assert stats.conditional_power(np.nan, 5, 10, 0.05) == 0.0
+    assert 0 < stats.conditional_power(0.01, 5, 10, 0.05) < 1
+
+
+@pytest.mark.parametrize("alternative, word", [("greater", "positive"), ("less", "negative")])
+def test_correlation_test_names_its_side_and_uses_its_level_and_seed(alternative, word):
+    x = np.arange(12.0)
+    y = x * (1 if alternative == "greater" else -1) + np.random.default_rng(0).normal(0, 3, 12)
+    v = stats.correlation_test(x, y, alternative=alternative)
+    assert v.test == f"Kendall tau test, one-sided ({word})" and v.status == stats.REPRODUCED
+    xy = np.stack([x, y], axis=1)
+    for kw in (dict(level=0.5, seed=0), dict(level=0.95, seed=3)):
+        got = stats.correlation_test(x, y, alternative=alternative, **kw)
+        ref = stats.bootstrap_ci(xy, stats._batched_tau_b, vectorized=True, **kw)
+        assert (got.ci_low, got.ci_high) == pytest.approx(ref)
+    assert (v.ci_low, v.ci_high) == pytest.approx(stats.bootstrap_ci(xy, stats._batched_tau_b, vectorized=True))
+
+
+def test_a_contradiction_needs_the_opposite_p_strictly_below_alpha():
+    kw = dict(alpha=0.05, min_attainable_p=0.01, effect_in_direction=False)
+    assert stats.decide(0.9, p_opposite=0.05, **kw) == stats.NOT_SHOWN
+    assert stats.decide(0.9, p_opposite=0.0499, **kw) == stats.CONTRADICTED
+
+
+@pytest.mark.parametrize("alternative, sign", [("greater", ">"), ("less", "<")])
+def test_proportion_test_is_the_exact_binomial_test_against_p0(alternative, sign):
+    import scipy.stats as sps
+    v = stats.proportion_test(7, 20, p0=0.2, alternative=alternative)
+    assert v.p_value == pytest.approx(sps.binomtest(7, 20, 0.2, alternative=alternative).pvalue)
+    assert v.test == f"exact binomial test, one-sided (rate {sign} 0.2)"
+    assert (v.statistic, v.effect, v.n) == (7.0, 0.35, 20)
+
+
+def test_proportion_test_can_decide_when_every_trial_is_on_the_claimed_side():
+    # min attainable p is p0^n (greater) or (1 - p0)^n (less): 0.5^10 ~ 0.001 decides
+    assert stats.proportion_test(0, 10, p0=0.5, alternative="less").status == stats.REPRODUCED
+    assert stats.proportion_test(10, 10, p0=0.5, alternative="greater").status == stats.REPRODUCED
+    assert stats.proportion_test(0, 3, p0=0.5, alternative="less").status == stats.INCONCLUSIVE
+
+
+def test_stages_are_numbered_from_one():
+    plan = stats.StagePlan(multipliers=(1, 2), spend=(0.5, 1.0))
+    got = stats.staged(lambda seeds, a: (stats.one_sample_test(np.linspace(-1, 1.1, len(seeds)),
+                                                               alternative="greater", alpha=a), None), 4, plan)
+    assert [s["stage"] for s in got.stages] == list(range(1, len(got.stages) + 1))
+
+
+def test_a_trend_test_that_cannot_decide_says_why_in_seeds_and_conditions():
+    v = stats.trend_test([[1.0, 2.0, 3.0]], direction="increasing")
+    assert v.status == stats.INCONCLUSIVE and "With 1 seed and 3 conditions the smallest attainable p" in v.detail
+    assert "With 2 seeds and 2 conditions" in stats.trend_test([[1.0, 2], [1, 3]], direction="increasing").detail
