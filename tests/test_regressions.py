@@ -2,6 +2,7 @@
 that the other unit tests did not catch, or on mutants of hw1.stats / hw1.cache that survived them
 (tests/README.md)."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -307,3 +308,99 @@ def test_a_trend_test_that_cannot_decide_says_why_in_seeds_and_conditions():
     v = stats.trend_test([[1.0, 2.0, 3.0]], direction="increasing")
     assert v.status == stats.INCONCLUSIVE and "With 1 seed and 3 conditions the smallest attainable p" in v.detail
     assert "With 2 seeds and 2 conditions" in stats.trend_test([[1.0, 2], [1, 3]], direction="increasing").detail
+
+
+# -------------------------------------------------------------- hw1.cache, found by mutation
+# per_seed runs when a function is decorated, so these tests decorate inside the test: a function
+# decorated at import would keep the decorator's code from before any change (or mutant).
+@pytest.fixture
+def run_cache(tmp_path, monkeypatch):
+    from hw1 import cache
+    monkeypatch.setenv("HW1_RUN_CACHE", str(tmp_path / "runs"))
+    monkeypatch.delenv("HW1_NO_CACHE", raising=False)
+    monkeypatch.setattr(cache, "STATS", {"hits": 0, "misses": 0, "corrupt": 0})
+    return tmp_path / "runs"
+
+
+def _width_run(width, seeds, *, scale=2.0, device="cpu"):
+    return {"w": torch.tensor([[float(width * scale + s)] for s in seeds])}
+
+
+def test_per_seed_keys_are_the_entries_it_writes_and_its_result_gets_the_bound_arguments(run_cache):
+    from hw1 import cache
+    seen = []
+    f = cache.per_seed(_width_run, result=lambda tensors, args: seen.append(args) or tensors)
+    got = f(3, range(2), scale=2.5)
+    assert got["w"].flatten().tolist() == [7.5, 8.5]
+    assert {p.name for p in run_cache.iterdir() if not p.name.endswith(".lock")} == set(
+        f.keys(3, [0, 1], scale=2.5).values())
+    assert f.keys(3, [0, 1], scale=2.5) != f.keys(3, [0, 1])  # keyword arguments count
+    assert seen == [{"width": 3, "seeds": [0, 1], "scale": 2.5, "device": "cpu"}]
+    with_modules = cache.per_seed(modules=("landscape",))(_width_run)
+    assert with_modules.keys(3, [0]) != f.keys(3, [0])
+
+
+def test_per_seed_keys_on_the_source_of_functions_outside_hw1(monkeypatch):
+    from hw1 import cache
+    keys = []
+    for digest in ("a", "b"):
+        monkeypatch.setattr(cache, "_source_digest", lambda fn, d=digest: d)
+        keys.append(cache.per_seed(_width_run).keys(3, [0]))
+    assert keys[0] != keys[1]
+
+
+def test_modules_of_a_call_are_its_own_and_its_dataclasses_less_config():
+    from hw1 import cache
+    from hw1.config import SMOKE
+    assert cache._modules_of(_width_run, {"arch": Arch("dnn", (3,)), "cfg": SMOKE.fit, "n": 3}) == ("models",)
+    assert cache._modules_of(hessian_eigenvalues, {"arch": Arch}) == ("landscape",)  # a class is no value
+
+
+def _stored_entry(root):
+    from hw1 import cache
+    root.mkdir(parents=True, exist_ok=True)
+    entry = root / cache.run_key({"what": "probe", "seed": 0}, "cpu")
+    cache._store(entry, {"a": torch.ones(2)}, {})
+    return entry
+
+
+def test_an_entry_of_non_tensors_is_discarded_with_its_reason(run_cache):
+    from hw1 import cache
+    entry = _stored_entry(run_cache)
+    torch.save({"a": 1}, entry / "tensors.pt")  # a dict of str -> int, with a matching checksum
+    meta = json.loads((entry / "meta.json").read_text())
+    (entry / "meta.json").write_text(json.dumps({**meta, "sha256": cache._sha(entry / "tensors.pt")}))
+    with pytest.warns(cache.CacheWarning, match="tensors.pt does not hold a dict of named tensors"):
+        assert cache._load(entry) is None
+    assert not entry.exists()
+
+
+def test_load_discards_by_default_and_says_why(run_cache):
+    from hw1 import cache
+    entry = _stored_entry(run_cache)
+    (entry / "tensors.pt").write_bytes(b"not a checkpoint")
+    assert cache._load(entry, discard=False) is None and entry.exists()
+    with pytest.warns(cache.CacheWarning, match=r"ValueError: checksum mismatch"):
+        assert cache._load(entry) is None
+    assert not entry.exists()
+    with pytest.warns(cache.CacheWarning):
+        cache._discard(entry, "already gone")  # a concurrent discard is no error
+
+
+def test_store_writes_into_a_hidden_sibling_then_renames(run_cache, monkeypatch):
+    # same folder: the rename is atomic; hidden ".<key>.": clear() finds a leftover by its name
+    import os
+    renames = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: renames.append((Path(a), Path(b))) or real(a, b))
+    entry = _stored_entry(run_cache)
+    (src, dst), = renames
+    assert dst == entry and src.parent == entry.parent and src.name.startswith(f".{entry.name}.")
+
+
+def test_clear_removes_leftover_temporary_folders(run_cache):
+    from hw1 import cache
+    entry = _stored_entry(run_cache)
+    leftover = run_cache / f".{entry.name}.x1y2"
+    leftover.mkdir()
+    assert cache.clear() == 1 and not run_cache.exists()
