@@ -70,10 +70,14 @@ def figures_dir(config) -> Path:
     return ROOT / "figures" / ("" if scale == "ci" else scale)
 
 
+def expectations_on(config) -> bool:
+    """Measured outcomes are strict expectations: the default seeds and settings of a scale."""
+    return config.getoption("--seed") == 0 and not config.getoption("overrides")
+
+
 def ledger_on(config) -> bool:
-    """The ledger and the strict expectations apply: a ledger scale at its default seeds and settings."""
-    return (config.getoption("--scale") in LEDGER_SCALES and config.getoption("--seed") == 0
-            and not config.getoption("overrides"))
+    """The syrupy ledger is checked too: expectations on, at a ledger scale (smoke, ci)."""
+    return expectations_on(config) and config.getoption("--scale") in LEDGER_SCALES
 
 
 def _scale(config):
@@ -154,7 +158,7 @@ def pytest_collection_modifyitems(config, items):
     # A measured outcome other than 'reproduced' at this scale becomes an xfail: it must keep
     # failing the same way (ClaimNotReproduced). With the ledger on it is strict (a flip to
     # 'reproduced' fails the run); under --seed / --set it is not, and flips are listed instead.
-    scale, strict = config.getoption("--scale"), ledger_on(config)
+    scale, strict = config.getoption("--scale"), expectations_on(config)
     for item in items:
         for mark in item.iter_markers("expect"):
             if mark.args[0] == scale and mark.args[1] != "reproduced":
@@ -191,9 +195,12 @@ class ClaimFiler:
         claim.conclude(verdict, s)        # records; raises unless the outcome is as expected
     """
 
-    def __init__(self, record, out: Path, scale, snapshot, ledger: bool, offset: int):
+    def __init__(self, record, out: Path, scale, snapshot, ledger: bool, offset: int, strict: bool,
+                 measured: bool):
         self.record, self.out = record, out
         self.scale, self.snapshot, self.ledger, self.offset = scale, snapshot, ledger, offset
+        self.strict = strict  # default seeds and settings: outcomes must match the expectations
+        self.measured = measured  # this case has a measured expectation (or a ledger) at this scale
         self.structures: dict[str, dict] = {}
         self.staging = None
 
@@ -224,7 +231,8 @@ class ClaimFiler:
         if self.staging is not None:
             self.record.stages, self.record.stop = self.staging.stages, self.staging.stop
         self.record.train_seconds = getattr(cache, "train_seconds", lambda: None)()
-        self.record.differs_from_ledger = (self.scale.decides and verdict.status != self.record.expected)
+        self.record.differs_from_ledger = (self.scale.decides and self.measured
+                                           and verdict.status != self.record.expected)
         self.record.conclude(verdict)
         self.record.save(self.out)
 
@@ -250,13 +258,15 @@ class ClaimFiler:
         expected, got = self.record.expected, verdict.status
         what = f"{self.record.claim} [{self.record.case}]: {verdict.summary()}\n{verdict.detail}"
         if got == stats.REPRODUCED:
-            return  # passes, or XPASS(strict) where the ledger expected otherwise
-        if got == expected or expected == stats.REPRODUCED and self.ledger:
+            return  # passes, or XPASS(strict) where the expectation was another outcome
+        strict = self.strict and self.measured
+        if got == expected or expected == stats.REPRODUCED and strict:
             raise ClaimNotReproduced(what)
-        if not self.ledger:  # fresh seeds or settings: a changed outcome is a result, not an error
+        if not strict:  # fresh seeds or settings, or a case never measured at this scale
+            why = "expected" if self.measured else "not yet measured at this scale; assumed"
             if expected == stats.REPRODUCED:
-                pytest.xfail(f"outcome differs from the ledger (expected reproduced): {got}")
-            raise ClaimNotReproduced(f"outcome differs from the ledger (expected {expected}): {what}")
+                pytest.xfail(f"outcome differs from the expectation ({why} reproduced): {got}")
+            raise ClaimNotReproduced(f"outcome differs from the expectation ({why} {expected}): {what}")
         raise OutcomeChanged(f"expected {expected!r} at this scale, got {got!r}: {what}")
 
 
@@ -271,10 +281,10 @@ def claim(request, scale, pytestconfig, snapshot):
     if mark is None:
         raise pytest.UsageError(f"{request.node.nodeid} uses `claim` without @pytest.mark.claim")
     callspec = getattr(request.node, "callspec", None)
-    expected, evidence = "reproduced", ""
+    expected, evidence, measured = "reproduced", "", scale.name in LEDGER_SCALES
     for m in request.node.iter_markers("expect"):
         if m.args[0] == scale.name:
-            expected, evidence = m.args[1], m.kwargs.get("evidence", "")
+            expected, evidence, measured = m.args[1], m.kwargs.get("evidence", ""), True
     record = ClaimRecord(claim=mark.args[0], case=callspec.id if callspec else "",
                          section=mark.kwargs["section"], statement=mark.kwargs["statement"],
                          scale=scale.name, seeds=[], expected=expected, expected_evidence=evidence,
@@ -283,7 +293,8 @@ def claim(request, scale, pytestconfig, snapshot):
                          departures=departures(scale, mark.args[0]))
     getattr(cache, "reset_train_seconds", lambda: None)()
     out = figures_dir(pytestconfig)
-    filer = ClaimFiler(record, out, scale, snapshot, ledger_on(pytestconfig), pytestconfig.getoption("--seed"))
+    filer = ClaimFiler(record, out, scale, snapshot, ledger_on(pytestconfig), pytestconfig.getoption("--seed"),
+                       expectations_on(pytestconfig), measured)
     yield filer
     if record.verdict is None:  # the test failed before its verdict: say so in the report
         record.note = "the test stopped before reaching a verdict (see the pytest log)"

@@ -183,8 +183,8 @@ def _row(r: dict, paper: dict | None, stability: dict | None) -> str:
     badge = BADGE.get(_status(r), _status(r))
     if r.get("expected", "reproduced") != "reproduced" and _status(r) == r.get("expected"):
         badge += " (as in the ledger)"
-    if r.get("differs_from_ledger") and not r.get("ledger", True):
-        badge += f" (ledger: {r.get('expected')})"
+    if r.get("differs_from_ledger") and (r.get("expected_evidence") or r.get("scale") in ("smoke", "ci")):
+        badge += f" (differs from the expectation: {r.get('expected')})"
     badge += _stability_cell(stability)
     if paper is None:
         paper_cell = "not yet run at paper scale"
