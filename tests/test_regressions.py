@@ -404,3 +404,51 @@ def test_clear_removes_leftover_temporary_folders(run_cache):
     leftover = run_cache / f".{entry.name}.x1y2"
     leftover.mkdir()
     assert cache.clear() == 1 and not run_cache.exists()
+
+
+def test_run_keys_do_not_depend_on_dict_order_and_allow_nan():
+    from hw1 import cache
+    assert cache.run_key({"a": 1, "b": {"c": 2, "d": 3}}, "cpu") == cache.run_key({"b": {"d": 3, "c": 2}, "a": 1}, "cpu")
+    assert cache.run_key({"tol": float("nan")}, "cpu") != cache.run_key({"tol": 0.0}, "cpu")
+
+
+def test_split_and_join_refuse_malformed_results_with_their_message():
+    from hw1 import cache
+    with pytest.raises(TypeError, match="must return a dict of str -> torch.Tensor"):
+        cache._split({"a": 1}, [0])
+    with pytest.raises(ValueError, match=r"seed 1's entry holds \['b'\], seed 0's \['a'\]"):
+        cache._join([{"a": torch.ones(1)}, {"b": torch.ones(1)}], [0, 1])
+
+
+def test_an_entry_without_seconds_loads_as_zero_seconds(run_cache):
+    from hw1 import cache
+    entry = _stored_entry(run_cache)
+    (got, seconds), = cache._load_all(run_cache, {0: entry.name}, discard=False).values()
+    assert seconds == 0.0 and torch.equal(got["a"], torch.ones(2))
+
+
+def test_the_spec_may_not_hold_the_seed(run_cache):
+    from hw1 import cache
+    for bad in ({"seed": 0}, {"seeds": [0]}):
+        with pytest.raises(ValueError, match="the spec excludes the seeds"):
+            cache.cached_seeds(bad, [0], "cpu", lambda s: {"w": torch.ones(len(s), 1)})
+
+
+def test_entries_of_a_producer_with_modules_are_under_its_keys(run_cache):
+    from hw1 import cache
+    f = cache.per_seed(modules=("landscape",))(_width_run)
+    f(3, [0])
+    assert (run_cache / f.keys(3, [0])[0]).is_dir()
+
+
+def test_a_nested_call_with_the_cache_off_counts_its_seconds_once(run_cache, monkeypatch):
+    from hw1 import cache
+    monkeypatch.setenv("HW1_NO_CACHE", "1")
+    cache.reset_train_seconds()
+
+    def outer(seeds):
+        inner = cache.cached_seeds({"what": "inner"}, seeds, "cpu", lambda s: {"w": torch.ones(len(s), 1)})
+        return {"v": inner["w"] * 2}
+
+    got = cache.cached_seeds({"what": "outer"}, [0, 1], "cpu", outer)
+    assert got["v"].flatten().tolist() == [2.0, 2.0] and cache.train_seconds() >= 0
