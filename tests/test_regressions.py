@@ -452,3 +452,17 @@ def test_a_nested_call_with_the_cache_off_counts_its_seconds_once(run_cache, mon
 
     got = cache.cached_seeds({"what": "outer"}, [0, 1], "cpu", outer)
     assert got["v"].flatten().tolist() == [2.0, 2.0] and cache.train_seconds() >= 0
+
+
+def test_one_sample_test_defaults_to_bootstrap_seed_zero_and_no_claim():
+    x = 1.0 + np.random.default_rng(1).normal(0.3, 1, 40)
+    v = stats.one_sample_test(x, alternative="greater", null=1.0)
+    assert (v.ci_low, v.ci_high) == (stats.one_sample_test(x, alternative="greater", null=1.0, seed=0).ci_low,
+                                     stats.one_sample_test(x, alternative="greater", null=1.0, seed=0).ci_high)
+    assert v.ci_low != stats.one_sample_test(x, alternative="greater", null=1.0, seed=1).ci_low
+    assert v.detail.startswith("Across 40 seeds, the value was > 1 in ")
+
+
+def test_a_stage_plan_without_one_spend_per_stage_says_exactly_that():
+    with pytest.raises(ValueError, match="^a StagePlan needs one spend fraction per stage$"):
+        stats.StagePlan(multipliers=(1, 2), spend=(1.0,))
