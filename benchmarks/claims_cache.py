@@ -68,6 +68,8 @@ def claim_times(records: Path = ROOT / "figures" / "records") -> dict:
         r = json.loads(f.read_text())
         rows.append({"claim": r.get("claim"), "case": r.get("case", ""), "scale": r.get("scale"),
                      "seconds": float(r.get("seconds", 0.0)),
+                     "train_seconds": r.get("train_seconds"), "seeds": len(r.get("seeds", [])),
+                     "stop": r.get("stop", ""),
                      "verdict": (r.get("verdict") or {}).get("status", "no verdict")})
     rows.sort(key=lambda r: -r["seconds"])
     return {"folder": str(records.relative_to(ROOT)) if records.is_relative_to(ROOT) else str(records),

@@ -125,6 +125,11 @@ def _profile(res: dict) -> list[str]:
     return lines + [""]
 
 
+def _trained(row: dict) -> str:
+    t = row.get("train_seconds")
+    return "" if t is None else f"{t:.0f}"
+
+
 def _claim_table(res: dict) -> list[str]:
     ct = res.get("claim_times")
     if not ct:
@@ -133,10 +138,13 @@ def _claim_table(res: dict) -> list[str]:
         return [f"No records in `{ct['folder']}` yet: run `pytest claims/` at ci scale first, then "
                 f"`python -m benchmarks --only claims` (records are written by the harness)."]
     lines = [f"From `{ct['folder']}/*.json` (`seconds`: wall time of each claim case in its last run, "
-             f"training included unless its runs were already cached). Total {ct['total_s']:.0f} s.", "",
-             "| claim | case | scale | verdict | seconds |", "| --- | --- | --- | --- | ---: |"]
-    lines += [f"| {r['claim']} | {r['case']} | {r['scale']} | {r['verdict']} | {r['seconds']:.1f} |"
-              for r in ct["rows"]]
+             f"training included unless its runs were already cached; `trained`: what training every run "
+             f"it read cost, cached or not, counted once per case, so runs shared between cases count in "
+             f"each). Total {ct['total_s']:.0f} s.", "",
+             "| claim | case | scale | outcome | seeds used | seconds | trained (s) |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: |"]
+    lines += [f"| {r['claim']} | {r['case']} | {r['scale']} | {r['verdict']} | {r.get('seeds', '')} | "
+              f"{r['seconds']:.1f} | {_trained(r)} |" for r in ct["rows"]]
     return lines
 
 
