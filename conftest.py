@@ -96,8 +96,8 @@ def pytest_configure(config):
     from hw1.train import DeviceError, resolve_device
 
     config.addinivalue_line("markers", "claim(id, section, statement): a claim of the report")
-    config.addinivalue_line("markers", "expect(scale, outcome, evidence): a measured outcome other "
-                            "than 'reproduced' (contradicted, not shown, inconclusive)")
+    config.addinivalue_line("markers", "expect(scale, outcome, evidence): the outcome measured at that "
+                            "scale (reproduced, contradicted, not shown, inconclusive), with its numbers")
     config._hw1_scale = _scale(config)  # a bad --set is a usage error before anything runs
     # The ledger is ours to keep: syrupy must never report deselected claims or other scales as
     # unused, nor delete them on --snapshot-update (that would wipe every other claim's entries).

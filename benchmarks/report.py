@@ -137,7 +137,11 @@ def _claim_table(res: dict) -> list[str]:
     if not ct["rows"]:
         return [f"No records in `{ct['folder']}` yet: run `pytest claims/` at ci scale first, then "
                 f"`python -m benchmarks --only claims` (records are written by the harness)."]
-    lines = [f"From `{ct['folder']}/*.json` (`seconds`: wall time of each claim case in its last run, "
+    suite = res.get("suite")
+    head = ([f"**The whole ci suite**, {suite['what']}: {suite['claims_s']} s of wall time "
+             f"({suite['claims_s'] / 60:.1f} min; the unit tests {suite['unit_tests_s']} s more), "
+             f"{suite['when']}, {suite['machine']}.", ""] if suite else [])
+    lines = head + [f"From `{ct['folder']}/*.json` (`seconds`: wall time of each claim case in its last run, "
              f"training included unless its runs were already cached; `trained`: what training every run "
              f"it read cost, cached or not, counted once per case, so runs shared between cases count in "
              f"each). Total {ct['total_s']:.0f} s.", "",
