@@ -127,15 +127,6 @@ def scale(pytestconfig):
 
 
 @pytest.fixture(scope="session")
-def seeds(pytestconfig):
-    """seeds(n) -> the n seeds of a run, shifted by --seed. Usage: `seeds(scale.fit.seeds)`."""
-    from hw1.config import seeds_for
-
-    offset = pytestconfig.getoption("--seed")
-    return lambda n: seeds_for(n, offset)
-
-
-@pytest.fixture(scope="session")
 def device(pytestconfig):
     return pytestconfig._hw1_device
 

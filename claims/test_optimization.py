@@ -6,7 +6,6 @@ The trajectories and the gradient norm reuse the HW1-1 fit runs; they are not tr
 """
 import numpy as np
 import pytest
-import torch
 
 from hw1 import landscape, plots, stats
 from hw1.data import get_target, sample_target
@@ -155,7 +154,6 @@ def test_minimal_ratio(scale, device, claim):
     """Report: 在上圖中,我們很容易發現在圖的右下角有一個 cluster,代表 min ratio 高而且 loss 不高的狀況; ... 100 次結果中
     沒有一次的 minimum ratio 接近 1 的(看起來最後仍然是在鞍點)."""
     cfg = scale.opt
-    rel_tol_of = lambda ev: cfg.eig_rel_tol or landscape.default_rel_tol(ev.shape[1])  # noqa: E731
 
     def measure(s, alpha):
         out, ens = _ratio_ensemble(cfg, s, device)
@@ -173,7 +171,7 @@ def test_minimal_ratio(scale, device, claim):
                   f"{get_target(cfg.ratio_target).formula}")), (out, loss, ev, r)
 
     verdict, s, (out, loss, ev, r) = claim.stage(measure, cfg.ratio_runs)
-    rel_tol = rel_tol_of(ev)
+    rel_tol = cfg.eig_rel_tol or landscape.default_rel_tol(ev.shape[1])
     g0, g1 = out["gn_grad_norm"][:, 0].numpy(), out["grad_norm"].numpy()
     steps = np.arange(out["gn_grad_norm"].shape[1])
     mid, lo, hi = band(out["gn_grad_norm"].numpy())

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import types
 import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from .stats import StagePlan
 
@@ -230,7 +231,7 @@ def _valid_keys(scale: Scale) -> list[str]:
 def _parse(text: str, hint, key: str):
     """text parsed to the type `hint` (int, float, bool, str, X | None, tuple[X, ...])."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         if type(None) in args and text.strip().lower() in ("none", "null"):
             return None
         inner = [a for a in args if a is not type(None)]

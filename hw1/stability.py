@@ -12,7 +12,6 @@ is marked in figures/INDEX.md with its split, never given one verdict silently.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time

@@ -452,9 +452,8 @@ def all_of(verdicts: list[Verdict], *, claim="") -> Verdict:
     else:
         status = NOT_SHOWN
     worst = max(verdicts, key=lambda v: v.p_value if math.isfinite(v.p_value) else math.inf)
-    need = max((v.seeds_needed if math.isfinite(v.seeds_needed) or v.seeds_needed == math.inf
-                else seeds_needed(v.p_value, v.n, v.alpha)) for v in verdicts
-               if v.status != REPRODUCED) if status == NOT_SHOWN else _NAN
+    need = max((seeds_needed(v.p_value, v.n, v.alpha) if math.isnan(v.seeds_needed) else v.seeds_needed)
+               for v in verdicts if v.status != REPRODUCED) if status == NOT_SHOWN else _NAN
     parts = " ".join(f"({i}) {v.summary()}." for i, v in enumerate(verdicts, 1))
     detail = (f"{_prefix(claim)}{statuses.count(REPRODUCED)}/{m} parts reproduced; the claim needs "
               f"all of them (its p is the largest part's), and is contradicted when some part's "

@@ -26,3 +26,16 @@ def pytest_collection_modifyitems(items):
             raise pytest.UsageError(
                 f"{item.nodeid}: its @settings re-enable random examples or the example database; "
                 f"tests/ runs hypothesis derandomized with database=None (see tests/conftest.py)")
+
+
+@pytest.fixture
+def run_cache(tmp_path, monkeypatch):
+    """An empty run-cache folder, the cache switched on, its counters and training seconds at zero."""
+    from hw1 import cache
+
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("HW1_RUN_CACHE", str(folder))
+    monkeypatch.delenv("HW1_NO_CACHE", raising=False)
+    monkeypatch.setattr(cache, "STATS", {"hits": 0, "misses": 0, "corrupt": 0})
+    cache.reset_train_seconds()
+    return folder

@@ -24,15 +24,6 @@ from hw1.train import evaluate
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def root(tmp_path, monkeypatch):
-    """An empty run cache, switched on, its counters at zero."""
-    monkeypatch.setenv("HW1_RUN_CACHE", str(tmp_path / "runs"))
-    monkeypatch.delenv("HW1_NO_CACHE", raising=False)
-    monkeypatch.setattr(cache, "STATS", {"hits": 0, "misses": 0, "corrupt": 0})
-    return tmp_path / "runs"
-
-
 def example_code() -> str:
     """The example of hw1.api's docstring (the one the README shows)."""
     lines = api.__doc__.split("\n")
@@ -44,7 +35,7 @@ def example_code() -> str:
 # ---------------------------------------------------------------- the example
 
 
-def test_the_readme_example_runs_and_prints_the_final_mse_per_seed(root):
+def test_the_readme_example_runs_and_prints_the_final_mse_per_seed(run_cache):
     code = example_code()
     assert "epochs=2000" in code
     out = io.StringIO()
@@ -75,7 +66,7 @@ def test_hw1_exports_the_api_and_imports_light():
 # ---------------------------------------------------------------- which loss is which
 
 
-def test_final_loss_is_measured_after_the_last_update(root):
+def test_final_loss_is_measured_after_the_last_update(run_cache):
     net, seeds = api.dnn([6, 6]), [0, 1, 2]
     runs = api.fit_target(net, "sincos", seeds, n_points=32, epochs=5, lr=1e-2)
     from hw1.data import sample_target
@@ -89,7 +80,7 @@ def test_final_loss_is_measured_after_the_last_update(root):
     assert torch.equal(warm.final_loss, runs.final_loss) and cache.STATS["hits"] == 3
 
 
-def test_fit_mnist_trains_cnns_and_dnns_and_reuses_the_train_evaluation(root):
+def test_fit_mnist_trains_cnns_and_dnns_and_reuses_the_train_evaluation(run_cache):
     kw = dict(train_size=64, test_size=32, epochs=1, batch_size=32)
     conv = api.fit_mnist(api.cnn([2], [8]), [0, 1], **kw)
     assert conv.final_loss.shape == (2,) and conv.history["test_acc"].shape == (2, 1)

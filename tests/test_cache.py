@@ -25,17 +25,6 @@ SPEC = {"what": "fit", "target": "sinc", "arch": {"kind": "dnn", "widths": [14, 
 SEEDS = [0, 1, 2, 3]
 
 
-@pytest.fixture
-def root(tmp_path, monkeypatch):
-    """An empty cache folder, the cache switched on and its counters at zero."""
-    folder = tmp_path / "runs"
-    monkeypatch.setenv("HW1_RUN_CACHE", str(folder))
-    monkeypatch.delenv("HW1_NO_CACHE", raising=False)
-    monkeypatch.setattr(cache, "STATS", {"hits": 0, "misses": 0, "corrupt": 0})
-    cache.reset_train_seconds()
-    return folder
-
-
 class Counter:
     """A compute(seeds) that logs the seeds of each call and returns fresh rows, one per seed."""
 
@@ -50,8 +39,8 @@ class Counter:
                 "hist.loss": torch.linspace(1, 0, 5).repeat(k, 1)}
 
 
-def _entry(root: Path, seed: int = 0, spec=SPEC) -> Path:
-    return root / cache.run_key({**spec, "seed": seed}, "cpu")
+def _entry(run_cache: Path, seed: int = 0, spec=SPEC) -> Path:
+    return run_cache / cache.run_key({**spec, "seed": seed}, "cpu")
 
 
 # ---------------------------------------------------------------- keys
@@ -170,16 +159,16 @@ def _get(seeds=SEEDS, compute=None, spec=SPEC):
     return cache.cached_seeds(spec, seeds, "cpu", compute or Counter())
 
 
-def test_second_call_loads_the_same_cpu_tensors(root):
+def test_second_call_loads_the_same_cpu_tensors(run_cache):
     compute = Counter()
     first, second = _get(compute=compute), _get(compute=compute)
     assert compute.calls == [SEEDS] and cache.STATS == {"hits": 4, "misses": 4, "corrupt": 0}
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     assert first["param.w"].shape == (4, 3, 4) and first["param.w"][:, 0, 0].tolist() == [1, 2, 3, 4]
-    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(_entry(root, s).name for s in SEEDS)
+    assert sorted(p.name for p in run_cache.iterdir() if p.is_dir()) == sorted(_entry(run_cache, s).name for s in SEEDS)
 
 
-def test_each_seed_is_trained_once_and_new_seeds_together(root):
+def test_each_seed_is_trained_once_and_new_seeds_together(run_cache):
     compute = Counter()
     _get([0, 1], compute)
     got = _get([0, 1, 2, 3], compute)
@@ -190,41 +179,41 @@ def test_each_seed_is_trained_once_and_new_seeds_together(root):
 
 
 @pytest.mark.parametrize("bad", [{"w": torch.zeros(3, 2)}, {"w": torch.tensor(1.0)}])
-def test_compute_must_return_one_row_per_seed(root, bad):
+def test_compute_must_return_one_row_per_seed(run_cache, bad):
     with pytest.raises(ValueError, match=r"one row per seed \(first dimension 2"):
         _get([0, 1], lambda seeds: bad)
-    assert not [p for p in root.iterdir() if p.is_dir()]  # nothing stored
+    assert not [p for p in run_cache.iterdir() if p.is_dir()]  # nothing stored
 
 
-def test_seeds_are_distinct_and_kept_out_of_the_spec(root):
+def test_seeds_are_distinct_and_kept_out_of_the_spec(run_cache):
     with pytest.raises(ValueError, match="distinct"):
         _get([0, 0])
     with pytest.raises(ValueError, match="excludes the seeds"):
         _get([0], spec={**SPEC, "seeds": [0]})
 
 
-def test_a_view_is_stored_without_its_base(root):
+def test_a_view_is_stored_without_its_base(run_cache):
     big = torch.zeros(1_000_000)
     _get([0], lambda seeds: {"w": big[:10].view(1, 10)})
-    assert (_entry(root) / "tensors.pt").stat().st_size < 10_000
+    assert (_entry(run_cache) / "tensors.pt").stat().st_size < 10_000
 
 
-def test_an_exception_in_compute_stores_nothing(root):
+def test_an_exception_in_compute_stores_nothing(run_cache):
     def broken(seeds):
         raise KeyboardInterrupt  # the user stops the run mid-training
 
     with pytest.raises(KeyboardInterrupt):
         _get(compute=broken)
-    assert not _entry(root).exists() and not list(root.glob(".*"))
+    assert not _entry(run_cache).exists() and not list(run_cache.glob(".*"))
     compute = Counter()
     _get(compute=compute)
     assert compute.calls == [SEEDS]
 
 
-def test_a_write_interrupted_before_the_rename_is_never_loaded(root):
+def test_a_write_interrupted_before_the_rename_is_never_loaded(run_cache):
     _get(compute=Counter(value=7.0))
-    entry = _entry(root, 2)
-    leftover = root / f".{entry.name}.crashed"
+    entry = _entry(run_cache, 2)
+    leftover = run_cache / f".{entry.name}.crashed"
     entry.rename(leftover)  # a complete-looking folder that was never renamed into place
     compute = Counter(value=1.0)
     got = _get(compute=compute)
@@ -266,9 +255,9 @@ def _not_tensors(entry: Path) -> None:  # a valid checksum over something that i
 
 
 @pytest.mark.parametrize("damage", [_flip_bytes, _truncate, _break_meta, _drop_meta, _wrong_key, _not_tensors])
-def test_a_corrupted_entry_is_discarded_reported_and_retrained(root, damage):
+def test_a_corrupted_entry_is_discarded_reported_and_retrained(run_cache, damage):
     _get(compute=Counter(value=7.0))
-    damage(_entry(root, 1))
+    damage(_entry(run_cache, 1))
     compute = Counter(value=1.0)
     with pytest.warns(CacheWarning, match="unusable"):
         got = _get(compute=compute)
@@ -292,12 +281,12 @@ class Payload:
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("form", ["pickle", "torch.save"])
-def test_loading_never_executes_code_from_the_cache(root, tmp_path, form):
+def test_loading_never_executes_code_from_the_cache(run_cache, tmp_path, form):
     probe = tmp_path / "probe-marker"
     pickle.loads(pickle.dumps(Payload(probe))).close()
     assert probe.exists(), "the payload must be live, or this test proves nothing"
     _get([0])
-    entry, marker = _entry(root), tmp_path / "executed-marker"
+    entry, marker = _entry(run_cache), tmp_path / "executed-marker"
     if form == "pickle":
         (entry / "tensors.pt").write_bytes(pickle.dumps({"param.w": Payload(marker)}))
     else:
@@ -311,9 +300,9 @@ def test_loading_never_executes_code_from_the_cache(root, tmp_path, form):
     assert not marker.exists() and compute.calls == [[0]]
 
 
-def _worker(root: str, log: str, seeds: list[int], barrier, results) -> None:
+def _worker(run_cache: str, log: str, seeds: list[int], barrier, results) -> None:
     """One process asking for some seeds of a shared group; compute() logs the seeds it trains."""
-    os.environ["HW1_RUN_CACHE"] = root
+    os.environ["HW1_RUN_CACHE"] = run_cache
     torch.set_num_threads(1)
 
     def compute(todo):
@@ -327,13 +316,13 @@ def _worker(root: str, log: str, seeds: list[int], barrier, results) -> None:
     results.put((seeds, got["w"].flatten().tolist()))
 
 
-def test_processes_asking_for_overlapping_seeds_train_each_seed_once(root, tmp_path):
+def test_processes_asking_for_overlapping_seeds_train_each_seed_once(run_cache, tmp_path):
     # fork: separate processes (own file descriptors, so the file lock really arbitrates) that
     # start in milliseconds because torch is already imported; spawn where fork is missing.
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     log, asks = tmp_path / "log.txt", [[0, 1], [0, 1, 2, 3], [2, 3, 4], [4]]
     barrier, results = ctx.Barrier(len(asks)), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(str(root), str(log), a, barrier, results)) for a in asks]
+    procs = [ctx.Process(target=_worker, args=(str(run_cache), str(log), a, barrier, results)) for a in asks]
     for p in procs:
         p.start()
     got = [results.get(timeout=120) for _ in procs]
@@ -345,41 +334,41 @@ def test_processes_asking_for_overlapping_seeds_train_each_seed_once(root, tmp_p
     assert all(values == [float(s) for s in seeds] for seeds, values in got)
 
 
-def test_no_cache_bypasses_reading_and_writing(root, monkeypatch):
+def test_no_cache_bypasses_reading_and_writing(run_cache, monkeypatch):
     _get()
     monkeypatch.setenv("HW1_NO_CACHE", "1")
     compute = Counter()
     _get(compute=compute)
     _get(compute=compute, spec={**SPEC, "lr": 0.5})
-    assert compute.calls == [SEEDS, SEEDS] and not _entry(root, 0, {**SPEC, "lr": 0.5}).exists()
+    assert compute.calls == [SEEDS, SEEDS] and not _entry(run_cache, 0, {**SPEC, "lr": 0.5}).exists()
     monkeypatch.setenv("HW1_NO_CACHE", "0")
     assert cache.enabled()
 
 
-def test_clear_removes_entries_and_nothing_else(root):
+def test_clear_removes_entries_and_nothing_else(run_cache):
     _get([0, 1])
     _get([0], spec={**SPEC, "lr": 0.5})
-    (root / "notes.txt").write_text("the user's own file")
+    (run_cache / "notes.txt").write_text("the user's own file")
     assert cache.clear() == 3
-    assert [p.name for p in root.iterdir()] == ["notes.txt"]
-    (root / "notes.txt").unlink()
+    assert [p.name for p in run_cache.iterdir()] == ["notes.txt"]
+    (run_cache / "notes.txt").unlink()
     assert cache.clear() == 0
 
 
 # ---------------------------------------------------------------- training seconds
 
 
-def test_entries_keep_their_training_seconds_through_a_warm_load(root):
+def test_entries_keep_their_training_seconds_through_a_warm_load(run_cache):
     _get([0, 1], Counter(sleep=0.4))
     cold = cache.train_seconds()
-    meta = json.loads((_entry(root, 1) / "meta.json").read_text())
+    meta = json.loads((_entry(run_cache, 1) / "meta.json").read_text())
     assert 0.19 <= meta["seconds"] <= cold / 2 + 1e-9  # the group's time, shared by its two seeds
     cache.reset_train_seconds()
     _get([1, 0], Counter())  # warm: nothing trains, the cost stays what it was
     assert cache.train_seconds() == pytest.approx(cold)
 
 
-def test_seconds_of_runs_loaded_inside_a_compute_count_once(root):
+def test_seconds_of_runs_loaded_inside_a_compute_count_once(run_cache):
     """A measurement that loads its runs costs their training plus its own time, cold or warm."""
     def measure(seeds):
         cache.cached_seeds({"what": "runs"}, seeds, "cpu", Counter(sleep=0.5))
@@ -389,7 +378,7 @@ def test_seconds_of_runs_loaded_inside_a_compute_count_once(root):
     cache.cached_seeds({"what": "measure"}, [0], "cpu", measure)
     cold = cache.train_seconds()
     assert 0.59 <= cold < 0.95  # 0.5 + 0.1, not 0.5 + (0.5 + 0.1): the runs inside count once
-    shutil.rmtree(_entry(root, 0, {"what": "measure"}))
+    shutil.rmtree(_entry(run_cache, 0, {"what": "measure"}))
     cache.reset_train_seconds()
     cache.cached_seeds({"what": "measure"}, [0], "cpu", measure)  # runs warm, the measure cold
     assert cache.train_seconds() == pytest.approx(cold, abs=0.15)
@@ -403,7 +392,7 @@ def _scaled(width, seeds, *, scale=2.0, device="cpu"):
     return {"w": torch.tensor([[float(width * scale + s)] for s in seeds])}
 
 
-def test_per_seed_keys_on_every_argument_with_its_defaults(root):
+def test_per_seed_keys_on_every_argument_with_its_defaults(run_cache):
     base = _scaled.keys(3, [0, 1])
     assert base == _scaled.keys(3, [0, 1], scale=2.0, device="cpu")  # defaults are bound
     assert len(set(base.values())) == 2  # one entry per seed
@@ -425,7 +414,7 @@ def test_per_seed_needs_seeds_and_device():
         cache.per_seed(lambda width, seeds: None)
 
 
-def test_fit_runs_share_one_trained_ensemble(root):
+def test_fit_runs_share_one_trained_ensemble(run_cache):
     from hw1.config import SMOKE
     from hw1.experiments import fit_runs
 

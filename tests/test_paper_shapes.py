@@ -31,10 +31,7 @@ N_MNIST = 256  # two real minibatches of 128
 MEMORY_BUDGET = 16 * 2**30
 
 
-@pytest.fixture(autouse=True)
-def run_cache(tmp_path, monkeypatch):
-    monkeypatch.delenv("HW1_NO_CACHE", raising=False)
-    monkeypatch.setenv("HW1_RUN_CACHE", str(tmp_path / "runs"))
+pytestmark = pytest.mark.usefixtures("run_cache")  # tests/conftest.py: an empty cache per test
 
 
 def _finite(*tensors):

@@ -313,13 +313,6 @@ def test_a_trend_test_that_cannot_decide_says_why_in_seeds_and_conditions():
 # -------------------------------------------------------------- hw1.cache, found by mutation
 # per_seed runs when a function is decorated, so these tests decorate inside the test: a function
 # decorated at import would keep the decorator's code from before any change (or mutant).
-@pytest.fixture
-def run_cache(tmp_path, monkeypatch):
-    from hw1 import cache
-    monkeypatch.setenv("HW1_RUN_CACHE", str(tmp_path / "runs"))
-    monkeypatch.delenv("HW1_NO_CACHE", raising=False)
-    monkeypatch.setattr(cache, "STATS", {"hits": 0, "misses": 0, "corrupt": 0})
-    return tmp_path / "runs"
 
 
 def _width_run(width, seeds, *, scale=2.0, device="cpu"):
