@@ -79,11 +79,11 @@ def draw(path: Path, panels: list[Panel], suptitle: str = "") -> dict:
             i += s.style != "truth"
         ax.set(title=p.title, xlabel=p.xlabel, ylabel=p.ylabel, xscale=p.xscale, yscale=p.yscale)
         ax.grid(alpha=0.3, which="both" if p.yscale == "log" else "major")
-        if p.text:
+        if len(p.series) > 0:  # the note heads the legend: a separate box could sit on top of it
+            ax.legend(fontsize=8, title=p.text or None, title_fontsize=8)
+        elif p.text:
             ax.text(0.02, 0.02, p.text, transform=ax.transAxes, fontsize=8, va="bottom",
                     bbox=dict(facecolor="white", alpha=0.8, edgecolor="0.8"))
-        if len(p.series) > 0:
-            ax.legend(fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
