@@ -178,7 +178,7 @@ def summary_lines(records: list[dict]) -> list[str]:
             f"{_seeds(r)}, p = {_fmt_p((r.get('verdict') or {}).get('p_value'))}" for r in records]
 
 
-def _row(r: dict, paper: dict | None, stability: dict | None) -> str:
+def _row(r: dict, paper: dict | None, stability: dict | None, paper_column: bool = True) -> str:
     v = r.get("verdict") or {}
     badge = BADGE.get(_status(r), _status(r))
     if r.get("expected", "reproduced") != "reproduced" and _status(r) == r.get("expected"):
@@ -196,7 +196,8 @@ def _row(r: dict, paper: dict | None, stability: dict | None) -> str:
     effect = (f"{v.get('effect_name')} = {eff:.3g} [{v.get('ci_low') or float('nan'):.3g}, "
               f"{v.get('ci_high') or float('nan'):.3g}]") if isinstance(eff, float) else "—"
     figs = " ".join(f"[{f['name']}]({f['png']})" for f in r.get("figures", []))
-    return (f"| `{case_label(r)}` | {badge} | {paper_cell} | {_seeds(r)} | {stat} | {effect} | "
+    paper_cell = f" {paper_cell} |" if paper_column else ""
+    return (f"| `{case_label(r)}` | {badge} |{paper_cell} {_seeds(r)} | {stat} | {effect} | "
             f"{_departures(r)} | {_seconds(r)} | {figs} |")
 
 
@@ -271,11 +272,12 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
         lines += [f"Stability ([STABILITY.md](STABILITY.md)): {len(stability) - len(fragile)}/{len(stability)} "
                   f"cases give the same outcome in every seed set; fragile: "
                   f"{', '.join(fragile) if fragile else 'none'}.", ""]
-    head = ("| claim | outcome | paper scale | seeds (stop) | test; p | effect [95% CI] | "
-            "departs from the report (⚠ = plausibly decisive) | time | figures |")
+    paper_column = scales != ["paper"]  # an index of paper runs needs no column repeating them
+    head = ("| claim | outcome |" + (" paper scale |" if paper_column else "") + " seeds (stop) | test; p | "
+            "effect [95% CI] | departs from the report (⚠ = plausibly decisive) | time | figures |")
     for section in sorted({r["section"] for r in records}):
-        lines += [f"## {section}", "", head, "|---|---|---|---|---|---|---|---|---|"]
-        lines += [_row(r, paper.get((r["claim"], r.get("case", ""))), stability.get(case_label(r)))
+        lines += [f"## {section}", "", head, "|---" * (9 if paper_column else 8) + "|"]
+        lines += [_row(r, paper.get((r["claim"], r.get("case", ""))), stability.get(case_label(r)), paper_column)
                   for r in records if r["section"] == section]
         lines.append("")
     lines += ["## Details", ""]
