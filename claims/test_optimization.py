@@ -30,13 +30,14 @@ def _ratio_ensemble(cfg, seeds, device) -> tuple[dict, Ensemble]:
 
 
 @pytest.mark.expect("ci", "not shown", evidence=(
-    "8 seeds, 2000 epochs: final losses 1.1e-4..1.9e-2; |log10 loss - median| < 0.5: Wilcoxon p = 0.41, "
-    "median 0.37 decades [0.18, 0.84]; the ends are far apart (p = 0.0039, ends 1.7x as far apart as "
-    "the aligned starts). Futility stop at stage 1 (32 seeds: chance 2%). The runs have not converged "
-    "at 2000 epochs: see the paper scale (5000 epochs)"))
+    "8 seeds, 2000 epochs: final losses 1.1e-4..1.9e-2; 5/8 runs within half a decade of the median: "
+    "sign test p = 0.36, opposite 0.86; the ends are far apart (p = 0.0039, ends 1.7x as far apart as "
+    "the aligned starts). Futility stop at stage 1 (32 seeds: chance 4%). Over 192 runs (6 seed sets "
+    "x 32) 53.6% lie within half a decade of the median: the criterion sits at the population's value, "
+    "so the outcome is fragile (see figures/STABILITY.md)"))
 @pytest.mark.expect("paper", "not shown", evidence=(
-    "5000 epochs, 16 seeds (futility at stage 2): final losses 5e-5..4e-3; |log10 loss - median| < 0.5: "
-    "Wilcoxon p = 0.32, median 0.25 decades [0.21, 0.70]; the ends are far apart (p = 1.5e-5)"))
+    "5000 epochs, 16 seeds (futility at stage 2): final losses 5e-5..4e-3; 10/16 runs within half a "
+    "decade of the median: sign test p = 0.23, opposite 0.89; the ends are far apart (p = 1.5e-5)"))
 @pytest.mark.claim("trajectories-diverge", section=SECTION, statement=(
     "Over 8 trainings from random initialisations the final losses are of the same order of "
     "magnitude, yet the parameters end at different places: the start decides which minimum is reached."))
@@ -56,13 +57,16 @@ def test_trajectories_diverge(scale, device, claim):
         # algorithm, layer by layer) lies farther away than this run travelled from its own start
         far = np.log10(dist["apart"].min(1) / dist["moved"])
         spread = np.abs(np.log10(final_loss) - np.median(np.log10(final_loss)))
-        # Criterion: Wilcoxon signed-rank over seeds, one-sided: |log10 final loss - median| < 0.5
-        # (the runs lie within one decade around the median) AND log10(nearest aligned end / own
-        # travel) > 0 (intersection-union).
+        # Criterion: more than half of the runs end within half a decade of the median final loss
+        # (exact binomial = sign test on |log10 loss - median| < 0.5, so the middle half of the runs
+        # spans at most one decade) AND log10(nearest aligned end / own travel) > 0 (Wilcoxon
+        # signed-rank over seeds, one-sided); intersection-union. A sign test, not Wilcoxon, for
+        # the spread: |x - median| is folded and right-skewed, and Wilcoxon (which assumes a
+        # symmetric difference) then reads the skew as "contradicted" (measured: twice its level).
         return stats.all_of([
-            stats.one_sample_test(spread, alternative="less", null=0.5, alpha=alpha,
-                                  claim="final losses within half a decade of their median",
-                                  effect_name="median |log10 loss - median| (decades)"),
+            stats.proportion_test(int((spread < 0.5).sum()), len(spread), p0=0.5, alternative="greater",
+                                  alpha=alpha, claim="share of runs whose final loss lies within half a "
+                                  "decade of the median"),
             stats.one_sample_test(far, alternative="greater", alpha=alpha,
                                   claim="runs end farther apart (aligned) than they travelled",
                                   effect_name="median log10(nearest aligned end / distance travelled)"),
