@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--device cpu|cuda] [--only ensemble,cache,claims,paper] [--quick]`.
+"""`python -m benchmarks [--device cpu|cuda] [--only ensemble,cache,evals,claims,paper] [--quick]`.
 
 Measures, stores benchmarks/results/<cpu|cuda>.json and rewrites benchmarks/README.md.
 """
@@ -14,8 +14,9 @@ import torch
 from .common import machine
 from .report import HERE, write_readme
 
-PARTS = ("ensemble", "cache", "claims", "paper")
-PART_KEYS = {"ensemble": "ensemble", "cache": "cold_warm", "claims": "claim_times", "paper": "paper"}
+PARTS = ("ensemble", "cache", "evals", "claims", "paper")
+PART_KEYS = {"ensemble": "ensemble", "cache": "cold_warm", "evals": "evals", "claims": "claim_times",
+             "paper": "paper"}
 
 
 def main(argv=None) -> None:
@@ -65,6 +66,12 @@ def main(argv=None) -> None:
                                             "-k", "function_depth or small_budget"],
                                            repeats=1 if args.quick else 2)
         lap("cache")
+    if "evals" in parts:
+        from .evals import bench_eval_cadence
+
+        print("batch-size runs: evaluating every epoch vs about 50 times a run", flush=True)
+        res["evals"] = bench_eval_cadence(device, repeats=1 if args.quick else args.repeats)
+        lap("evals")
     if "claims" in parts:
         from .claims_cache import claim_times
 

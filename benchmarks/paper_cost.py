@@ -316,10 +316,11 @@ def _random_labels_and_sizes(device, repeats) -> tuple[list, list]:
         runs.append(_train_row(f"size/w{w}", G.size_arch(cfg, w), seeds, x, y, cfg.pg_batch, device, repeats))
     items.append(_item("params-vs-generalization [test-accuracy-flat]", "params-vs-generalization",
                        f"{len(cfg.pg_widths)} conv+dense nets up to width {cfg.pg_widths[-1]}, {len(seeds)} seeds, "
-                       f"{cfg.pg_epochs} epochs, batch {cfg.pg_batch}, both sets evaluated every epoch",
+                       f"{cfg.pg_epochs} epochs, batch {cfg.pg_batch}, both sets evaluated every "
+                       f"{G.eval_every(cfg.pg_epochs)} epoch(s)",
                        runs=[f"size/w{w}" for w in cfg.pg_widths],
                        steps=cfg.pg_epochs * math.ceil((cfg.pg_train_size or N_TRAIN) / cfg.pg_batch),
-                       evals=cfg.pg_epochs, eval_images=(cfg.pg_train_size or N_TRAIN) + (cfg.pg_test_size or N_TEST),
+                       evals=math.ceil(cfg.pg_epochs / G.eval_every(cfg.pg_epochs)), eval_images=(cfg.pg_train_size or N_TRAIN) + (cfg.pg_test_size or N_TEST),
                        shares="test-loss-rises and train-loss-falls read the same runs"))
     for part in ("test-loss-rises", "train-loss-falls"):
         items.append(_item(f"params-vs-generalization [{part}]", "params-vs-generalization",
@@ -342,10 +343,11 @@ def _batch_runs(device, repeats) -> tuple[list, list]:
             runs.append(_train_row(f"batch/{task}/b{b}", arch, seeds, xs, ys, b, device, repeats, loss=loss))
             keys.append(f"batch/{task}/b{b}")
             epochs = G.batch_epochs(cfg, task, b)
-            runs[-1].update(steps=epochs * math.ceil(n_train / b), evals=epochs)  # evaluated every epoch
+            runs[-1].update(steps=epochs * math.ceil(n_train / b),
+                            evals=math.ceil(epochs / G.eval_every(epochs)))  # G.batch_runs' cadence
         case = f"sensitivity [{task}]"
         items.append(_item(case, "batch-size", f"{len(cfg.batch_sizes)} batch sizes {list(cfg.batch_sizes)}, "
-                           f"{len(seeds)} seeds, both sets evaluated every epoch", runs=keys, eval_images=n_eval,
+                           f"{len(seeds)} seeds, both sets evaluated about {G.EVALS} times a run", runs=keys, eval_images=n_eval,
                            shares=("interpolation and sharpness [mnist-*] read them" if task == "mnist"
                                    else "sharpness [fit-*] reads them")))
     return runs, items

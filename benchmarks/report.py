@@ -15,7 +15,9 @@ Regenerate everything on this machine (about 6 minutes on 2 CPU cores, half of i
 this file is rewritten):
 
     python -m benchmarks                 # CPU, 1 torch thread: ensemble vs loop, cold vs warm cache,
-                                         # time per claim (from figures/records), paper-scale estimate
+                                         # evaluation cadence of the batch-size runs, time per claim
+                                         # (from figures/records), paper-scale estimate
+    python -m benchmarks --only evals    # just the evaluation cadence (about 2 minutes)
     python -m benchmarks --device cuda --only ensemble,paper   # the same measurements on a GPU
     python -m benchmarks --only paper    # just the paper-scale cost and memory (about 3 minutes)
 
@@ -52,15 +54,17 @@ def part_label(res: dict, part: str) -> str:
     return label(res.get("part_info", {}).get(part, res)["machine"])
 
 
+def _table_row(what: str, base: str, ours: str, ratio: dict, res: dict, part: str) -> str:
+    """One row of the results table: what, baseline, ours, ratio (median [IQR], n), machine."""
+    return f"| {what} | {base} | {ours} | {fmt_spread(ratio)} (n={ratio['n']}) | {part_label(res, part)} |"
+
+
 def _ensemble_rows(res: dict) -> list[str]:
-    out = []
-    for r in res.get("ensemble", []):
-        what = (f"train K={r['K']} × {r['net']} (widths {r['widths']}, {r['params']} params), "
-                f"{r['steps']} full-batch Adam steps")
-        out.append(f"| {what} | loop of `train_model`: {r['loop_s_per_step']['median']*1e3:.1f} ms/step "
-                   f"| vmapped `train_ensemble`: {r['ens_s_per_step']['median']*1e3:.1f} ms/step "
-                   f"| {fmt_spread(r['ratio'])} (n={r['ratio']['n']}) | {part_label(res, 'ensemble')} |")
-    return out
+    return [_table_row(f"train K={r['K']} × {r['net']} (widths {r['widths']}, {r['params']} params), "
+                       f"{r['steps']} full-batch Adam steps",
+                       f"loop of `train_model`: {r['loop_s_per_step']['median']*1e3:.1f} ms/step",
+                       f"vmapped `train_ensemble`: {r['ens_s_per_step']['median']*1e3:.1f} ms/step",
+                       r["ratio"], res, "ensemble") for r in res.get("ensemble", [])]
 
 
 def _cache_rows(res: dict) -> list[str]:
@@ -68,9 +72,17 @@ def _cache_rows(res: dict) -> list[str]:
     if not c:
         return []
     what = f"`{c['command']}` ({c['entries']} trained runs; warm run retrained {c['retrained_when_warm']})"
-    return [f"| {what} | cold cache: {fmt_spread(c['cold_s'], ' s')} | warm cache: "
-            f"{fmt_spread(c['warm_s'], ' s')} | {fmt_spread(c['ratio'])} (n={c['ratio']['n']}) "
-            f"| {part_label(res, 'cache')} |"]
+    return [_table_row(what, f"cold cache: {fmt_spread(c['cold_s'], ' s')}",
+                       f"warm cache: {fmt_spread(c['warm_s'], ' s')}", c["ratio"], res, "cache")]
+
+
+def _eval_rows(res: dict) -> list[str]:
+    return [_table_row(f"train K={r['seeds']} × ci {r['task']} batch-size run, batch {r['batch']}, "
+                       f"{r['epochs']} epochs, both sets evaluated (parameters bit-identical: "
+                       f"{'yes' if r['identical_params'] else 'NO'})",
+                       f"every epoch: {fmt_spread(r['base_s'], ' s')}",
+                       f"every {r['eval_every']} epochs (`eval_every`): {fmt_spread(r['ours_s'], ' s')}",
+                       r["ratio"], res, "evals") for r in res.get("evals", [])]
 
 
 def _not_faster(results: list[dict]) -> list[str]:
@@ -325,7 +337,7 @@ def write_readme(path: Path = HERE / "README.md") -> Path:
         lines.append(f"- `{res['kind']}`: " + "; ".join(_machine_lines(res)) + ".")
     lines += ["", "| what | baseline | ours | ratio: median [IQR] | machine |", "| --- | --- | --- | --- | --- |"]
     for res in results:
-        lines += _ensemble_rows(res) + _cache_rows(res)
+        lines += _ensemble_rows(res) + _cache_rows(res) + _eval_rows(res)
     lines += ["", "The cold/warm row is a smoke-scale subset (seconds of training), so its warm time is the "
               "floor of any run (pytest and torch start-up, measuring, drawing and filing the figures) and "
               "the ratio is small; at ci scale the training is minutes per claim (the table of claim times "
