@@ -1,0 +1,81 @@
+"""hw1.stability: the table of outcomes across seed sets, and how a fragile case reaches the index."""
+import json
+
+import pytest
+
+from hw1 import report, stability
+
+
+def _record(folder, claim, case, offset, status, p, p_opp, seeds):
+    rec = {"claim": claim, "case": case, "section": "S", "statement": "s", "scale": "ci", "seed_offset": offset,
+           "seeds": list(range(offset, offset + seeds)), "figures": [],
+           "verdict": {"status": status, "test": "t", "p_value": p, "p_opposite": p_opp, "alpha": 0.05,
+                       "effect_name": "e", "effect": 0.1, "ci_low": 0.0, "ci_high": 0.2, "n": seeds,
+                       "detail": "d"}}
+    (folder / "records").mkdir(parents=True, exist_ok=True)
+    name = f"{claim}--{case}" if case else claim
+    (folder / "records" / f"{name}.json").write_text(json.dumps(rec))
+
+
+@pytest.fixture
+def sets(tmp_path, monkeypatch):
+    monkeypatch.setattr(stability, "run_dir", lambda scale, off: tmp_path / scale / f"seed-{off}")
+    rows = {  # case: per offset (status, p, opposite p, seeds)
+        ("a", ""): [("reproduced", 0.001, 1.0, 8)] * 3,
+        ("b", "x"): [("not shown", 0.4, 0.5, 5), ("contradicted", 1.0, 0.004, 20), ("not shown", 0.5, 0.4, 5)],
+    }
+    for (claim, case), per in rows.items():
+        for off, (st, p, po, n) in zip(stability.OFFSETS, per):
+            _record(tmp_path / "ci" / f"seed-{off}", claim, case, off, st, p, po, n)
+    return tmp_path
+
+
+def test_the_table_marks_a_case_stable_only_when_every_set_agrees(sets):
+    table = stability.stability_table("ci")
+    assert table["cases"]["a"]["stable"] is True
+    assert table["cases"]["b [x]"]["stable"] is False
+    assert [s["status"] for s in table["cases"]["b [x]"]["sets"]] == ["not shown", "contradicted", "not shown"]
+
+
+def test_a_set_that_did_not_run_makes_a_case_unstable(sets):
+    (sets / "ci" / "seed-2000" / "records" / "a.json").unlink()
+    table = stability.stability_table("ci")
+    assert table["cases"]["a"]["stable"] is False
+    assert "not run" in stability.markdown(table)
+
+
+def test_records_of_another_offset_or_scale_are_not_counted(sets):
+    _record(sets / "ci" / "seed-0", "c", "", 1000, "reproduced", 0.01, 1.0, 8)  # filed under the wrong set
+    assert "c" not in stability.stability_table("ci")["cases"]
+
+
+def test_the_markdown_shows_the_split_with_both_p_values(sets):
+    md = stability.markdown(stability.stability_table("ci"), {0: 10.0, 1000: 20.0, 2000: 30.0})
+    assert "**1/2 cases give the same outcome in every set.**" in md
+    assert "contradicted (20, p = 1, opposite 0.004)" in md
+    assert "seed +1000: 20 s" in md
+    assert "| `b [x]` |" in md and "**no**" in md
+
+
+def test_write_marks_the_fragile_case_in_the_index(sets, tmp_path):
+    figures = tmp_path / "figures"
+    _record(figures, "a", "", 0, "reproduced", 0.001, 1.0, 8)
+    _record(figures, "b", "x", 0, "not shown", 0.4, 0.5, 5)
+    stability.write(stability.stability_table("ci"), figures)
+    index = (figures / "INDEX.md").read_text()
+    assert "1/2 cases give the same outcome in every seed set; fragile: b [x]" in index
+    assert "⚠ **fragile**" in index
+    assert json.loads((figures / "stability.json").read_text())["cases"]["a"]["stable"] is True
+
+
+def test_tables_only_without_runs_says_what_to_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(stability, "run_dir", lambda scale, off: tmp_path / scale / f"seed-{off}")
+    assert stability.main(["--tables-only", "--figures", str(tmp_path / "f")]) == 2
+    assert "run without --tables-only first" in capsys.readouterr().out
+
+
+def test_tables_only_keeps_the_measured_wall_times(sets, tmp_path):
+    figures = tmp_path / "figures"
+    stability.write(stability.stability_table("ci"), figures, {0: 11.0, 1000: 22.0, 2000: 33.0})
+    assert stability.main(["--tables-only", "--figures", str(figures)]) == 0
+    assert "seed +2000: 33 s" in (figures / "STABILITY.md").read_text()
