@@ -95,7 +95,7 @@ def _final(cfg, runs):
 
 def _size_figures(claim, cfg, runs, n_params, n_seeds):
     final = _final(cfg, runs)
-    what = f"median, IQR over {n_seeds} seeds"
+    what = f"median, IQR over the first {n_seeds} seeds"
     claim.figure("params-vs-generalization-loss", [Panel(
         "Loss vs number of parameters", "number of parameters", "cross-entropy (final epoch)",
         [_curve("training", n_params, final("train_loss")), _curve("test", n_params, final("test_loss"))],
@@ -139,7 +139,11 @@ def test_params_vs_generalization(part, scale, device, claim):
         return verdict, (runs, n_params, final)
 
     verdict, s, (runs, n_params, final) = claim.stage(measure, cfg.pg_seeds)
-    _size_figures(claim, cfg, runs, n_params, len(s))
+    # The three parts file the same figures: drawn from the first stage's seeds, whatever seeds a
+    # part went on to, so that every part writes the same files (else the last to finish wins).
+    first = s[:cfg.pg_seeds]
+    _size_figures(claim, cfg, {w: G.size_runs(cfg, w, first, device) for w in cfg.pg_widths}, n_params,
+                  len(first))
     claim.conclude(verdict, s, note=(
         f"{'MLPs' if runs[cfg.pg_widths[0]].build.is_mlp else 'CNNs'} with {cfg.pg_depth} dense "
         f"layers of width {cfg.pg_widths}, {cfg.pg_epochs} epochs on {cfg.pg_train_size or 60000} images; "
@@ -312,12 +316,15 @@ def test_sharpness(task, definition, scale, device, claim):
     m = {**m, "gap": m["test_loss"] - m["train_loss"]}
     labels = {k: v.format(n=cfg.sharp_n, sigma=cfg.sharp_sigma, eps=cfg.keskar_eps)
               for k, v in SHARPNESS.items()}
+    # Both definitions file the same figure: drawn from the first stage's seeds (see params).
+    f = G.batch_measurements(cfg, task, s[:cfg.seeds], device)
+    f = {**f, "gap": f["test_loss"] - f["train_loss"]}
     claim.figure(f"sharpness-{task}", [
-        _vs_batch(m, [("gaussian", labels["gaussian"])], f"{TASK_NAME[task]}: Gaussian sharpness",
-                  "loss increase", yscale="log", text=f"median, IQR over {len(s)} seeds"),
-        _vs_batch(m, [("keskar", labels["keskar"])], f"{TASK_NAME[task]}: epsilon-sharpness",
+        _vs_batch(f, [("gaussian", labels["gaussian"])], f"{TASK_NAME[task]}: Gaussian sharpness",
+                  "loss increase", yscale="log", text=f"median, IQR over the first {cfg.seeds} seeds"),
+        _vs_batch(f, [("keskar", labels["keskar"])], f"{TASK_NAME[task]}: epsilon-sharpness",
                   "sharpness (%)", yscale="log"),
-        _vs_batch(m, [("gap", "test loss - training loss")], f"{TASK_NAME[task]}: generalization gap",
+        _vs_batch(f, [("gap", "test loss - training loss")], f"{TASK_NAME[task]}: generalization gap",
                   "loss gap")])
     claim.conclude(verdict, s, note=(
         f"median {definition} sharpness per batch size {list(cfg.batch_sizes)}: "
