@@ -16,7 +16,6 @@ each labelled measured, host CPU, or derived (and how).
 """
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import tempfile
@@ -266,8 +265,8 @@ def _ratio(device, repeats) -> tuple[list, list]:
              "vectorized": True, "step_bytes": 3 * mem["step_bytes"], "eval_bytes": mem["eval_bytes"],
              "note": "grad of grad: ~3x the MSE step's activations (analytic guess)"}]
     one = Ensemble(arch, [0], init_params(arch, [0]), {}, "mse")
-    chunk = inspect.signature(landscape.hessian_eigenvalues).parameters.get("chunk")
-    at_once = min(chunk.default if chunk is not None else len(seeds), len(seeds))
+    # members hessian_eigenvalues computes at once (its default chunk, sized by memory)
+    at_once = min(landscape.hessian_chunk(one.flat().shape[1], len(x)), len(seeds))
     with PeakRSS() as mem:
         hess = timed(lambda: landscape.hessian_eigenvalues(one, x, y), CPU)
     print(f"  ratio MSE phase {mse * 1e3:.1f} ms/step, gradient-norm phase {gn * 1e3:.1f} ms/step, "
