@@ -167,7 +167,8 @@ def _stability_cell(st: dict | None) -> str:
         return ""
     if st.get("stable"):
         return f" · stable in {len(st['sets'])}/{len(st['sets'])} seed sets"
-    split = ", ".join(f"{x['status']} (seed +{x['offset']}, p = {_fmt_p(x.get('p'))})" for x in st["sets"])
+    split = ", ".join(f"{x['status']} (seed +{x['offset']}, p = {_fmt_p(x.get('p'))}, opposite "
+                      f"{_fmt_p(x.get('p_opposite'))})" for x in st["sets"])
     return f" · ⚠ **fragile**: {split}"
 
 

@@ -64,7 +64,8 @@ def test_write_marks_the_fragile_case_in_the_index(sets, tmp_path):
     stability.write(stability.stability_table("ci"), figures)
     index = (figures / "INDEX.md").read_text()
     assert "1/2 cases give the same outcome in every seed set; fragile: b [x]" in index
-    assert "⚠ **fragile**" in index
+    assert "⚠ **fragile**: not shown (seed +0, p = 0.4, opposite 0.5), contradicted (seed +1000, p = 1, " \
+           "opposite 0.004)" in index
     assert json.loads((figures / "stability.json").read_text())["cases"]["a"]["stable"] is True
 
 
