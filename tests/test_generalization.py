@@ -104,3 +104,29 @@ def test_unknown_task_is_refused():
     from hw1.config import SMOKE
     with pytest.raises(ValueError, match="unknown task"):
         G.task_data(SMOKE.gen, "cifar")
+
+
+def test_eval_every_makes_about_evals_evaluations_and_never_skips_short_runs():
+    assert G.eval_every(20) == 1 and G.eval_every(G.EVALS) == 1
+    assert G.eval_every(2000) == 2000 // G.EVALS
+    for epochs in (1, 7, 49, 50, 51, 99, 100, 1000, 5000):
+        k = G.eval_every(epochs)
+        assert k >= 1 and -(-epochs // k) <= 2 * G.EVALS
+
+
+def test_batch_runs_evaluate_less_often_without_changing_the_training(run_cache):
+    """The cadence thins the curves; the parameters and the last evaluation (after the last epoch)
+    are those of a run evaluated after every epoch."""
+    from hw1.config import SMOKE, replace
+    from hw1.train import train_ensemble
+
+    cfg = replace(SMOKE.gen, fit_epochs=120, fit_min_steps=1, fit_points=40)  # batch 40: 1 step an epoch
+    run = G.batch_runs(cfg, "fit", 40, [0, 1])
+    (x, y), (xt, yt) = G.task_data(cfg, "fit")
+    every = train_ensemble(G.batch_arch(cfg, "fit"), [0, 1], x, y, epochs=120, lr=cfg.lr, batch_size=40,
+                           eval_sets={"train": (x, y), "test": (xt, yt)}, eval_every=1)
+    assert run.history["test_loss"].shape[1] == 120 // G.eval_every(120) < 120
+    assert run.history["eval_epoch"][0, -1] == 119
+    for name in run.params:
+        assert torch.equal(run.params[name], every.params[name])
+    assert torch.equal(run.history["test_loss"][:, -1], every.history["test_loss"][:, -1])
