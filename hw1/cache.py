@@ -100,15 +100,50 @@ def _code_digest(source: bytes) -> str:
     return _AST_DIGESTS[source]
 
 
+class StaleCodeError(RuntimeError):
+    """A module of the training path changed on disk after this process loaded its code."""
+
+
+def _digests_at_start() -> dict[str, str]:
+    """The digest of every hw1 module as its file was when this process first imported the cache
+    (at the start of a run: before any training)."""
+    out = {}
+    for path in Path(__file__).parent.glob("*.py"):
+        try:
+            out[path.name] = _code_digest(path.read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            continue
+    return out
+
+
+_AT_START = _digests_at_start()
+
+
+def _module_digest(path: Path) -> str:
+    """The digest a key names for the module at `path`: its file now, which must still be the code
+    this process runs. A key is computed when a run is asked for, which can be long after the
+    module was imported; had the file been edited in between, the running (old) code's runs would
+    be stored under the new code's key, and a later process would load them as the new code's."""
+    digest = _code_digest(path.read_bytes())
+    start = _AT_START.get(path.name) if path.parent.resolve() == Path(__file__).parent.resolve() else None
+    if start is not None and digest != start:
+        raise StaleCodeError(
+            f"run cache: hw1/{path.name} changed on disk after this process loaded it, so the code "
+            f"that would train is not the code a cache key would name; nothing was trained or stored. "
+            f"Start the run again (a new pytest or python process) to use the new code.")
+    return digest
+
+
 def code_version(modules: tuple[str, ...] = ()) -> str:
-    """Hash of the code of the training path (core modules + `modules`): changing it invalidates."""
+    """Hash of the code of the training path (core modules + `modules`): changing it invalidates.
+    Raises StaleCodeError when one of them changed on disk since this process started."""
     h = hashlib.sha256()
     for name in sorted(set(CORE_MODULES) | set(modules)):
         path = SOURCE_DIR / f"{name}.py"
         if not path.is_file():
             raise ValueError(f"run cache: module {name!r} names no file {path}; pass hw1 module names "
                              f"(e.g. modules=('landscape',))")
-        h.update(f"{name}:{_code_digest(path.read_bytes())};".encode())
+        h.update(f"{name}:{_module_digest(path)};".encode())
     return h.hexdigest()[:16]
 
 

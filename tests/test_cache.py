@@ -425,3 +425,19 @@ def test_fit_runs_share_one_trained_ensemble(run_cache):
     assert all(torch.equal(first.params[n], second.params[n]) for n in first.params)
     assert torch.equal(first.history["loss"], second.history["loss"])
     assert torch.equal(first.final_loss, second.final_loss)
+
+
+def test_a_module_edited_while_the_process_runs_stops_the_run(monkeypatch):
+    """The old code is what runs: storing its runs under the edited code's key would hand them to
+    every later process as the new code's runs (it happened: an edit mid-run stored batch runs
+    evaluated every epoch under the key of the code that evaluates every few epochs)."""
+    base = cache.run_key(SPEC, "cpu")
+    monkeypatch.setitem(cache._AT_START, "train.py", "the digest of the code as it was loaded")
+    with pytest.raises(cache.StaleCodeError, match=r"hw1/train.py changed on disk after this process"):
+        cache.run_key(SPEC, "cpu")
+    monkeypatch.undo()
+    assert cache.run_key(SPEC, "cpu") == base
+
+
+def test_the_start_digests_cover_the_training_path():
+    assert {f"{m}.py" for m in cache.CORE_MODULES + ("generalization", "landscape", "api")} <= set(cache._AT_START)
