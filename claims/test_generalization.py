@@ -93,18 +93,19 @@ def _final(cfg, runs):
     return final
 
 
-def _size_figures(claim, cfg, runs, n_params, n_seeds):
-    final = _final(cfg, runs)
+def _size_figures(claim, n_params, final, n_seeds):
+    """The size family's figures over the first n_seeds seeds (rows) of `final`."""
+    def first(key):
+        return final(key)[:n_seeds]
     what = f"median, IQR over the first {n_seeds} seeds"
     claim.figure("params-vs-generalization-loss", [Panel(
         "Loss vs number of parameters", "number of parameters", "cross-entropy (final epoch)",
-        [_curve("training", n_params, final("train_loss")), _curve("test", n_params, final("test_loss"))],
+        [_curve("training", n_params, first("train_loss")), _curve("test", n_params, first("test_loss"))],
         xscale="log", yscale="log", text=what)])
     claim.figure("params-vs-generalization-accuracy", [Panel(
         "Accuracy vs number of parameters", "number of parameters", "accuracy (final epoch)",
-        [_curve("training", n_params, final("train_acc")), _curve("test", n_params, final("test_acc"))],
+        [_curve("training", n_params, first("train_acc")), _curve("test", n_params, first("test_acc"))],
         xscale="log", text=what)])
-    return final
 
 
 @pytest.mark.claim("params-vs-generalization", section=SECTION, statement=(
@@ -139,11 +140,10 @@ def test_params_vs_generalization(part, scale, device, claim):
         return verdict, (runs, n_params, final)
 
     verdict, s, (runs, n_params, final) = claim.stage(measure, cfg.pg_seeds)
-    # The three parts file the same figures: drawn from the first stage's seeds, whatever seeds a
-    # part went on to, so that every part writes the same files (else the last to finish wins).
-    first = s[:cfg.pg_seeds]
-    _size_figures(claim, cfg, {w: G.size_runs(cfg, w, first, device) for w in cfg.pg_widths}, n_params,
-                  len(first))
+    # The three parts file the same figures: drawn from the first stage's seeds (the seed sets are
+    # nested, so the first rows), whatever seeds a part went on to, so that every part writes the
+    # same files (else the last to finish wins).
+    _size_figures(claim, n_params, final, cfg.pg_seeds)
     claim.conclude(verdict, s, note=(
         f"{'MLPs' if runs[cfg.pg_widths[0]].build.is_mlp else 'CNNs'} with {cfg.pg_depth} dense "
         f"layers of width {cfg.pg_widths}, {cfg.pg_epochs} epochs on {cfg.pg_train_size or 60000} images; "
@@ -316,9 +316,9 @@ def test_sharpness(task, definition, scale, device, claim):
     m = {**m, "gap": m["test_loss"] - m["train_loss"]}
     labels = {k: v.format(n=cfg.sharp_n, sigma=cfg.sharp_sigma, eps=cfg.keskar_eps)
               for k, v in SHARPNESS.items()}
-    # Both definitions file the same figure: drawn from the first stage's seeds (see params).
-    f = G.batch_measurements(cfg, task, s[:cfg.seeds], device)
-    f = {**f, "gap": f["test_loss"] - f["train_loss"]}
+    # Both definitions file the same figure: drawn from the first stage's seeds, the first rows
+    # (see params-vs-generalization).
+    f = {k: v if k == "batch" else v[:cfg.seeds] for k, v in m.items()}
     claim.figure(f"sharpness-{task}", [
         _vs_batch(f, [("gaussian", labels["gaussian"])], f"{TASK_NAME[task]}: Gaussian sharpness",
                   "loss increase", yscale="log", text=f"median, IQR over the first {cfg.seeds} seeds"),
