@@ -57,7 +57,8 @@ from . import data as _data
 # The training path every run depends on; per_seed adds the function's own module and the modules
 # of its dataclass arguments, callers may name more (`modules=`).
 CORE_MODULES = ("train", "models", "data")
-SOURCE_DIR = Path(__file__).parent  # where the modules named above live (tests point it elsewhere)
+PACKAGE_DIR = Path(__file__).resolve().parent
+SOURCE_DIR = PACKAGE_DIR  # where the modules named above live (tests point it elsewhere)
 FORMAT = 3  # the layout of an entry; bumping it invalidates every entry
 STATS = {"hits": 0, "misses": 0, "corrupt": 0}  # counted in seeds
 NOT_IN_KEY = "not_in_run_key"  # dataclass field metadata: leave this field out of run keys
@@ -108,7 +109,7 @@ def _digests_at_start() -> dict[str, str]:
     """The digest of every hw1 module as its file was when this process first imported the cache
     (at the start of a run: before any training)."""
     out = {}
-    for path in Path(__file__).parent.glob("*.py"):
+    for path in PACKAGE_DIR.glob("*.py"):
         try:
             out[path.name] = _code_digest(path.read_bytes())
         except (OSError, SyntaxError, ValueError):
@@ -125,7 +126,7 @@ def _module_digest(path: Path) -> str:
     module was imported; had the file been edited in between, the running (old) code's runs would
     be stored under the new code's key, and a later process would load them as the new code's."""
     digest = _code_digest(path.read_bytes())
-    start = _AT_START.get(path.name) if path.parent.resolve() == Path(__file__).parent.resolve() else None
+    start = _AT_START.get(path.name) if path.parent.resolve() == PACKAGE_DIR else None
     if start is not None and digest != start:
         raise StaleCodeError(
             f"run cache: hw1/{path.name} changed on disk after this process loaded it, so the code "

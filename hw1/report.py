@@ -277,7 +277,7 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
     head = ("| claim | outcome |" + (" paper scale |" if paper_column else "") + " seeds (stop) | test; p | "
             "effect [95% CI] | departs from the report (⚠ = plausibly decisive) | time | figures |")
     for section in sorted({r["section"] for r in records}):
-        lines += [f"## {section}", "", head, "|---" * (9 if paper_column else 8) + "|"]
+        lines += [f"## {section}", "", head, "|---" * (head.count("|") - 1) + "|"]
         lines += [_row(r, paper.get((r["claim"], r.get("case", ""))), stability.get(case_label(r)), paper_column)
                   for r in records if r["section"] == section]
         lines.append("")
