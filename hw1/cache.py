@@ -53,6 +53,7 @@ import torch
 from filelock import FileLock
 
 from . import data as _data
+from .provenance import knobs
 
 # The training path every run depends on; per_seed adds the function's own module and the modules
 # of its dataclass arguments, callers may name more (`modules=`).
@@ -170,10 +171,15 @@ def _canonical(spec: dict) -> str:
 
 
 def run_key(spec: dict, device: torch.device | str, modules: tuple[str, ...] = ()) -> str:
-    """Key of a run: its spec, the code version, the device class, the torch version and dtype."""
-    blob = json.dumps({"spec": json.loads(_canonical(spec)), "code": code_version(modules),
-                       "device": torch.device(device).type, "torch": torch.__version__,
-                       "dtype": str(torch.get_default_dtype()), "format": FORMAT}, sort_keys=True)
+    """Key of a run: its spec, the code version, the device class, the torch version and dtype,
+    and any numeric knob set in the environment (`hw1.provenance.KNOBS`: MKL_CBWR, ...), which
+    changes the bits a CPU trains; with none set the key is as it always was."""
+    parts = {"spec": json.loads(_canonical(spec)), "code": code_version(modules),
+             "device": torch.device(device).type, "torch": torch.__version__,
+             "dtype": str(torch.get_default_dtype()), "format": FORMAT}
+    if knobs():
+        parts["numerics"] = knobs()
+    blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 

@@ -7,7 +7,6 @@ if they were made at the same scale, and dropped if made at another (a mixed ind
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import tempfile
@@ -15,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .stats import INCONCLUSIVE, Verdict
+from .stats import INCONCLUSIVE, Verdict, format_p
 
 BADGE = {"reproduced": "✅ reproduced", "contradicted": "⛔ contradicted", "not shown": "➖ not shown",
          "inconclusive": "❔ inconclusive"}
@@ -65,6 +64,7 @@ class ClaimRecord:
     stages: list[dict] = field(default_factory=list)  # hw1.stats.staged: one entry per stage run
     stop: str = ""  # why the staged procedure stopped
     differs_from_ledger: bool = False
+    within_fragile_split: bool = False  # differs, but within the case's measured split (not a failure)
     started: float = field(default_factory=time.time)
     seconds: float = 0.0  # this run's wall time for the case (cached runs load in seconds)
     train_seconds: float | None = None  # what training the runs it used cost, cached or not
@@ -119,9 +119,12 @@ def _status(r: dict) -> str:
 
 
 def _fmt_p(p) -> str:
-    if not isinstance(p, (int, float)) or not math.isfinite(p):
-        return "—"
-    return f"{p:.1e}" if p < 1e-3 else f"{p:.2g}"
+    return format_p(p)
+
+
+def _num(x) -> float:
+    """A record's number: None (JSON's stand-in for nan) is nan, and 0.0 stays 0.0."""
+    return float(x) if isinstance(x, (int, float)) else float("nan")
 
 
 def _seconds(r: dict) -> str:
@@ -184,7 +187,9 @@ def _row(r: dict, paper: dict | None, stability: dict | None, paper_column: bool
     badge = BADGE.get(_status(r), _status(r))
     if r.get("expected", "reproduced") != "reproduced" and _status(r) == r.get("expected"):
         badge += " (as in the ledger)"
-    if r.get("differs_from_ledger") and (r.get("expected_evidence") or r.get("scale") in ("smoke", "ci")):
+    if r.get("within_fragile_split"):
+        badge += f" (differs from the ledger's {r.get('expected')}, within this fragile case's split)"
+    elif r.get("differs_from_ledger") and (r.get("expected_evidence") or r.get("scale") in ("smoke", "ci")):
         badge += f" (differs from the expectation: {r.get('expected')})"
     badge += _stability_cell(stability)
     if paper is None:
@@ -194,8 +199,8 @@ def _row(r: dict, paper: dict | None, stability: dict | None, paper_column: bool
         paper_cell = f"{BADGE.get(_status(paper), _status(paper))}, p = {_fmt_p(pv.get('p_value'))}"
     stat = f"{v.get('test', '')}; p = {_fmt_p(v.get('p_value'))}, opposite p = {_fmt_p(v.get('p_opposite'))}"
     eff = v.get("effect")
-    effect = (f"{v.get('effect_name')} = {eff:.3g} [{v.get('ci_low') or float('nan'):.3g}, "
-              f"{v.get('ci_high') or float('nan'):.3g}]") if isinstance(eff, float) else "—"
+    effect = (f"{v.get('effect_name')} = {eff:.3g} [{_num(v.get('ci_low')):.3g}, "
+              f"{_num(v.get('ci_high')):.3g}]") if isinstance(eff, (int, float)) else "—"
     figs = " ".join(f"[{f['name']}]({f['png']})" for f in r.get("figures", []))
     paper_cell = f" {paper_cell} |" if paper_column else ""
     return (f"| `{case_label(r)}` | {badge} |{paper_cell} {_seeds(r)} | {stat} | {effect} | "
@@ -263,7 +268,19 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
              + (f", device {env.get('device_name') or env.get('device')}" if env.get("device") else "")
              + ("" if env.get("ledger_check", True) else " (ledger check off: outcomes that differ from the ledger are marked)")
              + ". Each row is one claim case of `shared/CLAIMS.md`, re-run over several seeds and "
-             "decided with the named test.", "", OUTCOME_LEGEND, ""]
+             "decided with the named test.", ""]
+    if env.get("numerics"):
+        from .provenance import describe
+
+        lines += [f"Run on: {describe(env['numerics'])}. Another CPU trains slightly different bits "
+                  "(README, \"Across machines\"): seeds used, p-values and effects may move; outcomes "
+                  "should not.", ""]
+    elif any(sh.get("numerics") for sh in env.get("shards", [])):  # merged shards on different CPUs
+        from .provenance import describe
+
+        lines += [f"Shard `{sh.get('shard', '?')}` ran on: {describe(sh['numerics'])}." for sh in env["shards"]
+                  if sh.get("numerics")] + [""]
+    lines += [OUTCOME_LEGEND, ""]
     counts = {}
     for r in records:
         counts[_status(r)] = counts.get(_status(r), 0) + 1

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from . import report
+from .stats import format_p
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFSETS = (0, 1000, 2000)
@@ -55,7 +56,7 @@ def stability_table(scale: str, offsets=OFFSETS) -> dict:
 
 
 def _fmt_p(p) -> str:
-    return "—" if p is None else f"{p:.1e}" if p < 1e-3 else f"{p:.2g}"
+    return format_p(p)
 
 
 def markdown(table: dict, seconds: dict | None = None) -> str:

@@ -82,8 +82,16 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}" if math.isfinite(x) else "nan"
 
 
+def format_p(p, missing: str = "—") -> str:
+    """The one way a p-value is written, in verdicts, records, the index and STABILITY.md:
+    two significant digits (0.0013), scientific below 1e-3 (4.2e-05); `missing` for None / nan."""
+    if not isinstance(p, (int, float)) or not math.isfinite(p):
+        return missing
+    return f"{p:.1e}" if p < 1e-3 else f"{p:.2g}"
+
+
 def _fmt_p(p: float) -> str:
-    return "nan" if not math.isfinite(p) else f"{p:.1e}" if p < 1e-4 else f"{p:.2g}"
+    return format_p(p, missing="nan")
 
 
 def _p_clause(p: float, alpha: float) -> str:

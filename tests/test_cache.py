@@ -441,3 +441,19 @@ def test_a_module_edited_while_the_process_runs_stops_the_run(monkeypatch):
 
 def test_the_start_digests_cover_the_training_path():
     assert {f"{m}.py" for m in cache.CORE_MODULES + ("generalization", "landscape", "api")} <= set(cache._AT_START)
+
+
+def test_a_numeric_knob_set_in_the_environment_keys_runs_apart(monkeypatch):
+    """MKL_CBWR or ATEN_CPU_CAPABILITY change the bits a CPU trains: runs made under one are never
+    served under another, and with none set the key is the same as before the knobs existed."""
+    from hw1 import cache
+
+    for k in ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):
+        monkeypatch.delenv(k, raising=False)
+    plain = cache.run_key({"a": 1}, "cpu")
+    monkeypatch.setenv("MKL_CBWR", "AVX2")
+    pinned = cache.run_key({"a": 1}, "cpu")
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    assert len({plain, pinned, cache.run_key({"a": 1}, "cpu")}) == 3
+    monkeypatch.setenv("MKL_CBWR", "")
+    assert cache.run_key({"a": 1}, "cpu") == plain
