@@ -58,6 +58,11 @@ class Verdict:
     detail: str
     p_opposite: float = _NAN  # one-sided p of the opposite direction (for "contradicted")
     seeds_needed: float = _NAN  # "not shown": seeds the observed effect would need for POWER
+    # Standardized statistics, one per part of the claim, signed so that the claimed direction is
+    # positive: what the futility rule extrapolates (never the decision). A discrete test's exact p
+    # includes the probability of the observed value, so z from it is pulled toward 0; (S - E S) /
+    # sd S is not. Empty: taken from p and p_opposite (`futility_z`).
+    z_parts: tuple[float, ...] = ()
 
     @property
     def decided(self) -> bool:
@@ -73,8 +78,14 @@ class Verdict:
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict; non-finite floats become None (JSON has no nan)."""
-        out = {k: (float(v) if math.isfinite(v) else None) if isinstance(v, float) else v
-               for k, v in asdict(self).items()}
+        def clean(v):
+            if isinstance(v, float):
+                return float(v) if math.isfinite(v) else None
+            if isinstance(v, (tuple, list)):
+                return [clean(x) for x in v]
+            return v
+
+        out = {k: clean(v) for k, v in asdict(self).items()}
         return {**out, "decided": self.decided}
 
 
@@ -133,6 +144,23 @@ def decide(p_value: float, *, alpha: float, min_attainable_p: float,
 def z_score(p: float) -> float:
     """The one-sided p-value as a standard normal score (p = 0.05 -> 1.64; p > 0.5 -> negative)."""
     return float(sps.norm.isf(min(max(p, 1e-300), 1.0)))
+
+
+def _standardized(stat: float, mean: float, var: float, sign: float = 1.0) -> float:
+    """(stat - mean) / sd, times sign (+1: the claim is the upper tail); 0 when var is 0."""
+    if not (math.isfinite(stat) and var > 0):
+        return 0.0 if math.isfinite(stat) else _NAN
+    return float(sign * (stat - mean) / math.sqrt(var))
+
+
+def futility_z(v: "Verdict") -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per part, the z-scores the futility rule extrapolates: (claimed direction, opposite).
+
+    From the verdict's standardized statistics where it has them (the opposite of a one-sided
+    standardized statistic is its negative), else from its p-values (z_score)."""
+    if v.z_parts:
+        return tuple(v.z_parts), tuple(-z for z in v.z_parts)
+    return (z_score(v.p_value),), (z_score(v.p_opposite),)
 
 
 def seeds_needed(p: float, n: int, alpha: float, power: float = POWER) -> float:
@@ -272,8 +300,9 @@ def trend_test(data, *, direction: str, alpha=ALPHA, seed=0, claim="", level=0.9
               f"{_fmt(hi)}]); Page's L = {_fmt(stat)}, {_p_clause(p, alpha)}, opposite "
               f"{_p_clause(p_opp, alpha)}."
               + _design_note(min_p, alpha, f"{_units(n, 'seed')} and {k} conditions") + why)
+    z = _standardized(stat, n * k * (k + 1) ** 2 / 4, n * k**2 * (k + 1) * (k**2 - 1) / 144)
     return Verdict(status, test, stat, p, alpha, "mean Kendall tau (condition order vs value)",
-                   effect, lo, hi, n, detail, p_opp, need)
+                   effect, lo, hi, n, detail, p_opp, need, (z,))
 
 
 # ----------------------------------------------------------------------------------- signed rank
@@ -297,6 +326,15 @@ def _signed_rank_exact(d: np.ndarray, alternative: str) -> tuple[float, float, f
     return w_plus2 / 2, p, p_opp
 
 
+def _signed_rank_z(d: np.ndarray, alternative: str) -> float:
+    """The standardized W+ (zsplit: zeros hold half their rank on each side, a constant), signed
+    so that the claimed side is positive."""
+    r = sps.rankdata(np.abs(d))
+    w_plus = r[d > 0].sum() + r[d == 0].sum() / 2
+    return _standardized(float(w_plus), r.sum() / 2, float((r[d != 0] ** 2).sum() / 4),
+                         1.0 if alternative == "greater" else -1.0)
+
+
 def _signed_rank(d, *, alternative, alpha, seed, level, test, effect_name, shift, what,
                  claim) -> Verdict:
     """Wilcoxon signed-rank test of d against 0; effect = median(d) + shift."""
@@ -318,7 +356,7 @@ def _signed_rank(d, *, alternative, alpha, seed, level, test, effect_name, shift
               f"{_fmt(hi + shift)}]); Wilcoxon W+ = {_fmt(stat)}, {_p_clause(p, alpha)}, opposite "
               f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "seed")) + why)
     return Verdict(status, test, stat, p, alpha, effect_name, med + shift, lo + shift, hi + shift,
-                   n, detail, p_opp, need)
+                   n, detail, p_opp, need, (_signed_rank_z(d, alternative),))
 
 
 def paired_test(a, b, *, alternative: str, alpha=ALPHA, seed=0, claim="",
@@ -400,7 +438,9 @@ def correlation_test(x, y, *, alternative: str, alpha=ALPHA, seed=0, claim="",
     detail = (f"{_prefix(claim)}Across {_units(n, 'independent run')}, Kendall tau between x and "
               f"y was {_fmt(tau)} [{_fmt(lo)}, {_fmt(hi)}]{why}; {_p_clause(p, alpha)}, opposite "
               f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "run")) + note)
-    return Verdict(status, test, tau, p, alpha, "Kendall tau-b", tau, lo, hi, n, detail, p_opp, need)
+    z = _standardized(tau, 0.0, 2 * (2 * n + 5) / (9 * n * (n - 1)), 1.0 if alternative == "greater" else -1.0)
+    return Verdict(status, test, tau, p, alpha, "Kendall tau-b", tau, lo, hi, n, detail, p_opp, need,
+                   (z,) if math.isfinite(z) else ())
 
 
 def proportion_test(successes: int, n: int, *, p0: float, alternative: str, alpha=ALPHA,
@@ -427,8 +467,9 @@ def proportion_test(successes: int, n: int, *, p0: float, alternative: str, alph
     detail = (f"{_prefix(claim)}{successes}/{n} successes (rate {_fmt(rate)} [{_fmt(ci.low)}, "
               f"{_fmt(ci.high)}]) against {p0:g}; {_p_clause(p, alpha)}, opposite "
               f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "trial")) + why)
+    z = _standardized(float(successes), n * p0, n * p0 * (1 - p0), 1.0 if alternative == "greater" else -1.0)
     return Verdict(status, test, float(successes), p, alpha, "success rate", float(rate),
-                   float(ci.low), float(ci.high), int(n), detail, p_opp, need)
+                   float(ci.low), float(ci.high), int(n), detail, p_opp, need, (z,))
 
 
 # ----------------------------------------------------------------------------------- combination
@@ -468,7 +509,8 @@ def all_of(verdicts: list[Verdict], *, claim="") -> Verdict:
               f"opposite holds at alpha/{m} (opposite p = {_fmt_p(p_opp)}). {parts}")
     return Verdict(status, "intersection-union of: " + "; ".join(v.test for v in verdicts),
                    worst.statistic, worst.p_value, alpha, worst.effect_name, worst.effect,
-                   worst.ci_low, worst.ci_high, min(v.n for v in verdicts), detail, p_opp, need)
+                   worst.ci_low, worst.ci_high, min(v.n for v in verdicts), detail, p_opp, need,
+                   tuple(z for v in verdicts for z in futility_z(v)[0]))
 
 
 # ----------------------------------------------------------------------------------- stages
@@ -482,8 +524,9 @@ class StagePlan:
       Stage k tests each direction at alpha * (spend_k - spend_{k-1}); by the union bound the whole
       procedure's chance of a false "reproduced" (and of a false "contradicted") is <= alpha,
       whatever the dependence between stages.
-    futility: stop early when, extrapolating the current z-score (the effect as observed), the
-      chance of a significant result in either direction by the last stage is below this.
+    futility: stop early when, extrapolating each part's current standardized statistic (the
+      effect as observed), the chance of a significant result in either direction by the last
+      stage is below this (`futility_powers`).
     """
 
     multipliers: tuple[int, ...] = (1,)
@@ -509,10 +552,30 @@ class StagePlan:
 def conditional_power(p: float, n: int, n_final: int, alpha_final: float) -> float:
     """Chance that the last stage (n_final units, level alpha_final) is significant in the
     direction of `p` if the effect is what it looks like now (z grows like sqrt(n))."""
-    if n >= n_final or not math.isfinite(p):
+    return conditional_power_z(z_score(p) if math.isfinite(p) else _NAN, n, n_final, alpha_final)
+
+
+def conditional_power_z(z: float, n: int, n_final: int, alpha_final: float) -> float:
+    """conditional_power from a z-score (a standardized statistic, positive = this direction)."""
+    if n >= n_final or not math.isfinite(z):
         return 0.0
-    t, z = n / n_final, z_score(p)
+    t = n / n_final
     return float(sps.norm.sf((sps.norm.isf(alpha_final) - z / math.sqrt(t)) / math.sqrt(1 - t)))
+
+
+def futility_powers(v: Verdict, n: int, n_final: int, alpha_final: float) -> tuple[float, float]:
+    """(claim, opposite): the chance that the last stage decides each way, at the effect observed.
+
+    A claim of m parts is reproduced when every part is significant at the final level
+    (intersection-union), so its chance is the smallest part's; it is contradicted when some
+    part's opposite is significant at level / m (Bonferroni), so that chance is the largest part's
+    at alpha_final / m. Each part's z is its own (`futility_z`): a standardized statistic, not a
+    z taken from an exact discrete p, and not from the Bonferroni-adjusted p of the combination.
+    """
+    zc, zo = futility_z(v)
+    m = max(len(zc), 1)
+    return (min(conditional_power_z(z, n, n_final, alpha_final) for z in zc),
+            max(conditional_power_z(z, n, n_final, alpha_final / m) for z in zo))
 
 
 @dataclass
@@ -544,8 +607,7 @@ def staged(measure, base: int, plan: StagePlan, *, alpha: float = ALPHA, seeds_f
     for k, (n, a) in enumerate(zip(counts, levels)):
         seeds = seeds_for(n)
         verdict, payload = measure(seeds, a)
-        cp = (conditional_power(verdict.p_value, n, counts[-1], levels[-1]),
-              conditional_power(verdict.p_opposite, n, counts[-1], levels[-1]))
+        cp = futility_powers(verdict, n, counts[-1], levels[-1])
         stages.append({"stage": k + 1, "seeds": n, "alpha": a, "status": verdict.status,
                        "p": verdict.p_value, "p_opposite": verdict.p_opposite,
                        "power_claim": cp[0], "power_opposite": cp[1]})

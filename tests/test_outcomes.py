@@ -1,8 +1,13 @@
 """Calibration and power of the four outcomes and of the staged procedure (hw1.stats).
 
 On null data (no effect) a false "reproduced" and a false "contradicted" must each happen at most
-alpha of the time, within Monte-Carlo error (3 standard errors); on a known effect the procedure
-must find it. Every simulation has a fixed seed, so these tests are deterministic.
+alpha of the time, within Monte-Carlo error; on a known effect the procedure must find it. Every
+simulation has a fixed seed, so these tests are deterministic.
+
+How tight: 4000 repetitions and a tolerance of 2.5 standard errors (alpha + 0.0086). A test whose
+true false-positive rate were 0.08 (what the staged procedure gives when it tests every stage at
+the full alpha instead of spending it) passes that bound with probability below 1e-9; the test
+`test_the_calibration_check_catches_a_procedure_that_does_not_spend_alpha` shows it does fail.
 """
 import math
 
@@ -12,8 +17,8 @@ import pytest
 from hw1 import stats as S
 
 ALPHA = 0.05
-REPS = 400
-TOL = 3 * math.sqrt(ALPHA * (1 - ALPHA) / REPS)  # Monte-Carlo error of a rate near alpha
+REPS = 4000
+TOL = 2.5 * math.sqrt(ALPHA * (1 - ALPHA) / REPS)  # Monte-Carlo error of a rate near alpha: 0.0086
 
 
 def _rates(verdicts) -> dict[str, float]:
@@ -92,11 +97,13 @@ def test_all_of_contradicted_needs_bonferroni_over_parts():
 PLAN = S.StagePlan(multipliers=(1, 2, 4), spend=(0.5, 0.75, 1.0), futility=0.05)  # the ci plan
 
 
-def _staged_trend(effect: float, rep: int, base: int = 6) -> S.Staged:
-    """One staged run where seed s always yields the same row (nested stages reuse earlier seeds)."""
+def _staged_trend(effect: float, rep: int, base: int = 6, spend: bool = True) -> S.Staged:
+    """One staged run where seed s always yields the same row (nested stages reuse earlier seeds).
+    spend=False: a broken procedure whose measure ignores its stage level and tests at ALPHA."""
     def measure(seeds, alpha):
         rows = np.stack([np.random.default_rng([rep, s]).normal(size=3) for s in seeds])
-        return S.trend_test(rows + effect * np.arange(3), direction="increasing", alpha=alpha), None
+        return S.trend_test(rows + effect * np.arange(3), direction="increasing",
+                            alpha=alpha if spend else ALPHA), None
     return S.staged(measure, base, PLAN, alpha=ALPHA)
 
 
@@ -115,6 +122,28 @@ def test_staged_procedure_is_calibrated_on_null_data():
     # futility stops most null runs before the last stage, which is what keeps the cost down
     early = sum(len(r.stages) < 3 for r in runs) / REPS
     assert early > 0.5, early
+
+
+def test_the_calibration_check_catches_a_procedure_that_does_not_spend_alpha():
+    """The same simulation with every stage tested at the full alpha: its false 'reproduced' rate
+    exceeds the calibration bound, so the calibration test above would fail on such a procedure."""
+    runs = [_staged_trend(0.0, rep, spend=False) for rep in range(REPS)]
+    rates = _rates([r.verdict for r in runs])
+    assert rates[S.REPRODUCED] > ALPHA + TOL, rates
+
+
+def test_measure_receives_exactly_the_plans_stage_levels():
+    got = []
+
+    def measure(seeds, alpha):
+        got.append(alpha)
+        return S.Verdict(S.NOT_SHOWN, "t", 0.0, 0.3, alpha, "e", 0.1, 0.0, 0.2, len(seeds), "", 0.7,
+                         z_parts=(2.0,)), None  # z = 2: never futile, never decided
+    S.staged(measure, 5, PLAN, alpha=ALPHA)
+    assert got == PLAN.levels(ALPHA) == [0.025, 0.0125, 0.0125]
+    got.clear()
+    S.staged(measure, 5, PLAN, alpha=0.01)
+    assert got == PLAN.levels(0.01)
 
 
 def test_staged_procedure_has_power_on_a_known_effect():

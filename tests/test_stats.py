@@ -326,3 +326,60 @@ def test_signed_rank_matches_scipy_wilcoxon_zsplit(d, alternative):
     # scipy is exact (no ties) or exhaustively permutes (ties, zeros) at this size.
     ref = sps.wilcoxon(d, zero_method="zsplit", alternative=alternative)
     assert S._signed_rank_exact(d, alternative)[:2] == pytest.approx((ref.statistic, ref.pvalue))
+
+
+# ------------------------------------------------------------------ futility (issue 16, fixes 1-2)
+CI_PLAN = S.StagePlan(multipliers=(1, 2, 4), spend=(0.5, 0.75, 1.0), futility=0.05)
+
+
+def _part(p_claim: float, z: float, n: int = 5) -> S.Verdict:
+    """A 'not shown' part with one-sided p for the claim and a standardized statistic z."""
+    return S.Verdict(S.NOT_SHOWN, "t", 0.0, p_claim, 0.025, "e", 0.0, 0.0, 0.0, n, "", 1 - p_claim,
+                     z_parts=(z,))
+
+
+def test_futility_of_a_multi_part_claim_extrapolates_each_part_at_level_over_m():
+    """cnn-depth at the default seeds: two parts, one leaning the opposite way (opposite p 0.22).
+    The old rule took z from the Bonferroni-adjusted p (2 x 0.22) and stopped (chance 0.013); per
+    part, at level / 2, the chance is about 0.14, so the case goes on."""
+    lean = _part(0.78, -S.z_score(0.22))
+    flat = _part(0.6, -S.z_score(0.4))
+    v = S.all_of([lean, flat])
+    assert v.z_parts == (lean.z_parts[0], flat.z_parts[0])
+    claim_cp, opposite_cp = S.futility_powers(v, 5, 20, 0.0125)
+    assert math.isclose(opposite_cp, S.conditional_power(0.22, 5, 20, 0.0125 / 2))
+    assert 0.10 < opposite_cp < 0.20
+    old = S.conditional_power(v.p_opposite, 5, 20, 0.0125)  # the combination's adjusted p
+    assert old < 0.05 < opposite_cp
+    assert claim_cp == min(S.conditional_power_z(z, 5, 20, 0.0125) for z in v.z_parts)
+
+    stages = iter([v, v, v])
+    r = S.staged(lambda seeds, alpha: (next(stages), None), 5, CI_PLAN)
+    assert len(r.stages) > 1, r.stop  # stage 1 goes on (the old rule stopped it there)
+    assert math.isclose(r.stages[0]["power_opposite"], opposite_cp)
+
+
+def test_futility_of_a_discrete_test_uses_the_standardized_statistic():
+    """trajectories-diverge's 5/8: the exact p (0.36) includes P(X = 5) and gave a chance of 0.037,
+    which stopped it; the standardized count (5 - 4) / sqrt(2) gives about 0.17."""
+    v = S.proportion_test(5, 8, p0=0.5, alternative="greater")
+    assert math.isclose(v.z_parts[0], 1 / math.sqrt(2))
+    old = S.conditional_power(v.p_value, 8, 32, 0.0125)
+    new, _ = S.futility_powers(v, 8, 32, 0.0125)
+    assert old < 0.05 < new and 0.12 < new < 0.2
+
+
+def test_standardized_statistics_match_their_null_moments():
+    # Wilcoxon: W+ = 36 of n = 8 all positive: (36 - 18) / sqrt(8*9*17/24) = 2.52
+    w = S.one_sample_test(np.arange(1.0, 9.0), alternative="greater")
+    assert math.isclose(w.z_parts[0], 18 / math.sqrt(8 * 9 * 17 / 24))
+    assert math.isclose(S.one_sample_test(np.arange(1.0, 9.0), alternative="less").z_parts[0], -w.z_parts[0])
+    # Page's L: every one of 4 seeds in the claimed order over 3 conditions
+    t = S.trend_test(np.tile(np.arange(3.0), (4, 1)), direction="increasing")
+    mean, var = 4 * 3 * 16 / 4, 4 * 9 * 4 * 8 / 144
+    assert math.isclose(t.z_parts[0], (t.statistic - mean) / math.sqrt(var))
+    # Kendall: tau = 1 over 6 runs
+    c = S.correlation_test(np.arange(6.0), np.arange(6.0), alternative="greater")
+    assert math.isclose(c.z_parts[0], 3 * math.sqrt(30) / math.sqrt(2 * 17))
+    # the record keeps them (JSON: no tuples, no nan)
+    assert S.all_of([w, t]).to_dict()["z_parts"] == [w.z_parts[0], t.z_parts[0]]
