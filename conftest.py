@@ -32,6 +32,13 @@ class OutcomeChanged(AssertionError):
     instead of 'contradicted'): not the failure its strict xfail expects, so the run fails."""
 
 
+def _seed_sets(text: str) -> tuple[int, ...]:
+    offsets = tuple(int(x) for x in text.split(",") if x.strip())
+    if len(offsets) < 2 or len(set(offsets)) != len(offsets) or min(offsets) < 0:
+        raise ValueError("--seed-sets takes two or more distinct offsets >= 0, e.g. 0,1000,2000")
+    return offsets
+
+
 def _seed(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -46,6 +53,9 @@ def pytest_addoption(parser):
                      "claim; paper: the report's settings (GPU)")
     g.addoption("--seed", type=_seed, default=0, help="shift every seed by N to rerun on fresh seeds "
                 "(the ledger check is off; outcomes that differ from it are listed, not failed)")
+    g.addoption("--seed-sets", type=_seed_sets, default=None, metavar="OFFSETS",
+                help="pool disjoint seed sets, e.g. 0,1000,2000: each stage uses the first seeds of "
+                     "every set (k sets: k x the base count); the pooled verdict of hw1.stability")
     g.addoption("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", dest="overrides",
                 help="override one config field of the scale, e.g. --set fit.epochs=5000 (repeatable; "
                      "sections fit, mnist, opt, gen, stages; the ledger check is off)")
@@ -72,7 +82,8 @@ def figures_dir(config) -> Path:
 
 def expectations_on(config) -> bool:
     """Measured outcomes are strict expectations: the default seeds and settings of a scale."""
-    return config.getoption("--seed") == 0 and not config.getoption("overrides")
+    return (config.getoption("--seed") == 0 and not config.getoption("overrides")
+            and not config.getoption("--seed-sets"))
 
 
 def ledger_on(config) -> bool:
@@ -99,6 +110,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "expect(scale, outcome, evidence): the outcome measured at that "
                             "scale (reproduced, contradicted, not shown, inconclusive), with its numbers")
     config._hw1_scale = _scale(config)  # a bad --set is a usage error before anything runs
+    if config.getoption("--seed-sets") and config.getoption("--seed"):
+        raise pytest.UsageError("--seed-sets pools seed sets at their own offsets; give it without --seed")
     # The ledger is ours to keep: syrupy must never report deselected claims or other scales as
     # unused, nor delete them on --snapshot-update (that would wipe every other claim's entries).
     config.option.disable_unused_snapshots = True
@@ -229,15 +242,21 @@ class ClaimFiler:
         self.measured = measured  # this case has a measured expectation (or a ledger) at this scale
         self.structures: dict[str, dict] = {}
         self.staging = None
+        self.seed_sets = ()  # --seed-sets: pooled seed sets
 
     def stage(self, measure, base: int):
         """Run `measure` on the scale's stages of seeds (base, 2 base, 4 base at ci) until the
         case is decided, futile, or at its last stage. -> (verdict, seeds, payload)."""
         from hw1 import stats
-        from hw1.config import seeds_for
+        from hw1.config import pooled_seeds, seeds_for
 
-        self.staging = stats.staged(measure, base, self.scale.stages, alpha=self.scale.alpha,
-                                    seeds_for=lambda n: seeds_for(n, self.offset))
+        if self.seed_sets:  # the union of the sets' seeds, stage by stage
+            k = len(self.seed_sets)
+            self.staging = stats.staged(measure, base * k, self.scale.stages, alpha=self.scale.alpha,
+                                        seeds_for=lambda n: pooled_seeds(n, self.seed_sets))
+        else:
+            self.staging = stats.staged(measure, base, self.scale.stages, alpha=self.scale.alpha,
+                                        seeds_for=lambda n: seeds_for(n, self.offset))
         return self.staging.verdict, self.staging.seeds, self.staging.payload
 
     def figure(self, name: str, panels, suptitle: str = "") -> Path:
@@ -331,6 +350,7 @@ def claim(request, scale, pytestconfig, snapshot):
     out = figures_dir(pytestconfig)
     filer = ClaimFiler(record, out, scale, snapshot, ledger_on(pytestconfig), pytestconfig.getoption("--seed"),
                        expectations_on(pytestconfig), measured, _split_of(pytestconfig, request.node))
+    filer.seed_sets = record.seed_sets = tuple(pytestconfig.getoption("--seed-sets") or ())
     yield filer
     if record.verdict is None:  # the test failed before its verdict: say so in the report
         record.note = "the test stopped before reaching a verdict (see the pytest log)"

@@ -63,10 +63,11 @@ def _prediction_panel(target: str, runs: dict, grid: torch.Tensor) -> Panel:
     return Panel(f"Predicted curves: {t.formula}", "x", "y", series)
 
 
-def _grid_mse(target: str, run, grid: torch.Tensor) -> np.ndarray:
-    """(K,) mean squared error of each member on a dense grid (4x the training density)."""
+def _max_error(target: str, run, grid: torch.Tensor) -> np.ndarray:
+    """(K,) the largest |prediction - truth| of each member on a dense grid (16x the training
+    density, so mostly points between the training points): the worst deviation of the drawn curve."""
     truth = get_target(target).fn(grid)
-    return ((predict(run.build, run.params, grid) - truth) ** 2).mean((1, 2)).numpy()
+    return (predict(run.build, run.params, grid) - truth).abs().amax((1, 2)).numpy()
 
 
 @pytest.mark.claim("function-depth", section=SECTION, statement=(
@@ -76,19 +77,26 @@ def _grid_mse(target: str, run, grid: torch.Tensor) -> np.ndarray:
 def test_function_depth(target, scale, device, claim):
     """Report: 可以發現在相同可訓練參數量下,層數越深,loss 的下降可以到越低。而且,深層的神經網路可以更精確的預測函數圖形."""
     cfg = scale.fit
-    grid, _ = sample_target(target, 4 * cfg.n_points)
+    grid, _ = sample_target(target, 16 * cfg.n_points)
 
     def measure(s, alpha):
         runs = {d: fit_runs(cfg, target, d, cfg.budget, s, device) for d in cfg.depths}
         train_loss = np.stack([runs[d].history["loss"][:, -1].numpy() for d in cfg.depths], 1)  # (seeds, depths)
-        grid_mse = np.stack([_grid_mse(target, runs[d], grid) for d in cfg.depths], 1)
+        max_err = np.stack([_max_error(target, runs[d], grid) for d in cfg.depths], 1)
         # Criterion: Page's trend test over seeds (blocks) x depths, one-sided (decreasing), for the
-        # final training loss AND the dense-grid prediction error; both must hold (intersection-union).
+        # final training loss AND the worst deviation of the predicted curve from the function on a
+        # grid 16x denser than the training points; both must hold (intersection-union).
+        # Changed after data was seen (issue 16): the second part was the MSE on a 4x grid, which
+        # repeats the first (noise-free target, grid inside the training range: grid / training
+        # MSE 0.90-1.00 per run, the same depth ranking in every seed), so "2/2 parts" counted one
+        # piece of evidence twice. The largest error is what the prediction figure shows a reader,
+        # is set by the hardest stretch of the curve rather than by the average, and can rank the
+        # depths differently; chosen before any run of it.
         return stats.all_of([
             stats.trend_test(np.log10(train_loss), direction="decreasing", alpha=alpha,
                              claim="final training loss (log10) vs depth"),
-            stats.trend_test(np.log10(grid_mse), direction="decreasing", alpha=alpha,
-                             claim="prediction MSE on a dense grid (log10) vs depth"),
+            stats.trend_test(np.log10(max_err), direction="decreasing", alpha=alpha,
+                             claim="largest |prediction - truth| on a 16x grid (log10) vs depth"),
         ], claim=f"{target}: deeper is better at {cfg.budget} parameters"), runs
 
     verdict, s, runs = claim.stage(measure, cfg.seeds)

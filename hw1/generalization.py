@@ -207,14 +207,19 @@ def batch_runs(cfg: GenConfig, task: str, batch: int, seeds: list[int], device="
     Epochs: `batch_epochs`.
 
     Member k starts from the same init (seed k) at every batch size, so batch sizes are paired.
+    On MNIST with `cfg.bs_target_loss`, each member stops when its epoch's mean training loss
+    reaches it (comparable training states across batch sizes), `bs_cap` x the epochs at most.
     history: 'train_loss', 'test_loss' (and '_acc' on MNIST), (K, E) at the epochs in 'eval_epoch'
     (`eval_every`; the last column after the last epoch).
     """
     arch, epochs = batch_arch(cfg, task), batch_epochs(cfg, task, batch)
+    target = cfg.bs_target_loss if task == "mnist" else None
+    if target is not None:  # trained to the target loss, the epochs rule times bs_cap a cap
+        epochs *= cfg.bs_cap
     (x, y), (xt, yt) = task_data(cfg, task)
     return train_ensemble(arch, seeds, x, y, epochs=epochs, lr=cfg.lr, loss=task_loss(task), batch_size=batch,
                           device=device, eval_sets={"train": (x, y), "test": (xt, yt)},
-                          eval_every=eval_every(epochs),
+                          eval_every=eval_every(epochs), stop_below=target,
                           vectorize=_vectorize(arch, device), name=f"{task} batch {batch}")
 
 

@@ -346,3 +346,11 @@ __all__ = ["param_shapes", "unflatten", "layer_slice", "project_trajectories", "
            "hessian_matrix", "hessian_eigenvalues", "default_rel_tol", "minimal_ratio", "ratio_arch", "ratio_runs",
            "sample_sphere", "losses_at", "sphere_losses", "filter_normalized_direction",
            "surface_2d", "flat_params"]
+
+
+def same_order_pairs(final_loss, decades: float = 1.0) -> np.ndarray:
+    """(n // 2,) whether runs 2i and 2i+1 end within `decades` of each other in final loss: disjoint
+    pairs, so the count is binomial (a run left without a partner is dropped)."""
+    logs = np.log10(np.asarray(final_loss, float))
+    pairs = logs[: len(logs) // 2 * 2].reshape(-1, 2)
+    return np.abs(pairs[:, 0] - pairs[:, 1]) < decades

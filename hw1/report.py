@@ -59,6 +59,7 @@ class ClaimRecord:
     config: dict = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)  # --set items of this run
     seed_offset: int = 0
+    seed_sets: tuple[int, ...] = ()  # --seed-sets: the pooled seed sets (hw1.stability)
     ledger: bool = True  # whether this run checked the ledger and the strict expectations
     departures: list[dict] = field(default_factory=list)  # hw1.config.departures(scale, claim)
     stages: list[dict] = field(default_factory=list)  # hw1.stats.staged: one entry per stage run
@@ -172,7 +173,10 @@ def _stability_cell(st: dict | None) -> str:
         return f" · stable in {len(st['sets'])}/{len(st['sets'])} seed sets"
     split = ", ".join(f"{x['status']} (seed +{x['offset']}, p = {_fmt_p(x.get('p'))}, opposite "
                       f"{_fmt_p(x.get('p_opposite'))})" for x in st["sets"])
-    return f" · ⚠ **fragile**: {split}"
+    pooled = st.get("pooled")
+    pooled = (f"; **pooled over the sets: {pooled['status']}** ({pooled['seeds']} seeds, p = "
+              f"{_fmt_p(pooled.get('p'))}, opposite {_fmt_p(pooled.get('p_opposite'))})") if pooled else ""
+    return f" · ⚠ **fragile**: {split}{pooled}"
 
 
 def summary_lines(records: list[dict]) -> list[str]:

@@ -63,6 +63,11 @@ class Verdict:
     # includes the probability of the observed value, so z from it is pulled toward 0; (S - E S) /
     # sd S is not. Empty: taken from p and p_opposite (`futility_z`).
     z_parts: tuple[float, ...] = ()
+    # The smallest p this design can attain in the claimed / the opposite direction (a function of
+    # the number of units and the test, never of the data): a stage where neither can reach its
+    # level decides nothing, and `staged` passes its alpha on to the stages that can.
+    min_p: float = _NAN
+    min_p_opposite: float = _NAN
 
     @property
     def decided(self) -> bool:
@@ -75,6 +80,13 @@ class Verdict:
                 f"p = {_fmt_p(self.p_value)}, opposite p = {_fmt_p(self.p_opposite)} "
                 f"(alpha {_fmt(self.alpha)}) | {self.effect_name} = "
                 f"{_fmt(self.effect)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}] | n = {self.n}")
+
+    def describe(self) -> str:
+        """The effect and its interval only, for a secondary definition reported beside a claim's
+        test: it is measured on the seeds the primary test's stopping chose, at no adjusted level,
+        so it gets no outcome word and no p-value."""
+        return (f"{self.effect_name} = {_fmt(self.effect)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}] "
+                f"over {self.n} seeds (descriptive)")
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict; non-finite floats become None (JSON has no nan)."""
@@ -302,7 +314,7 @@ def trend_test(data, *, direction: str, alpha=ALPHA, seed=0, claim="", level=0.9
               + _design_note(min_p, alpha, f"{_units(n, 'seed')} and {k} conditions") + why)
     z = _standardized(stat, n * k * (k + 1) ** 2 / 4, n * k**2 * (k + 1) * (k**2 - 1) / 144)
     return Verdict(status, test, stat, p, alpha, "mean Kendall tau (condition order vs value)",
-                   effect, lo, hi, n, detail, p_opp, need, (z,))
+                   effect, lo, hi, n, detail, p_opp, need, (z,), min_p, min_p)
 
 
 # ----------------------------------------------------------------------------------- signed rank
@@ -356,7 +368,7 @@ def _signed_rank(d, *, alternative, alpha, seed, level, test, effect_name, shift
               f"{_fmt(hi + shift)}]); Wilcoxon W+ = {_fmt(stat)}, {_p_clause(p, alpha)}, opposite "
               f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "seed")) + why)
     return Verdict(status, test, stat, p, alpha, effect_name, med + shift, lo + shift, hi + shift,
-                   n, detail, p_opp, need, (_signed_rank_z(d, alternative),))
+                   n, detail, p_opp, need, (_signed_rank_z(d, alternative),), min_p, min_p)
 
 
 def paired_test(a, b, *, alternative: str, alpha=ALPHA, seed=0, claim="",
@@ -440,7 +452,7 @@ def correlation_test(x, y, *, alternative: str, alpha=ALPHA, seed=0, claim="",
               f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "run")) + note)
     z = _standardized(tau, 0.0, 2 * (2 * n + 5) / (9 * n * (n - 1)), 1.0 if alternative == "greater" else -1.0)
     return Verdict(status, test, tau, p, alpha, "Kendall tau-b", tau, lo, hi, n, detail, p_opp, need,
-                   (z,) if math.isfinite(z) else ())
+                   (z,) if math.isfinite(z) else (), min_p, min_p)
 
 
 def proportion_test(successes: int, n: int, *, p0: float, alternative: str, alpha=ALPHA,
@@ -468,11 +480,17 @@ def proportion_test(successes: int, n: int, *, p0: float, alternative: str, alph
               f"{_fmt(ci.high)}]) against {p0:g}; {_p_clause(p, alpha)}, opposite "
               f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "trial")) + why)
     z = _standardized(float(successes), n * p0, n * p0 * (1 - p0), 1.0 if alternative == "greater" else -1.0)
+    min_p_opp = (1 - p0) ** n if alternative == "greater" else p0**n
     return Verdict(status, test, float(successes), p, alpha, "success rate", float(rate),
-                   float(ci.low), float(ci.high), int(n), detail, p_opp, need, (z,))
+                   float(ci.low), float(ci.high), int(n), detail, p_opp, need, (z,), min_p, min_p_opp)
 
 
 # ----------------------------------------------------------------------------------- combination
+def _all_finite(f, values: list[float]) -> float:
+    """f(values), or nan if any value is nan (unknown)."""
+    return f(values) if values and all(math.isfinite(v) for v in values) else _NAN
+
+
 def all_of(verdicts: list[Verdict], *, claim="") -> Verdict:
     """Combination of claim parts that must ALL hold, with the four outcomes kept consistent.
 
@@ -510,7 +528,9 @@ def all_of(verdicts: list[Verdict], *, claim="") -> Verdict:
     return Verdict(status, "intersection-union of: " + "; ".join(v.test for v in verdicts),
                    worst.statistic, worst.p_value, alpha, worst.effect_name, worst.effect,
                    worst.ci_low, worst.ci_high, min(v.n for v in verdicts), detail, p_opp, need,
-                   tuple(z for v in verdicts for z in futility_z(v)[0]))
+                   tuple(z for v in verdicts for z in futility_z(v)[0]),
+                   _all_finite(max, [v.min_p for v in verdicts]),  # every part must reach its level
+                   min(1.0, m * _all_finite(min, [v.min_p_opposite for v in verdicts])))
 
 
 # ----------------------------------------------------------------------------------- stages
@@ -592,6 +612,12 @@ class Staged:
         return {"stages": self.stages, "stop": self.stop, "seeds_used": len(self.seeds)}
 
 
+def can_decide(v: Verdict, level: float) -> bool:
+    """Whether a design could reach `level` in either direction (unknown min p: assume it could)."""
+    mins = [p for p in (v.min_p, v.min_p_opposite) if math.isfinite(p)]
+    return len(mins) < 2 or min(mins) <= level
+
+
 def staged(measure, base: int, plan: StagePlan, *, alpha: float = ALPHA, seeds_for=None) -> Staged:
     """Decide a claim over seeds added in the plan's stages.
 
@@ -600,17 +626,27 @@ def staged(measure, base: int, plan: StagePlan, *, alpha: float = ALPHA, seeds_f
     Stops at the first stage with a decided outcome (reproduced / contradicted), when neither
     direction can plausibly become significant (futility), when the p-value is undefined, or at
     the last stage.
+
+    A stage whose design cannot reach its level in either direction (e.g. a Wilcoxon test on 5
+    seeds: its smallest p, 1/32, exceeds 0.025) decides nothing, so its alpha goes to the later
+    stages in proportion to their levels. This is fixed in advance: the smallest attainable p is a
+    function of the number of units and the test, not of the data, so the levels still sum to
+    alpha and the union bound holds.
     """
     seeds_for = seeds_for or (lambda n: list(range(n)))
-    counts, levels = plan.counts(base), plan.levels(alpha)
+    counts, levels = plan.counts(base), list(plan.levels(alpha))
     stages: list[dict] = []
-    for k, (n, a) in enumerate(zip(counts, levels)):
-        seeds = seeds_for(n)
+    for k, n in enumerate(counts):
+        seeds, a = seeds_for(n), levels[k]
         verdict, payload = measure(seeds, a)
+        idle = not can_decide(verdict, a)
+        if idle and k < len(counts) - 1:  # this design decides nothing here: its alpha goes on
+            rest = sum(levels[k + 1:])
+            levels[k + 1:] = [x + a * x / rest for x in levels[k + 1:]]
         cp = futility_powers(verdict, n, counts[-1], levels[-1])
         stages.append({"stage": k + 1, "seeds": n, "alpha": a, "status": verdict.status,
                        "p": verdict.p_value, "p_opposite": verdict.p_opposite,
-                       "power_claim": cp[0], "power_opposite": cp[1]})
+                       "power_claim": cp[0], "power_opposite": cp[1], "can_decide": not idle})
         where = f"stage {k + 1} of {len(counts)} ({n} seeds, level {_fmt(a)})"
         if verdict.decided:
             stop = f"decided at {where}"

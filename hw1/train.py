@@ -190,7 +190,7 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
                    device: torch.device | str = "cpu", eval_sets: dict | None = None, eval_every: int = 1,
                    params: dict[str, torch.Tensor] | None = None, name: str = "run",
                    on_epoch: Callable[[int, dict], dict] | None = None, vectorize: bool = True,
-                   tracker: progress.Task | None = None) -> Ensemble:
+                   tracker: progress.Task | None = None, stop_below: float | None = None) -> Ensemble:
     """Train one model per seed on (x, y) with Adam, all at once.
 
     x: (N, ...) shared data; each seed draws its own minibatch order (`batch_order`).
@@ -202,11 +202,18 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
     vectorize=False trains the members one after another (same orders, same result): faster for
     conv nets on CPU, where vmapped convolutions become slow grouped convolutions.
     tracker: where progress goes (default: a new `progress` task called `name`).
+    stop_below: a member whose epoch's mean training loss falls to this or below stops after that
+    epoch (`epochs` is then a cap): its parameters stay as they were, its history after that epoch
+    is nan, and the last evaluation column holds its final parameters' values, with its own stop
+    epoch in 'eval_epoch'. The loop ends when every member has stopped. A member's result does not
+    depend on its companions (the history keeps its full length, nan-padded).
     """
+    if stop_below is not None and on_epoch is not None:
+        raise ValueError("stop_below with on_epoch is not supported: a stopped member's recordings would stop")
     if not vectorize and len(seeds) > 1:
         return _train_one_by_one(build, seeds, x, y, epochs=epochs, lr=lr, loss=loss, batch_size=batch_size,
                                  device=device, eval_sets=eval_sets, eval_every=eval_every, params=params,
-                                 name=name, on_epoch=on_epoch)
+                                 name=name, on_epoch=on_epoch, stop_below=stop_below)
     x0, y0 = x, y
     device = torch.device(device)
     params = {n: p.detach().clone().to(device).requires_grad_(True)
@@ -221,7 +228,9 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
         xs, ys = x.expand(K, *x.shape), y.expand(K, *y.shape)
     rec: dict[str, list] = {"loss": []}
     task = tracker or progress.start(name, epochs)
+    stop = _Stopper(params, stop_below, epochs, device)
     for epoch in range(epochs):
+        before = stop.frozen.clone()  # members stopped in an earlier epoch: their entries are nan
         orders = [[None]] if full else [batch_order(s, N, batch_size, epoch) for s in seeds]
         total = torch.zeros(K, device=device)
         hits = torch.zeros(K, device=device)
@@ -234,29 +243,96 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
             opt.step()
+            stop.hold(params)
             total += losses.detach()
             if loss == "ce":  # running training accuracy, as seen during the epoch
                 hits += (out.detach().argmax(-1) == ys).float().mean(1)
         mean = total / len(orders[0])
-        rec["loss"].append(mean)
+        rec["loss"].append(stop.mask(mean, before))
         if loss == "ce":
-            rec.setdefault("acc", []).append(hits / len(orders[0]))
+            rec.setdefault("acc", []).append(stop.mask(hits / len(orders[0]), before))
         if batch_size is not None or epoch % 50 == 0 or epoch == epochs - 1:
-            _check_finite(mean, name, seeds, epoch)
-        last = epoch == epochs - 1
-        if eval_sets and ((epoch + 1) % eval_every == 0 or last):
+            _check_finite(stop.mask(mean, before, 0.0), name, seeds, epoch)
+        stop.update(mean, params, epoch)
+        if eval_sets and (epoch + 1) % eval_every == 0 and epoch < epochs - 1:
             for set_name, (xe, ye) in eval_sets.items():
                 for metric, v in evaluate(build, params, xe, ye, loss).items():
-                    rec.setdefault(f"{set_name}_{metric}", []).append(v)
+                    rec.setdefault(f"{set_name}_{metric}", []).append(stop.mask(v, before))
             rec.setdefault("eval_epoch", []).append(torch.full((K,), float(epoch), device=device))
         if on_epoch is not None:
             for metric, v in on_epoch(epoch, params).items():
-                rec.setdefault(metric, []).append(v.detach())
+                rec.setdefault(metric, []).append(stop.mask(v.detach(), before))
         task.update(epoch + 1)
+        if stop.all_stopped():
+            break
+    eval_keys = [f"{s}_{m}" for s in (eval_sets or {}) for m in (("loss", "acc") if loss == "ce" else ("loss",))]
+    stop.pad(rec, epochs, eval_every, eval_keys, K, device)
+    if eval_sets:  # the last column: every member's final parameters, at its own last epoch
+        for set_name, (xe, ye) in eval_sets.items():
+            for metric, v in evaluate(build, params, xe, ye, loss).items():
+                rec.setdefault(f"{set_name}_{metric}", []).append(v)
+        rec.setdefault("eval_epoch", []).append(stop.last_epochs())
     task.close()
     history = {k: torch.stack(v, 1).cpu() for k, v in rec.items()}
     final = _final_metrics(build, params, x0, y0, loss, eval_sets, history)
     return Ensemble(build, list(seeds), {n: p.detach().cpu() for n, p in params.items()}, history, loss, final)
+
+
+class _Stopper:
+    """train_ensemble's `stop_below`: which members have stopped, their parameters as they were."""
+
+    def __init__(self, params: dict, stop_below: float | None, epochs: int, device):
+        K = next(iter(params.values())).shape[0]
+        self.below, self.epochs = stop_below, epochs
+        self.frozen = torch.zeros(K, dtype=torch.bool, device=device)
+        self.stop_epoch = torch.full((K,), float(epochs - 1), device=device)
+        self.keep: dict | None = None
+
+    def hold(self, params: dict) -> None:
+        """Put the stopped members' parameters back after a step moved them."""
+        if self.keep is not None:
+            with torch.no_grad():
+                for n, p in params.items():
+                    p[self.frozen] = self.keep[n][self.frozen]
+
+    def mask(self, v: torch.Tensor, before: torch.Tensor, fill: float = float("nan")) -> torch.Tensor:
+        """v with the members stopped before this epoch set to `fill`."""
+        if self.below is None:
+            return v
+        shape = (-1,) + (1,) * (v.ndim - 1)
+        return torch.where(before.view(shape), torch.full_like(v, fill), v)
+
+    def update(self, mean: torch.Tensor, params: dict, epoch: int) -> None:
+        if self.below is None:
+            return
+        newly = ~self.frozen & (mean <= self.below)
+        if not bool(newly.any()):
+            return
+        if self.keep is None:
+            self.keep = {n: p.detach().clone() for n, p in params.items()}
+        for n, p in params.items():
+            self.keep[n][newly] = p.detach()[newly]
+        self.frozen |= newly
+        self.stop_epoch[newly] = float(epoch)
+
+    def all_stopped(self) -> bool:
+        return self.below is not None and bool(self.frozen.all())
+
+    def last_epochs(self) -> torch.Tensor:
+        return self.stop_epoch.clone()
+
+    def pad(self, rec: dict, epochs: int, eval_every: int, eval_keys: list[str], K: int, device) -> None:
+        """After an early end, the history to its full length: nan for the epochs not run, and
+        for the regular evaluations not made (the last column is added after)."""
+        nan = torch.full((K,), float("nan"), device=device)
+        for key in [k for k in ("loss", "acc") if k in rec]:
+            rec[key] += [nan] * (epochs - len(rec[key]))
+        if eval_keys:
+            regular = [e for e in range(epochs - 1) if (e + 1) % eval_every == 0]
+            for e in regular[len(rec.get("eval_epoch", [])):]:
+                for key in eval_keys:
+                    rec.setdefault(key, []).append(nan)
+                rec.setdefault("eval_epoch", []).append(torch.full((K,), float(e), device=device))
 
 
 def _final_metrics(build, params, x, y, loss: str, eval_sets: dict | None, history) -> dict[str, torch.Tensor]:

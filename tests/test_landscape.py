@@ -188,3 +188,10 @@ def test_filter_normalized_direction_matches_row_norms():
             torch.testing.assert_close(d[n].norm(dim=1), t[n].norm(dim=1))
         else:
             assert torch.all(d[n] == 0)
+
+
+def test_same_order_pairs_compares_disjoint_pairs_within_a_decade():
+    from hw1.landscape import same_order_pairs
+
+    got = same_order_pairs([1e-3, 5e-3, 1e-4, 2e-2, 1.0, 0.5, 7.0])  # the 7th has no partner
+    assert got.tolist() == [True, False, True]

@@ -80,3 +80,35 @@ def test_tables_only_keeps_the_measured_wall_times(sets, tmp_path):
     stability.write(stability.stability_table("ci"), figures, {0: 11.0, 1000: 22.0, 2000: 33.0})
     assert stability.main(["--tables-only", "--figures", str(figures)]) == 0
     assert "seed +2000: 33 s" in (figures / "STABILITY.md").read_text()
+
+
+def test_pooled_seeds_are_the_union_of_the_sets_stage_by_stage():
+    from hw1.config import pooled_seeds
+
+    assert pooled_seeds(6, (0, 1000, 2000)) == [0, 1000, 2000, 1, 1001, 2001]
+    assert sorted(pooled_seeds(15, (0, 1000, 2000))) == [*range(5), *range(1000, 1005), *range(2000, 2005)]
+
+
+def test_a_fragile_case_gets_its_pooled_verdict_in_the_table_and_the_index(tmp_path, monkeypatch):
+    import json
+
+    from hw1 import report, stability
+
+    table = {"scale": "ci", "offsets": [0, 1000], "cases": {
+        "cnn-depth": {"stable": False, "sets": [{"offset": 0, "status": "not shown", "p": 0.8, "p_opposite": 0.2,
+                                                 "seeds": 5},
+                                                {"offset": 1000, "status": "contradicted", "p": 1.0,
+                                                 "p_opposite": 0.004, "seeds": 20}]},
+        "dnn-depth": {"stable": True, "sets": []}}}
+    assert stability.fragile_cases(table) == [("cnn-depth", "")]
+    pooled = tmp_path / "pooled"
+    monkeypatch.setattr(stability, "pooled_dir", lambda scale: pooled)
+    rec = {"claim": "cnn-depth", "case": "", "scale": "ci", "seed_sets": [0, 1000], "seeds": list(range(10)),
+           "verdict": {"status": "contradicted", "p_value": 0.99, "p_opposite": 0.003}, "stop": "decided"}
+    (pooled / "records").mkdir(parents=True)
+    (pooled / "records" / "cnn-depth.json").write_text(json.dumps(rec))
+    table = stability.add_pooled(table, "ci")
+    assert table["cases"]["cnn-depth"]["pooled"]["status"] == "contradicted"
+    text = stability.markdown(table)
+    assert "contradicted (10, p = 0.99, opposite 0.003)" in text and "shallow net" in text
+    assert "pooled over the sets: contradicted" in report._stability_cell(table["cases"]["cnn-depth"])

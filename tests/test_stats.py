@@ -383,3 +383,52 @@ def test_standardized_statistics_match_their_null_moments():
     assert math.isclose(c.z_parts[0], 3 * math.sqrt(30) / math.sqrt(2 * 17))
     # the record keeps them (JSON: no tuples, no nan)
     assert S.all_of([w, t]).to_dict()["z_parts"] == [w.z_parts[0], t.z_parts[0]]
+
+
+# ------------------------------------------------------------------ stages that cannot decide (fix 6)
+def test_a_stage_that_cannot_reach_its_level_passes_its_alpha_on():
+    """params-vs-generalization's Wilcoxon on 5 seeds: its smallest p (1/32) exceeds the first
+    level (0.025), so that alpha goes to stages 2 and 3 (0.025 each); levels still sum to alpha."""
+    got = []
+
+    def measure(seeds, alpha):
+        got.append(alpha)
+        x = np.random.default_rng(len(seeds)).normal(size=len(seeds))
+        return S.one_sample_test(x, alternative="less", alpha=alpha), None
+    r = S.staged(measure, 5, CI_PLAN)
+    assert r.stages[0]["can_decide"] is False and r.stages[0]["status"] == S.INCONCLUSIVE
+    assert got[0] == 0.025 and all(math.isclose(a, 0.025) for a in got[1:]), got
+    assert sum(got) <= 0.05 + 1e-12 or len(got) < 3
+    # a design that can decide at every stage keeps the plan's levels
+    got.clear()
+    S.staged(measure, 6, CI_PLAN)
+    assert got == CI_PLAN.levels(0.05)[:len(got)]
+
+
+def test_min_p_of_each_test_is_its_design_not_its_data():
+    assert S.one_sample_test(np.ones(5), alternative="greater").min_p == 0.5**5
+    b = S.proportion_test(10, 10, p0=0.9, alternative="greater")
+    assert math.isclose(b.min_p, 0.9**10) and math.isclose(b.min_p_opposite, 0.1**10)
+    assert S.can_decide(b, 0.025)  # the opposite direction can reach it
+    both = S.all_of([S.one_sample_test(np.ones(5), alternative="greater"), b])
+    assert math.isclose(both.min_p, 0.9**10) and math.isclose(both.min_p_opposite, 2 * 0.1**10)
+    assert not S.can_decide(S.one_sample_test(np.ones(5), alternative="greater"), 0.025)
+
+
+def test_staged_with_a_design_that_cannot_decide_at_stage_1_stays_calibrated():
+    """Null data, Wilcoxon over 5, 10, 20 seeds: false 'reproduced' at most alpha (4000 runs)."""
+    def run(rep):
+        def measure(seeds, alpha):
+            x = np.stack([np.random.default_rng([rep, s]).normal() for s in seeds])
+            return S.one_sample_test(x, alternative="greater", alpha=alpha), None
+        return S.staged(measure, 5, CI_PLAN).verdict.status
+    reps = 4000
+    rate = [run(rep) for rep in range(reps)].count(S.REPRODUCED) / reps
+    assert rate <= 0.05 + 2.5 * math.sqrt(0.05 * 0.95 / reps), rate
+
+
+def test_a_secondary_definition_is_described_without_outcome_words():
+    v = S.trend_test(np.tile([3.0, 2.0, 1.0], (6, 1)), direction="decreasing")
+    text = v.describe()
+    assert "mean Kendall tau" in text and "[" in text and "over 6 seeds" in text
+    assert not any(w in text for w in (*S.OUTCOMES, "p ="))

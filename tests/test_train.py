@@ -302,3 +302,50 @@ def test_training_and_evaluation_on_cuda_match_the_cpu():
     got = evaluate(arch, on_gpu, x, y, "ce")
     assert all(v.device.type == "cuda" for v in got.values())
     torch.testing.assert_close(got["loss"].cpu(), cpu.final["loss"], rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ training to a target loss (issue 16, fix 9)
+def _mnist_small():
+    from hw1.data import load_mnist
+    from hw1.models import Arch
+
+    x, y = load_mnist(True, limit=300)
+    return Arch("dnn", (16,), 784, 10, "relu"), x.flatten(1), y
+
+
+def test_a_member_stops_at_the_target_loss_and_keeps_those_parameters():
+    from hw1.train import train_ensemble
+
+    arch, x, y = _mnist_small()
+    kw = dict(lr=3e-3, loss="ce", batch_size=50, eval_sets={"train": (x, y)}, eval_every=4)
+    run = train_ensemble(arch, [0, 1, 2], x, y, epochs=40, stop_below=0.3, **kw)
+    stop = run.history["eval_epoch"][:, -1].long()
+    assert (stop < 39).all() and (run.history["loss"][torch.arange(3), stop] <= 0.3).all()
+    for k in range(3):  # the loss is nan after its stop, and the same run without the rule agrees
+        assert torch.isnan(run.history["loss"][k, stop[k] + 1:]).all()
+        plain = train_ensemble(arch, [k], x, y, epochs=int(stop[k]) + 1, **kw)
+        for n, p in plain.params.items():
+            torch.testing.assert_close(run.params[n][k:k + 1], p, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(run.history["train_loss"][k, -1], plain.history["train_loss"][0, -1],
+                                   rtol=1e-4, atol=1e-6)
+
+
+def test_a_stopped_members_result_does_not_depend_on_its_companions():
+    from hw1.train import train_ensemble
+
+    arch, x, y = _mnist_small()
+    kw = dict(epochs=40, lr=3e-3, loss="ce", batch_size=50, eval_sets={"train": (x, y)}, eval_every=4,
+              stop_below=0.3)
+    group, alone = train_ensemble(arch, [0, 1, 2], x, y, **kw), train_ensemble(arch, [1], x, y, **kw)
+    for key, v in alone.history.items():
+        assert v.shape == group.history[key][1:2].shape, key
+        torch.testing.assert_close(group.history[key][1:2], v, rtol=1e-4, atol=1e-6, equal_nan=True)
+
+
+def test_stop_below_refuses_per_epoch_recordings():
+    from hw1.train import train_ensemble
+
+    arch, x, y = _mnist_small()
+    with pytest.raises(ValueError, match="stop_below"):
+        train_ensemble(arch, [0], x, y, epochs=2, lr=1e-3, loss="ce", batch_size=50, stop_below=0.1,
+                       on_epoch=lambda e, p: {})
