@@ -157,8 +157,30 @@ def _select_claims(config, items) -> None:
     items[:] = keep
 
 
+def _longest_first(config, items) -> None:
+    """Order the claim cases by what training their runs cost in the committed ci records
+    (`train_seconds`: the same whether this run found them cached or not), longest first (LPT
+    scheduling: xdist hands them out in this order, so the case that may run to 4x its seeds,
+    cnn-depth's CNNs, starts first instead of running alone at the end). A case without a record
+    keeps its place after the timed ones. The order is the same in every worker (it is read from
+    committed files)."""
+    from hw1 import report
+
+    seconds = {}
+    for r in report.load_records(ROOT / "figures"):
+        if r.get("scale") == "ci":
+            seconds[report.case_label(r)] = float(r.get("train_seconds") or r.get("seconds") or 0.0)
+    if not seconds:
+        return
+    claims = [it for it in items if it.get_closest_marker("claim") is not None]
+    rank = {id(it): -seconds.get(_case_label(it), 0.0) for it in claims}
+    ordered = iter(sorted(claims, key=lambda it: rank[id(it)]))  # stable: ties keep their order
+    items[:] = [next(ordered) if it.get_closest_marker("claim") is not None else it for it in items]
+
+
 def pytest_collection_modifyitems(config, items):
     _select_claims(config, items)
+    _longest_first(config, items)
     # A measured outcome other than 'reproduced' at this scale becomes an xfail: it must keep
     # failing the same way (ClaimNotReproduced). With the ledger on it is strict (a flip to
     # 'reproduced' fails the run); under --seed / --set it is not, and flips are listed instead.
