@@ -155,3 +155,20 @@ def test_the_gpu_workflow_shards_every_claim_once():
     assert known, res.stderr
     assert sorted(sharded) == sorted(known[1].strip().split(", "))
     assert "python -m hw1.shards merge" in workflow
+
+
+def test_merge_keeps_each_shards_cpu_and_the_index_names_them(tmp_path, two_shards):
+    """Shards run on different CPUs: environment.json keeps each shard's numerics (issue 15), with
+    no common entry, and the merged index says where each shard ran."""
+    a, b, _ = two_shards
+    for shard, cpu in ((a, "Intel(R) Xeon(R) Processor"), (b, "AMD EPYC 9B14")):
+        env = json.loads((shard / "environment.json").read_text())
+        env["numerics"] = {"cpu": cpu, "cpu_capability": "AVX512", "torch_blas": "mkl", "numpy_blas": "openblas",
+                           "torch": "2.14.1", "numpy": "2.4.6", "knobs": {}}
+        report.write_json(shard / "environment.json", env)
+    index = shards.merge([a, b], tmp_path / "merged")
+    env = json.loads((tmp_path / "merged" / "environment.json").read_text())
+    assert "numerics" not in env
+    assert [s["numerics"]["cpu"] for s in env["shards"]] == ["Intel(R) Xeon(R) Processor", "AMD EPYC 9B14"]
+    text = Path(index).read_text()
+    assert "Shard `shard-fit` ran on: Intel(R) Xeon(R) Processor" in text and "AMD EPYC 9B14" in text
