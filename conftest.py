@@ -174,8 +174,26 @@ def _longest_first(config, items) -> None:
         return
     claims = [it for it in items if it.get_closest_marker("claim") is not None]
     rank = {id(it): -seconds.get(_case_label(it), 0.0) for it in claims}
-    ordered = iter(sorted(claims, key=lambda it: rank[id(it)]))  # stable: ties keep their order
+    lpt = sorted(claims, key=lambda it: rank[id(it)])  # stable: ties keep their order
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    ordered = iter(first_chunks(lpt, workers))
     items[:] = [next(ordered) if it.get_closest_marker("claim") is not None else it for it in items]
+
+
+def first_chunks(lpt: list, workers: int) -> list:
+    """xdist's `load` scheduler hands each worker a first chunk of consecutive items (2 when there
+    are 8 to 11 items per worker), then one by one. Deal the heaviest items over the first chunks
+    as a snake (worker 0 gets the 1st and the 2n-th heaviest, worker 1 the 2nd and the (2n-1)-th,
+    ...), so that the two heaviest cases never start on one worker; the rest follow longest first."""
+    chunk = max(min(len(lpt) // max(workers, 1) // 4, len(lpt)), 2)
+    if workers < 2 or len(lpt) < 2 * workers * chunk:
+        return list(lpt)
+    head, rest = lpt[:workers * chunk], lpt[workers * chunk:]
+    deal = [[] for _ in range(workers)]
+    for i, it in enumerate(head):
+        row, col = divmod(i, workers)
+        deal[col if row % 2 == 0 else workers - 1 - col].append(it)
+    return [it for d in deal for it in d] + rest
 
 
 def pytest_collection_modifyitems(config, items):

@@ -212,3 +212,13 @@ def test_another_outcome_within_a_fragile_split_is_listed_not_failed_and_outside
     mod, stable = _filer("not shown", None)  # a stable case: any other outcome fails the run
     with pytest.raises(mod.OutcomeChanged):
         stable._assert_outcome(within)
+
+
+def test_the_heaviest_claim_cases_start_on_different_workers():
+    """xdist's load scheduler gives each worker a first chunk of 2 consecutive items: the order
+    deals the heaviest cases over those chunks so that two of them never queue on one worker."""
+    mod, _ = _filer("not shown", None)
+    order = mod.first_chunks(list(range(21)), 2)
+    assert sorted(order) == list(range(21))
+    assert order[:2] == [0, 3] and order[2:4] == [1, 2]  # worker 0: heaviest + 4th; worker 1: 2nd + 3rd
+    assert mod.first_chunks(list(range(21)), 1) == list(range(21))
