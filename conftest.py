@@ -166,13 +166,15 @@ def _longest_first(config, items) -> None:
     committed files)."""
     from hw1 import report
 
+    claims = [it for it in items if it.get_closest_marker("claim") is not None]
+    if not claims:
+        return
     seconds = {}
     for r in report.load_records(ROOT / "figures"):
         if r.get("scale") == "ci":
             seconds[report.case_label(r)] = float(r.get("train_seconds") or r.get("seconds") or 0.0)
     if not seconds:
         return
-    claims = [it for it in items if it.get_closest_marker("claim") is not None]
     rank = {id(it): -seconds.get(_case_label(it), 0.0) for it in claims}
     lpt = sorted(claims, key=lambda it: rank[id(it)])  # stable: ties keep their order
     workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
@@ -225,10 +227,11 @@ def _stability(config) -> dict:
 
 
 def _case_label(item) -> str:
-    mark = item.get_closest_marker("claim")
+    from hw1 import report
+
     callspec = getattr(item, "callspec", None)
-    case = callspec.id if callspec else ""
-    return f"{mark.args[0]} [{case}]" if case else mark.args[0]
+    return report.case_label({"claim": item.get_closest_marker("claim").args[0],
+                              "case": callspec.id if callspec else ""})
 
 
 def _split_of(config, item) -> frozenset[str] | None:
@@ -282,7 +285,6 @@ class ClaimFiler:
         self.measured = measured  # this case has a measured expectation (or a ledger) at this scale
         self.structures: dict[str, dict] = {}
         self.staging = None
-        self.seed_sets = ()  # --seed-sets: pooled seed sets
 
     def stage(self, measure, base: int):
         """Run `measure` on the scale's stages of seeds (base, 2 base, 4 base at ci) until the
@@ -290,10 +292,10 @@ class ClaimFiler:
         from hw1 import stats
         from hw1.config import pooled_seeds, seeds_for
 
-        if self.seed_sets:  # the union of the sets' seeds, stage by stage
-            k = len(self.seed_sets)
-            self.staging = stats.staged(measure, base * k, self.scale.stages, alpha=self.scale.alpha,
-                                        seeds_for=lambda n: pooled_seeds(n, self.seed_sets))
+        sets = self.record.seed_sets
+        if sets:  # the union of the sets' seeds, stage by stage
+            self.staging = stats.staged(measure, base * len(sets), self.scale.stages, alpha=self.scale.alpha,
+                                        seeds_for=lambda n: pooled_seeds(n, sets))
         else:
             self.staging = stats.staged(measure, base, self.scale.stages, alpha=self.scale.alpha,
                                         seeds_for=lambda n: seeds_for(n, self.offset))
@@ -385,12 +387,12 @@ def claim(request, scale, pytestconfig, snapshot):
                          scale=scale.name, seeds=[], expected=expected, expected_evidence=evidence,
                          config=scale.to_dict(), overrides=list(scale.overrides),
                          seed_offset=pytestconfig.getoption("--seed"), ledger=ledger_on(pytestconfig),
+                         seed_sets=tuple(pytestconfig.getoption("--seed-sets") or ()),
                          departures=departures(scale, mark.args[0]))
     getattr(cache, "reset_train_seconds", lambda: None)()
     out = figures_dir(pytestconfig)
     filer = ClaimFiler(record, out, scale, snapshot, ledger_on(pytestconfig), pytestconfig.getoption("--seed"),
                        expectations_on(pytestconfig), measured, _split_of(pytestconfig, request.node))
-    filer.seed_sets = record.seed_sets = tuple(pytestconfig.getoption("--seed-sets") or ())
     yield filer
     if record.verdict is None:  # the test failed before its verdict: say so in the report
         record.note = "the test stopped before reaching a verdict (see the pytest log)"

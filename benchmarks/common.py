@@ -11,18 +11,12 @@ from typing import Callable
 import numpy as np
 import torch
 
+from hw1.provenance import cpu_model
+
 
 def machine(device: torch.device) -> dict:
     """What the numbers were measured on: CPU model and cores, threads, torch, GPU, load average."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "device": str(device),
             "load_avg_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     if device.type == "cuda":

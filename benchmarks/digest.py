@@ -27,7 +27,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "digests.json"
-KNOBS = ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
 # The settings compared: name -> environment (None = leave the knob unset).
 SETTINGS = {
     "default": {"MKL_CBWR": None, "ATEN_CPU_CAPABILITY": None},

@@ -413,7 +413,9 @@ NO_PIN = """What this shows and what the project does about it:
   for bit. On this project's Intel Xeon (AVX-512, the CPU that wrote the ledger), **no setting reproduces
   the AMD digests**, not even `MKL_CBWR=COMPATIBLE`, which MKL documents as its vendor-neutral path, nor
   `MKL_CBWR=AVX2,STRICT` (Intel: fit f7d4809cbfba). Every setting is repeatable on one machine (3 runs
-  each, identical digests), and on Intel `ONEDNN_MAX_CPU_ISA=AVX2` changes nothing.
+  each, identical digests). On Intel `ONEDNN_MAX_CPU_ISA=AVX2` changes nothing, and neither does
+  `torch.use_deterministic_algorithms(True)` (`--deterministic`: the same digests under the default and
+  under the MKL_CBWR+ATEN pin): the runs are already deterministic on one machine.
 - Where the bits part on Intel (the `stages` digests in `results/digests.json`): the sinc targets, the
   MNIST subset and the initial parameters are identical under every setting; the parameters differ
   from the first epoch on, i.e. in the BLAS and vector kernels of training. The same stage digests

@@ -177,8 +177,8 @@ def run_key(spec: dict, device: torch.device | str, modules: tuple[str, ...] = (
     parts = {"spec": json.loads(_canonical(spec)), "code": code_version(modules),
              "device": torch.device(device).type, "torch": torch.__version__,
              "dtype": str(torch.get_default_dtype()), "format": FORMAT}
-    if knobs():
-        parts["numerics"] = knobs()
+    if set_knobs := knobs():
+        parts["numerics"] = set_knobs
     blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 

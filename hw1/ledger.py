@@ -31,15 +31,6 @@ def mask_numbers(text: str) -> str:
     return NUMBER.sub(MASK, text)
 
 
-def _dedupe(items) -> list:
-    seen, out = set(), []
-    for x in items:
-        if x not in seen:
-            seen.add(x)
-            out.append(x)
-    return out
-
-
 def figure_skeleton(structure: dict) -> dict:
     """A figure's structure (plots.draw's return) with numbers masked and series kinds listed once."""
     def mask(value):
@@ -54,7 +45,7 @@ def figure_skeleton(structure: dict) -> dict:
     out = mask(structure)
     for panel in out.get("panels", []):
         if isinstance(panel.get("series"), list):
-            panel["series"] = _dedupe(panel["series"])
+            panel["series"] = list(dict.fromkeys(panel["series"]))  # first-seen order
     return out
 
 

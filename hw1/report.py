@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .provenance import describe
 from .stats import INCONCLUSIVE, Verdict, format_p
 
 BADGE = {"reproduced": "✅ reproduced", "contradicted": "⛔ contradicted", "not shown": "➖ not shown",
@@ -119,8 +120,7 @@ def _status(r: dict) -> str:
     return (r.get("verdict") or {}).get("status", INCONCLUSIVE)
 
 
-def _fmt_p(p) -> str:
-    return format_p(p)
+_fmt_p = format_p  # the one p formatter (hw1.stats)
 
 
 def _num(x) -> float:
@@ -274,14 +274,10 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
              + ". Each row is one claim case of `shared/CLAIMS.md`, re-run over several seeds and "
              "decided with the named test.", ""]
     if env.get("numerics"):
-        from .provenance import describe
-
         lines += [f"Run on: {describe(env['numerics'])}. Another CPU trains slightly different bits "
                   "(README, \"Across machines\"): seeds used, p-values and effects may move; outcomes "
                   "should not.", ""]
     elif any(sh.get("numerics") for sh in env.get("shards", [])):  # merged shards on different CPUs
-        from .provenance import describe
-
         lines += [f"Shard `{sh.get('shard', '?')}` ran on: {describe(sh['numerics'])}." for sh in env["shards"]
                   if sh.get("numerics")] + [""]
     lines += [OUTCOME_LEGEND, ""]

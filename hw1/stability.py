@@ -75,12 +75,7 @@ def add_pooled(table: dict, scale: str) -> dict:
 
 def fragile_cases(table: dict) -> list[tuple[str, str]]:
     """(claim, case) of every case whose outcome differs between the sets."""
-    out = []
-    for label, c in table["cases"].items():
-        if not c["stable"]:
-            claim_id, _, case = label.partition(" [")
-            out.append((claim_id, case.rstrip("]")))
-    return out
+    return [(c["claim"], c["case"]) for c in table["cases"].values() if not c["stable"]]
 
 
 def stability_table(scale: str, offsets=OFFSETS) -> dict:
@@ -91,7 +86,8 @@ def stability_table(scale: str, offsets=OFFSETS) -> dict:
             if r.get("scale") != scale or r.get("seed_offset", 0) != off or not r.get("verdict"):
                 continue
             v = r["verdict"]
-            cases.setdefault(report.case_label(r), {"sets": []})["sets"].append(
+            cases.setdefault(report.case_label(r), {"claim": r["claim"], "case": r.get("case", ""),
+                                                    "sets": []})["sets"].append(
                 {"offset": off, "status": v["status"], "p": v.get("p_value"),
                  "p_opposite": v.get("p_opposite"), "seeds": len(r.get("seeds", []))})
     for c in cases.values():
@@ -99,8 +95,7 @@ def stability_table(scale: str, offsets=OFFSETS) -> dict:
     return {"scale": scale, "offsets": list(offsets), "cases": dict(sorted(cases.items()))}
 
 
-def _fmt_p(p) -> str:
-    return format_p(p)
+_fmt_p = format_p  # the one p formatter (hw1.stats)
 
 
 def markdown(table: dict, seconds: dict | None = None) -> str:

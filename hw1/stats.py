@@ -249,6 +249,11 @@ def _row_tau(x: np.ndarray) -> np.ndarray:
     return np.where(untied > 0, tau, 0.0)
 
 
+def _page_moments(m: int, k: int) -> tuple[float, float]:
+    """Mean and variance of Page's L under the null, for m blocks of k conditions."""
+    return m * k * (k + 1) ** 2 / 4, m * k**2 * (k + 1) * (k**2 - 1) / 144
+
+
 def _page_exact(ranks: np.ndarray) -> float:
     """Upper-tail p of Page's L for (blocks, k) ranks, for the shapes scipy refuses (1 block or
     k = 2): exact by enumerating one block's k! orderings; normal approximation beyond k = 8."""
@@ -256,7 +261,7 @@ def _page_exact(ranks: np.ndarray) -> float:
     weights = np.arange(1, k + 1)
     L = float((ranks * weights).sum())
     if k > 8:  # too many orderings to list; scipy's 'auto' switches at the same k
-        mean, var = m * k * (k + 1) ** 2 / 4, m * k**2 * (k + 1) * (k**2 - 1) / 144
+        mean, var = _page_moments(m, k)
         return float(sps.norm.sf((L - mean) / math.sqrt(var)))
     block = np.bincount([int(np.dot(weights, p)) for p in permutations(weights)])
     total = np.array([1.0])
@@ -312,7 +317,7 @@ def trend_test(data, *, direction: str, alpha=ALPHA, seed=0, claim="", level=0.9
               f"{_fmt(hi)}]); Page's L = {_fmt(stat)}, {_p_clause(p, alpha)}, opposite "
               f"{_p_clause(p_opp, alpha)}."
               + _design_note(min_p, alpha, f"{_units(n, 'seed')} and {k} conditions") + why)
-    z = _standardized(stat, n * k * (k + 1) ** 2 / 4, n * k**2 * (k + 1) * (k**2 - 1) / 144)
+    z = _standardized(stat, *_page_moments(n, k))
     return Verdict(status, test, stat, p, alpha, "mean Kendall tau (condition order vs value)",
                    effect, lo, hi, n, detail, p_opp, need, (z,), min_p, min_p)
 

@@ -261,7 +261,7 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
             rec.setdefault("eval_epoch", []).append(torch.full((K,), float(epoch), device=device))
         if on_epoch is not None:
             for metric, v in on_epoch(epoch, params).items():
-                rec.setdefault(metric, []).append(stop.mask(v.detach(), before))
+                rec.setdefault(metric, []).append(v.detach())
         task.update(epoch + 1)
         if stop.all_stopped():
             break
@@ -283,7 +283,7 @@ class _Stopper:
 
     def __init__(self, params: dict, stop_below: float | None, epochs: int, device):
         K = next(iter(params.values())).shape[0]
-        self.below, self.epochs = stop_below, epochs
+        self.below = stop_below
         self.frozen = torch.zeros(K, dtype=torch.bool, device=device)
         self.stop_epoch = torch.full((K,), float(epochs - 1), device=device)
         self.keep: dict | None = None

@@ -95,11 +95,11 @@ def test_a_fragile_case_gets_its_pooled_verdict_in_the_table_and_the_index(tmp_p
     from hw1 import report, stability
 
     table = {"scale": "ci", "offsets": [0, 1000], "cases": {
-        "cnn-depth": {"stable": False, "sets": [{"offset": 0, "status": "not shown", "p": 0.8, "p_opposite": 0.2,
+        "cnn-depth": {"claim": "cnn-depth", "case": "", "stable": False, "sets": [{"offset": 0, "status": "not shown", "p": 0.8, "p_opposite": 0.2,
                                                  "seeds": 5},
                                                 {"offset": 1000, "status": "contradicted", "p": 1.0,
                                                  "p_opposite": 0.004, "seeds": 20}]},
-        "dnn-depth": {"stable": True, "sets": []}}}
+        "dnn-depth": {"claim": "dnn-depth", "case": "", "stable": True, "sets": []}}}
     assert stability.fragile_cases(table) == [("cnn-depth", "")]
     pooled = tmp_path / "pooled"
     monkeypatch.setattr(stability, "pooled_dir", lambda scale: pooled)
