@@ -29,7 +29,7 @@ def bench_eval_cadence(device, repeats: int = 3, seeds: int = 6) -> list[dict]:
             out[k] = train_ensemble(arch, list(range(seeds)), x, y, epochs=epochs, lr=cfg.lr,
                                     loss=G.task_loss(task), batch_size=batch, device=device,
                                     eval_sets={"train": (x, y), "test": (xt, yt)}, eval_every=k,
-                                    vectorize=G._vectorize(arch, device), name=f"bench {task} {batch}")
+                                    name=f"bench {task} {batch}")
 
         base, ours = [], []
         for r in range(repeats):  # alternate which side goes first

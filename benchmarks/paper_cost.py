@@ -30,7 +30,7 @@ from hw1 import landscape
 from hw1.config import PAPER
 from hw1.data import load_mnist, sample_target
 from hw1.experiments import fit_runs, mnist_arch
-from hw1.train import Ensemble, evaluate, init_params, train_ensemble
+from hw1.train import Ensemble, evaluate, init_params, train_ensemble, vectorizes
 
 from .common import PeakRSS, timed
 
@@ -90,11 +90,6 @@ def _no_run_cache():
                     os.environ[k] = v
 
 
-def _vectorized(arch, device) -> bool:
-    """As the producers train: conv nets seed after seed on CPU, everything vmapped on CUDA."""
-    return device.type == "cuda" or not any(isinstance(m, torch.nn.Conv2d) for m in arch().modules())
-
-
 def _minibatch_run(arch, seeds, x, y, batch, device, vectorize, loss="ce"):
     """run(epochs) trains on two minibatches of `batch` per epoch, from fixed initial parameters."""
     start, n = init_params(arch, seeds), 2 * batch
@@ -112,7 +107,7 @@ def _train_row(name, arch, seeds, x, y, batch, device, repeats, loss="ce", one_a
     Seeds trained one after another (conv nets on CPU; random labels everywhere) are timed on one
     seed and multiplied by their number: the same work in sequence.
     """
-    vec = _vectorized(arch, device) and not one_at_a_time
+    vec = vectorizes(arch, device) and not one_at_a_time
     timed_seeds = seeds if vec else seeds[:1]
     k = len(seeds) / len(timed_seeds)
     step = _per_step(_minibatch_run(arch, timed_seeds, x, y, batch, device, vec, loss), 1, repeats,

@@ -20,12 +20,10 @@ training (history['loss'][:, -1] is the last epoch's mean loss, before the last 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from . import cache
 from .data import load_mnist, sample_target
-from .generalization import ConvDenseArch
-from .models import Arch
+from .models import Arch, ConvDenseArch
 from .train import ensemble_of, flat_params, grad_norms, train_ensemble
 
 __all__ = ["dnn", "cnn", "fit_target", "fit_mnist"]
@@ -47,13 +45,6 @@ def _describe(arch) -> str:
     if isinstance(arch, ConvDenseArch):
         return f"cnn {'-'.join(map(str, arch.channels))}|{'-'.join(map(str, arch.widths))}"
     return f"{arch.kind} {'-'.join(map(str, arch.widths))}"
-
-
-def _vectorize(arch, device) -> bool:
-    """vmapped convolutions are slow grouped convolutions on CPU: train conv nets seed after seed
-    there (the same result)."""
-    has_conv = any(isinstance(m, nn.Conv2d) for m in arch().modules())
-    return not has_conv or torch.device(device).type == "cuda"
 
 
 def _recorder(epochs: int, record_grad_norm: bool, snapshot_every: int, k: int):
@@ -109,5 +100,5 @@ def fit_mnist(arch, seeds: list[int], *, train_size: int | None = None, test_siz
         x, xt = x.flatten(1), xt.flatten(1)
     return train_ensemble(arch, seeds, x, y, epochs=epochs, lr=lr, loss="ce", batch_size=batch_size,
                           device=device, eval_sets={"train": (x, y), "test": (xt, yt)},
-                          eval_every=eval_every or epochs, vectorize=_vectorize(arch, device),
+                          eval_every=eval_every or epochs,
                           name=f"mnist {_describe(arch)}")

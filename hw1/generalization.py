@@ -14,8 +14,6 @@ Novak et al.'s softmax-Jacobian norm), gaussian_sharpness (the report's) and kes
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import torch
 from scipy.optimize import Bounds, minimize
@@ -26,60 +24,10 @@ from . import cache
 from .config import GenConfig
 from .data import load_mnist, sample_target
 from .landscape import as_double, flat_loss_fn
-from .models import dnn_arch
+from .models import ConvDenseArch, dnn_arch
 from .train import LOSSES, Ensemble, ensemble_of, evaluate, train_ensemble
 
 MODULES = ("generalization", "landscape")  # landscape: the flat-parameter loss of the sharpness
-
-
-# ---------------------------------------------------------------- models
-
-
-def build_convdense(channels: tuple[int, ...], widths: tuple[int, ...], n_classes: int = 10,
-                    side: int = 28) -> nn.Sequential:
-    """Conv3x3(pad 1)+ReLU+MaxPool2 blocks, flatten, ReLU dense layers, a linear head.
-
-    Input (N, 1, side, side). With channels=() it is an MLP on the flattened image.
-    """
-    layers, c_in = [], 1
-    for c in channels:
-        layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
-        c_in, side = c, side // 2
-    layers.append(nn.Flatten())
-    n = c_in * side * side
-    for w in widths:
-        layers += [nn.Linear(n, w), nn.ReLU()]
-        n = w
-    return nn.Sequential(*layers, nn.Linear(n, n_classes))
-
-
-@dataclass(frozen=True)
-class ConvDenseArch:
-    """A serialisable conv+dense net (the report's HW1-3 models); calling it builds a fresh one."""
-
-    channels: tuple[int, ...]
-    widths: tuple[int, ...]
-    n_classes: int = 10
-    kind: str = "convdense"
-
-    def __call__(self) -> nn.Module:
-        return build_convdense(self.channels, self.widths, self.n_classes)
-
-    @property
-    def n_params(self) -> int:
-        return sum(p.numel() for p in self().parameters())
-
-    @property
-    def is_mlp(self) -> bool:
-        return not self.channels
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _vectorize(arch, device) -> bool:
-    """vmapped convs are slow grouped convs on CPU: train conv nets seed after seed there."""
-    return getattr(arch, "is_mlp", True) or torch.device(device).type == "cuda"
 
 
 # ---------------------------------------------------------------- random labels
@@ -111,18 +59,15 @@ def random_label_arch(cfg: GenConfig) -> ConvDenseArch:
 @cache.per_seed(modules=MODULES, result=ensemble_of("ce", lambda a: random_label_arch(a["cfg"])))
 def random_label_runs(cfg: GenConfig, seeds: list[int], device="cpu") -> Ensemble:
     """One net per seed fitted to MNIST with labels permuted by that seed (the test set keeps its
-    true labels). history: 'train_loss'/'train_acc' (against the permuted labels) and
-    'test_loss'/'test_acc' (K, epochs) at the end of each epoch."""
+    true labels), all seeds as one ensemble. history: 'train_loss'/'train_acc' (against the permuted
+    labels) and 'test_loss'/'test_acc' (K, E) after the first epoch, every `rl_eval_every`-th and the
+    last, at the epochs in 'eval_epoch'."""
     arch = random_label_arch(cfg)
     (x, y), (xt, yt) = mnist_sets(cfg.rl_train_size, cfg.rl_test_size)
-    parts = []
-    for s in seeds:  # each seed its own permutation, so the seeds are independent replicates
-        yp = permute_labels(y, s)
-        parts.append(train_ensemble(arch, [s], x, yp, epochs=cfg.rl_epochs, lr=cfg.lr, loss="ce",
-                                    batch_size=cfg.rl_batch, device=device,
-                                    eval_sets={"train": (x, yp), "test": (xt, yt)},
-                                    name=f"random labels seed {s}").to_tensors())
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    yp = [permute_labels(y, s) for s in seeds]  # each seed its own permutation: independent replicates
+    return train_ensemble(arch, seeds, x, yp, epochs=cfg.rl_epochs, lr=cfg.lr, loss="ce", batch_size=cfg.rl_batch,
+                          device=device, eval_sets={"train": (x, yp), "test": (xt, yt)},
+                          eval_every=cfg.rl_eval_every, eval_first=True, name="random labels")
 
 
 def predict_classes(run: Ensemble, x: torch.Tensor) -> torch.Tensor:
@@ -147,8 +92,7 @@ def size_runs(cfg: GenConfig, width: int, seeds: list[int], device="cpu") -> Ens
     (x, y), (xt, yt) = mnist_sets(cfg.pg_train_size, cfg.pg_test_size)
     return train_ensemble(arch, seeds, x, y, epochs=cfg.pg_epochs, lr=cfg.lr, loss="ce",
                           batch_size=cfg.pg_batch, device=device, eval_every=eval_every(cfg.pg_epochs),
-                          eval_sets={"train": (x, y), "test": (xt, yt)},
-                          vectorize=_vectorize(arch, device), name=f"size {width}")
+                          eval_sets={"train": (x, y), "test": (xt, yt)}, name=f"size {width}")
 
 
 # ---------------------------------------------------------------- batch-size runs
@@ -219,8 +163,7 @@ def batch_runs(cfg: GenConfig, task: str, batch: int, seeds: list[int], device="
     (x, y), (xt, yt) = task_data(cfg, task)
     return train_ensemble(arch, seeds, x, y, epochs=epochs, lr=cfg.lr, loss=task_loss(task), batch_size=batch,
                           device=device, eval_sets={"train": (x, y), "test": (xt, yt)},
-                          eval_every=eval_every(epochs), stop_below=target,
-                          vectorize=_vectorize(arch, device), name=f"{task} batch {batch}")
+                          eval_every=eval_every(epochs), stop_below=target, name=f"{task} batch {batch}")
 
 
 # ---------------------------------------------------------------- interpolation

@@ -81,13 +81,22 @@ def build_dnn(widths: list[int], n_in: int = 1, n_out: int = 1, activation: str 
     return nn.Sequential(*layers, nn.Linear(c, n_out))
 
 
-def build_cnn(channels: list[int], n_classes: int = 10, side: int = 28) -> nn.Sequential:
-    """Conv3x3(pad 1)+ReLU+MaxPool2 blocks, then flatten and one dense layer (the report's CNNs)."""
+def build_convdense(channels: tuple[int, ...], widths: tuple[int, ...] = (), n_classes: int = 10,
+                    side: int = 28) -> nn.Sequential:
+    """The conv family's one builder: Conv3x3(pad 1)+ReLU+MaxPool2 blocks, flatten, ReLU dense
+    layers, a linear head. Input (N, 1, side, side). widths=() is the report's HW1-1 CNN (blocks,
+    flatten, one dense layer); channels=() an MLP on the flattened image.
+    """
     layers, c_in = [], 1
     for c in channels:
         layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
         c_in, side = c, side // 2
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * side * side, n_classes))
+    layers.append(nn.Flatten())
+    n = c_in * side * side
+    for w in widths:
+        layers += [nn.Linear(n, w), nn.ReLU()]
+        n = w
+    return nn.Sequential(*layers, nn.Linear(n, n_classes))
 
 
 def dnn_for_budget(depth: int, budget: int, n_in: int = 1, n_out: int = 1) -> list[int]:
@@ -115,7 +124,7 @@ class Arch:
         if self.kind == "dnn":
             return build_dnn(list(self.widths), self.n_in, self.n_out, self.activation)
         if self.kind == "cnn":
-            return build_cnn(list(self.widths), self.n_out)
+            return build_convdense(tuple(self.widths), (), self.n_out)
         raise ValueError(f"unknown architecture kind {self.kind!r}; use 'dnn' or 'cnn'")
 
     @property
@@ -138,3 +147,28 @@ def dnn_arch(depth: int, budget: int, n_in: int = 1, n_out: int = 1, activation:
 
 def cnn_arch(depth: int, budget: int, n_classes: int = 10) -> Arch:
     return Arch("cnn", tuple(cnn_for_budget(depth, budget)), 1, n_classes)
+
+
+@dataclass(frozen=True)
+class ConvDenseArch:
+    """A serialisable conv+dense net (the report's HW1-3 models); calling it builds a fresh one.
+    (`Arch('cnn', channels)` is the same network as `ConvDenseArch(channels, ())`.)"""
+
+    channels: tuple[int, ...]
+    widths: tuple[int, ...]
+    n_classes: int = 10
+    kind: str = "convdense"
+
+    def __call__(self) -> nn.Module:
+        return build_convdense(self.channels, self.widths, self.n_classes)
+
+    @property
+    def n_params(self) -> int:
+        return count_params(self())
+
+    @property
+    def is_mlp(self) -> bool:
+        return not self.channels
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -132,12 +132,24 @@ def init_params(build: Callable[[], nn.Module], seeds: list[int]) -> dict[str, t
     return {n: p.detach().clone() for n, p in params.items()}
 
 
+def _permutation(seed: int, n: int, epoch: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
 def batch_order(seed: int, n: int, batch_size: int | None, epoch: int) -> list[torch.Tensor]:
     """The minibatches of one epoch for one seed (full batch when batch_size is None or >= n)."""
     if batch_size is None or batch_size >= n:
         return [torch.arange(n)]
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return list(torch.randperm(n, generator=g).split(batch_size))
+    return list(_permutation(seed, n, epoch).split(batch_size))
+
+
+def epoch_orders(seeds: list[int], n: int, epoch: int, device: torch.device) -> torch.Tensor:
+    """(K, n) every member's permutation of the epoch on `device`, in one (non-blocking) copy;
+    slicing it by the batch size gives `batch_order`'s minibatches, the tail one included."""
+    perms = torch.stack([_permutation(s, n, epoch) for s in seeds])
+    if device.type == "cuda":
+        return perms.pin_memory().to(device, non_blocking=True)
+    return perms.to(device)
 
 
 def ensemble_forward(build: Callable[[], nn.Module]) -> Callable:
@@ -150,22 +162,55 @@ def ensemble_forward(build: Callable[[], nn.Module]) -> Callable:
     return vmap(one)
 
 
+def _has_conv(build: Callable[[], nn.Module]) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in build().modules())
+
+
+def vectorizes(build: Callable[[], nn.Module], device: torch.device | str) -> bool:
+    """The one rule for `train_ensemble(vectorize="auto")`: vmap the members, except conv nets on
+    CPU, where vmapped convolutions become grouped convolutions that PyTorch's CPU kernels run
+    slower than K ordinary ones (the members then train one after another, the same result)."""
+    return not _has_conv(build) or torch.device(device).type != "cpu"
+
+
+def _labels(y) -> tuple[torch.Tensor, bool]:
+    """(labels, per member?): y shared by every member, or a sequence of K tensors, one per member."""
+    if isinstance(y, (list, tuple)):
+        return torch.stack(list(y)), True
+    return y, False
+
+
+CPU_FORWARD_IMAGES = 128  # images x members per forward call when evaluating a conv net on CPU (`evaluate`)
+CPU_PIECE_MIN = 32  # but at least this many images per member and call
+
+
 def evaluate(build, params, x, y, loss: str, chunk: int = 2000) -> dict[str, torch.Tensor]:
-    """Loss (and accuracy for 'ce') of every member on (x, y). -> {'loss': (K,), 'acc': (K,)}."""
+    """Loss (and accuracy for 'ce') of every member on (x, y). -> {'loss': (K,), 'acc': (K,)}.
+
+    y: shared labels (N, ...), or a sequence of K, one per member (e.g. each its own random labels).
+    The loss is summed per `chunk` of examples. On CPU a conv net's forward pass of a chunk runs in
+    pieces of CPU_FORWARD_IMAGES / K images (at least CPU_PIECE_MIN), whose activations stay in
+    cache (on 2000 images they do not: 2x slower). Each image's outputs are the same whatever its
+    piece, to float rounding; on the Xeon we measured, the same bits from 16 images per piece up
+    (below, the last bit of the loss moves), so the records did not change. A dense net's chunks
+    stay whole: there the piece size changes the matrix-product kernel and the last bits.
+    """
     fwd, lossf = ensemble_forward(build), LOSSES[loss]
     K = next(iter(params.values())).shape[0]
     dev = next(iter(params.values())).device
+    y, members = _labels(y)
+    piece = max(CPU_PIECE_MIN, CPU_FORWARD_IMAGES // K) if dev.type == "cpu" and _has_conv(build) else chunk
     tot, correct = torch.zeros(K, device=dev), torch.zeros(K, device=dev)
     with torch.no_grad():
-        for xs, ys in zip(x.split(chunk), y.split(chunk)):
+        for xs, ys in zip(x.split(chunk), y.split(chunk, dim=1 if members else 0)):
             xs, ys = xs.to(dev), ys.to(dev)
-            out = fwd(params, xs.expand(K, *xs.shape))
-            tot += vmap(lossf, in_dims=(0, None))(out, ys) * len(ys)
+            out = torch.cat([fwd(params, p.expand(K, *p.shape)) for p in xs.split(piece)], 1)
+            tot += vmap(lossf, in_dims=(0, 0 if members else None))(out, ys) * len(xs)
             if loss == "ce":
                 correct += (out.argmax(-1) == ys).float().sum(1)
-    res = {"loss": tot / len(y)}
+    res = {"loss": tot / len(x)}
     if loss == "ce":
-        res["acc"] = correct / len(y)
+        res["acc"] = correct / len(x)
     return res
 
 
@@ -176,182 +221,269 @@ def predict(build, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Te
         return ensemble_forward(build)(params, x.expand(K, *x.shape)).cpu()
 
 
-def _check_finite(losses: torch.Tensor, name: str, seeds: list[int], epoch: int) -> None:
-    bad = ~torch.isfinite(losses)
-    if bad.any():
-        k = int(bad.nonzero()[0, 0])
-        raise NonFiniteLossError(
-            f"run {name!r}, seed {seeds[k]}: the training loss became {losses[k].item()} at epoch "
-            f"{epoch}; lower the learning rate or check the data")
-
-
-def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Tensor, y: torch.Tensor, *,
+def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Tensor, y, *,
                    epochs: int, lr: float, loss: str = "mse", batch_size: int | None = None,
                    device: torch.device | str = "cpu", eval_sets: dict | None = None, eval_every: int = 1,
+                   eval_first: bool = False,
                    params: dict[str, torch.Tensor] | None = None, name: str = "run",
-                   on_epoch: Callable[[int, dict], dict] | None = None, vectorize: bool = True,
-                   tracker: progress.Task | None = None, stop_below: float | None = None) -> Ensemble:
+                   on_epoch: Callable[[int, dict], dict] | None = None, vectorize: bool | str = "auto",
+                   tracker: progress.Task | None = None, stop_below: float | None = None,
+                   sync_every: int | None = None) -> Ensemble:
     """Train one model per seed on (x, y) with Adam, all at once.
 
-    x: (N, ...) shared data; each seed draws its own minibatch order (`batch_order`).
+    x: (N, ...) shared data; y: (N, ...) shared labels, or a sequence of K label tensors, one per
+    member (each seed its own random labels); so may an eval set's labels be. Each seed draws its
+    own minibatch order (`batch_order`).
     history['loss'] (K, epochs): mean training loss over the epoch's steps (and 'acc' for 'ce'), so
     its last column is measured *before* the last update; `final` {'loss' (, 'acc')}: (K,) on all of
     (x, y) *after* it. With eval_sets {name: (x, y)}, history[f'{name}_loss'] (and _acc) after every
-    `eval_every`-th epoch and the last.
+    `eval_every`-th epoch and the last (and the first, with eval_first), at history['eval_epoch'].
     on_epoch(epoch, params) may return {metric: (K,) tensor} to record (snapshots, norms...).
-    vectorize=False trains the members one after another (same orders, same result): faster for
-    conv nets on CPU, where vmapped convolutions become slow grouped convolutions.
+    vectorize: True vmaps the members, False trains them one after another (same orders, same
+    result), "auto" follows `vectorizes` (conv nets on CPU one after another).
     tracker: where progress goes (default: a new `progress` task called `name`).
     stop_below: a member whose epoch's mean training loss falls to this or below stops after that
     epoch (`epochs` is then a cap): its parameters stay as they were, its history after that epoch
     is nan, and the last evaluation column holds its final parameters' values, with its own stop
     epoch in 'eval_epoch'. The loop ends when every member has stopped. A member's result does not
     depend on its companions (the history keeps its full length, nan-padded).
+    sync_every: the host reads the device (non-finite losses, every member stopped) every this many
+    epochs and after the last; nothing else in the loop waits for the device. Default: every epoch
+    on CPU (a read costs nothing there), every 25 on CUDA. A non-finite loss names its first epoch.
     """
     if stop_below is not None and on_epoch is not None:
         raise ValueError("stop_below with on_epoch is not supported: a stopped member's recordings would stop")
+    device = torch.device(device)
+    if vectorize == "auto":
+        vectorize = vectorizes(build, device)
     if not vectorize and len(seeds) > 1:
         return _train_one_by_one(build, seeds, x, y, epochs=epochs, lr=lr, loss=loss, batch_size=batch_size,
-                                 device=device, eval_sets=eval_sets, eval_every=eval_every, params=params,
-                                 name=name, on_epoch=on_epoch, stop_below=stop_below)
-    x0, y0 = x, y
-    device = torch.device(device)
+                                 device=device, eval_sets=eval_sets, eval_every=eval_every,
+                                 eval_first=eval_first, params=params,
+                                 name=name, on_epoch=on_epoch, stop_below=stop_below, sync_every=sync_every)
     params = {n: p.detach().clone().to(device).requires_grad_(True)
               for n, p in (params or init_params(build, seeds)).items()}
-    fwd, lossf = ensemble_forward(build), LOSSES[loss]
-    batch_loss = vmap(lossf)  # (K, B, out), (K, B) -> (K,)
-    opt = torch.optim.Adam(list(params.values()), lr=lr, foreach=True)
-    x, y = x.to(device), y.to(device)
-    K, N = len(seeds), len(y)
-    full = batch_size is None or batch_size >= N
-    if full:  # one batch of all the data, the same for every member: no gather per step
-        xs, ys = x.expand(K, *x.shape), y.expand(K, *y.shape)
-    rec: dict[str, list] = {"loss": []}
+    data = _Data(x, y, len(seeds), device)
+    evals = {n: (xe.to(device), _to(ye, device)) for n, (xe, ye) in (eval_sets or {}).items()}
+    train_set = next((n for n, (xe, ye) in (eval_sets or {}).items() if xe is x and ye is y), None)
+    run = _Run(build, seeds, params, loss, lr, device, stop_below, name, sync_every)
+    regular = eval_epochs(epochs, eval_every, eval_first)
+    due = set(regular)
     task = tracker or progress.start(name, epochs)
-    stop = _Stopper(params, stop_below, epochs, device)
     for epoch in range(epochs):
-        before = stop.frozen.clone()  # members stopped in an earlier epoch: their entries are nan
-        orders = [[None]] if full else [batch_order(s, N, batch_size, epoch) for s in seeds]
-        total = torch.zeros(K, device=device)
-        hits = torch.zeros(K, device=device)
-        for step in range(len(orders[0])):
-            if not full:
-                idx = torch.stack([o[step] for o in orders]).to(device)  # (K, B)
-                xs, ys = x[idx], y[idx]
-            out = fwd(params, xs)
-            losses = batch_loss(out, ys)
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            opt.step()
-            stop.hold(params)
-            total += losses.detach()
-            if loss == "ce":  # running training accuracy, as seen during the epoch
-                hits += (out.detach().argmax(-1) == ys).float().mean(1)
-        mean = total / len(orders[0])
-        rec["loss"].append(stop.mask(mean, before))
-        if loss == "ce":
-            rec.setdefault("acc", []).append(stop.mask(hits / len(orders[0]), before))
-        if batch_size is not None or epoch % 50 == 0 or epoch == epochs - 1:
-            _check_finite(stop.mask(mean, before, 0.0), name, seeds, epoch)
-        stop.update(mean, params, epoch)
-        if eval_sets and (epoch + 1) % eval_every == 0 and epoch < epochs - 1:
-            for set_name, (xe, ye) in eval_sets.items():
-                for metric, v in evaluate(build, params, xe, ye, loss).items():
-                    rec.setdefault(f"{set_name}_{metric}", []).append(stop.mask(v, before))
-            rec.setdefault("eval_epoch", []).append(torch.full((K,), float(epoch), device=device))
+        run.epoch(epoch, data, batch_size)
+        if evals and epoch in due:
+            run.evaluate(evals, epoch)
         if on_epoch is not None:
             for metric, v in on_epoch(epoch, params).items():
-                rec.setdefault(metric, []).append(v.detach())
+                run.rec.setdefault(metric, []).append(v.detach())
         task.update(epoch + 1)
-        if stop.all_stopped():
+        if run.read_due(epoch, epochs) and run.check():
             break
-    eval_keys = [f"{s}_{m}" for s in (eval_sets or {}) for m in (("loss", "acc") if loss == "ce" else ("loss",))]
-    stop.pad(rec, epochs, eval_every, eval_keys, K, device)
-    if eval_sets:  # the last column: every member's final parameters, at its own last epoch
-        for set_name, (xe, ye) in eval_sets.items():
-            for metric, v in evaluate(build, params, xe, ye, loss).items():
-                rec.setdefault(f"{set_name}_{metric}", []).append(v)
-        rec.setdefault("eval_epoch", []).append(stop.last_epochs())
+    history = run.finish(evals, epochs, regular)
     task.close()
-    history = {k: torch.stack(v, 1).cpu() for k, v in rec.items()}
-    final = _final_metrics(build, params, x0, y0, loss, eval_sets, history)
+    if train_set is not None:  # the training set was just evaluated: reuse it, no second pass
+        final = {m: history[f"{train_set}_{m}"][:, -1].clone() for m in ("loss", "acc")
+                 if f"{train_set}_{m}" in history}
+    else:
+        final = {m: v.cpu() for m, v in evaluate(build, params, data.x, _to(y, device), loss).items()}
     return Ensemble(build, list(seeds), {n: p.detach().cpu() for n, p in params.items()}, history, loss, final)
 
 
-class _Stopper:
-    """train_ensemble's `stop_below`: which members have stopped, their parameters as they were."""
+def eval_epochs(epochs: int, every: int, first: bool = False) -> list[int]:
+    """The epochs after which `train_ensemble` evaluates its eval sets, the last one excepted (it
+    is always evaluated, with the final parameters): every `every`-th, and the first if asked."""
+    return [e for e in range(epochs - 1) if (e + 1) % every == 0 or (first and e == 0)]
 
-    def __init__(self, params: dict, stop_below: float | None, epochs: int, device):
+
+def _to(y, device):
+    return [t.to(device) for t in y] if isinstance(y, (list, tuple)) else y.to(device)
+
+
+class _Data:
+    """The training set on the device: x and y shared by every member or (K, N, ...) per member."""
+
+    def __init__(self, x, y, K: int, device: torch.device):
+        self.x = x.to(device)
+        self.y, self.members = _labels(_to(y, device))
+        self.K, self.n = K, self.y.shape[1] if self.members else len(self.y)
+        self.rows = torch.arange(K, device=device)[:, None]
+
+    def full(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All the data as one batch, the same for every member: no gather per step."""
+        ys = self.y if self.members else self.y.expand(self.K, *self.y.shape)
+        return self.x.expand(self.K, *self.x.shape), ys
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K, B, ...) each member's minibatch, idx (K, B)."""
+        return self.x[idx], (self.y[self.rows, idx] if self.members else self.y[idx])
+
+
+class _Run:
+    """The state of one `train_ensemble` call: parameters, Adam, stopping, non-finite losses, history."""
+
+    def __init__(self, build, seeds, params, loss, lr, device, stop_below, name, sync_every):
+        self.build, self.seeds, self.params, self.loss, self.device = build, seeds, params, loss, device
+        self.fwd, self.batch_loss = ensemble_forward(build), vmap(LOSSES[loss])  # (K, B, out), (K, B) -> (K,)
+        self.opt = torch.optim.Adam(list(params.values()), lr=lr, foreach=True)
+        self.K = len(seeds)
+        self.stop = _Stopper(params, stop_below, device)
+        self.guard = _FiniteGuard(self.K, device, name, seeds)
+        self.sync_every = sync_every or (1 if device.type == "cpu" else 25)
+        self.rec: dict[str, list] = {"loss": []}
+        self.before = self.stop.frozen
+
+    def epoch(self, epoch: int, data: _Data, batch_size: int | None) -> None:
+        """One epoch of steps; records its mean loss (and accuracy), flags non-finite losses."""
+        self.before = self.stop.frozen.clone()  # members stopped in an earlier epoch: their entries are nan
+        full = batch_size is None or batch_size >= data.n
+        if full:
+            batches = [data.full()]
+        else:
+            order = epoch_orders(self.seeds, data.n, epoch, self.device)
+            batches = (data.batch(order[:, i:i + batch_size]) for i in range(0, data.n, batch_size))
+        total = torch.zeros(self.K, device=self.device)
+        hits = torch.zeros(self.K, device=self.device)
+        steps = 0
+        for xs, ys in batches:
+            out = self.fwd(self.params, xs)
+            losses = self.batch_loss(out, ys)
+            self.opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            self.opt.step()
+            self.stop.hold(self.params)
+            total += losses.detach()
+            if self.loss == "ce":  # running training accuracy, as seen during the epoch
+                hits += (out.detach().argmax(-1) == ys).float().mean(1)
+            steps += 1
+        mean = total / steps
+        self.rec["loss"].append(self.stop.mask(mean, self.before))
+        if self.loss == "ce":
+            self.rec.setdefault("acc", []).append(self.stop.mask(hits / steps, self.before))
+        self.guard.see(self.stop.mask(mean, self.before, 0.0), epoch)
+        self.stop.update(mean, self.params, epoch)
+
+    def evaluate(self, evals: dict, epoch: int) -> None:
+        for set_name, (xe, ye) in evals.items():
+            for metric, v in evaluate(self.build, self.params, xe, ye, self.loss).items():
+                self.rec.setdefault(f"{set_name}_{metric}", []).append(self.stop.mask(v, self.before))
+        self.rec.setdefault("eval_epoch", []).append(torch.full((self.K,), float(epoch), device=self.device))
+
+    def read_due(self, epoch: int, epochs: int) -> bool:
+        return (epoch + 1) % self.sync_every == 0 or epoch == epochs - 1
+
+    def check(self) -> bool:
+        """Read the device: raise on a non-finite loss; -> whether every member has stopped."""
+        self.guard.check()
+        return self.stop.all_stopped()
+
+    def finish(self, evals: dict, epochs: int, regular: list[int]) -> dict[str, torch.Tensor]:
+        """The history on the host: padded after an early end, the last evaluation column added."""
+        eval_keys = [f"{s}_{m}" for s in evals for m in (("loss", "acc") if self.loss == "ce" else ("loss",))]
+        self.stop.pad(self.rec, epochs, regular, eval_keys, self.K, self.device)
+        if evals:  # the last column: every member's final parameters, at its own last epoch
+            for set_name, (xe, ye) in evals.items():
+                for metric, v in evaluate(self.build, self.params, xe, ye, self.loss).items():
+                    self.rec.setdefault(f"{set_name}_{metric}", []).append(v)
+            self.rec.setdefault("eval_epoch", []).append(self.stop.last_epochs(epochs))
+        return {k: torch.stack(v, 1).cpu() for k, v in self.rec.items()}
+
+
+class _FiniteGuard:
+    """Non-finite training losses, flagged on the device; `check` (a host read) raises on one."""
+
+    def __init__(self, K: int, device, name: str, seeds: list[int]):
+        self.name, self.seeds = name, seeds
+        self.first = torch.full((K,), -1, dtype=torch.long, device=device)  # first non-finite epoch
+        self.value = torch.zeros(K, device=device)
+
+    def see(self, losses: torch.Tensor, epoch: int) -> None:
+        new = ~torch.isfinite(losses) & (self.first < 0)
+        self.first = torch.where(new, epoch, self.first)
+        self.value = torch.where(new, losses, self.value)
+
+    def check(self) -> None:
+        first = self.first.cpu()
+        if bool((first >= 0).any()):
+            k = int(torch.where(first >= 0, first, first.max() + 1).argmin())  # earliest, then first member
+            raise NonFiniteLossError(
+                f"run {self.name!r}, seed {self.seeds[k]}: the training loss became {self.value[k].item()} at "
+                f"epoch {int(first[k])}; lower the learning rate or check the data")
+
+
+class _Stopper:
+    """train_ensemble's `stop_below`: which members have stopped, their parameters as they were.
+    Every update is a masked select on the device (no host read); `all_stopped` reads the device."""
+
+    def __init__(self, params: dict, stop_below: float | None, device):
         K = next(iter(params.values())).shape[0]
         self.below = stop_below
         self.frozen = torch.zeros(K, dtype=torch.bool, device=device)
-        self.stop_epoch = torch.full((K,), float(epochs - 1), device=device)
-        self.keep: dict | None = None
+        self.stop_epoch = torch.full((K,), -1.0, device=device)  # -1: still training
+        self.keep = None if stop_below is None else {n: p.detach().clone() for n, p in params.items()}
+
+    @staticmethod
+    def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return mask.view((-1,) + (1,) * (like.ndim - 1))
 
     def hold(self, params: dict) -> None:
         """Put the stopped members' parameters back after a step moved them."""
         if self.keep is not None:
             with torch.no_grad():
                 for n, p in params.items():
-                    p[self.frozen] = self.keep[n][self.frozen]
+                    p.copy_(torch.where(self._rows(self.frozen, p), self.keep[n], p))
 
     def mask(self, v: torch.Tensor, before: torch.Tensor, fill: float = float("nan")) -> torch.Tensor:
         """v with the members stopped before this epoch set to `fill`."""
         if self.below is None:
             return v
-        shape = (-1,) + (1,) * (v.ndim - 1)
-        return torch.where(before.view(shape), torch.full_like(v, fill), v)
+        return torch.where(self._rows(before, v), torch.full_like(v, fill), v)
 
     def update(self, mean: torch.Tensor, params: dict, epoch: int) -> None:
         if self.below is None:
             return
         newly = ~self.frozen & (mean <= self.below)
-        if not bool(newly.any()):
-            return
-        if self.keep is None:
-            self.keep = {n: p.detach().clone() for n, p in params.items()}
         for n, p in params.items():
-            self.keep[n][newly] = p.detach()[newly]
-        self.frozen |= newly
-        self.stop_epoch[newly] = float(epoch)
+            self.keep[n] = torch.where(self._rows(newly, p), p.detach(), self.keep[n])
+        self.frozen = self.frozen | newly
+        self.stop_epoch = torch.where(newly, float(epoch), self.stop_epoch)
 
     def all_stopped(self) -> bool:
         return self.below is not None and bool(self.frozen.all())
 
-    def last_epochs(self) -> torch.Tensor:
-        return self.stop_epoch.clone()
+    def last_epochs(self, epochs: int) -> torch.Tensor:
+        return torch.where(self.stop_epoch < 0, float(epochs - 1), self.stop_epoch)
 
-    def pad(self, rec: dict, epochs: int, eval_every: int, eval_keys: list[str], K: int, device) -> None:
+    def pad(self, rec: dict, epochs: int, regular: list[int], eval_keys: list[str], K: int, device) -> None:
         """After an early end, the history to its full length: nan for the epochs not run, and
         for the regular evaluations not made (the last column is added after)."""
         nan = torch.full((K,), float("nan"), device=device)
         for key in [k for k in ("loss", "acc") if k in rec]:
             rec[key] += [nan] * (epochs - len(rec[key]))
         if eval_keys:
-            regular = [e for e in range(epochs - 1) if (e + 1) % eval_every == 0]
             for e in regular[len(rec.get("eval_epoch", [])):]:
                 for key in eval_keys:
                     rec.setdefault(key, []).append(nan)
                 rec.setdefault("eval_epoch", []).append(torch.full((K,), float(e), device=device))
 
 
-def _final_metrics(build, params, x, y, loss: str, eval_sets: dict | None, history) -> dict[str, torch.Tensor]:
-    """{'loss' (, 'acc')}: (K,) on the training data after the last update. An eval set that *is*
-    the training data was just evaluated there: reuse it rather than pay a second pass."""
-    for set_name, (xe, ye) in (eval_sets or {}).items():
-        if xe is x and ye is y:
-            return {m: history[f"{set_name}_{m}"][:, -1].clone() for m in ("loss", "acc")
-                    if f"{set_name}_{m}" in history}
-    return {m: v.cpu() for m, v in evaluate(build, params, x, y, loss).items()}
+def _member(v, k: int):
+    """Member k's part of per-member data (a sequence of K tensors); shared data as it is."""
+    return [v[k]] if isinstance(v, (list, tuple)) else v
 
 
-def _train_one_by_one(build, seeds: list[int], x, y, *, epochs: int, params=None, name: str, **kw) -> Ensemble:
+def _train_one_by_one(build, seeds: list[int], x, y, *, epochs: int, params=None, name: str,
+                      eval_sets: dict | None = None, **kw) -> Ensemble:
     """train_ensemble member by member (the same orders and result), as one progress task."""
     start = params or init_params(build, seeds)
     task = progress.start(name, epochs * len(seeds))
-    parts = [train_ensemble(build, [s], x, y, epochs=epochs, name=name, tracker=task.offset(k * epochs),
-                            params={n: p[k:k + 1] for n, p in start.items()}, **kw)
-             for k, s in enumerate(seeds)]
+    parts = []
+    for k, s in enumerate(seeds):
+        yk = _member(y, k)  # the training set's labels stay the same object in the eval sets
+        sets = {n: (xe, yk if ye is y else _member(ye, k)) for n, (xe, ye) in (eval_sets or {}).items()}
+        parts.append(train_ensemble(build, [s], x, yk, epochs=epochs, name=name, tracker=task.offset(k * epochs),
+                                    params={n: p[k:k + 1] for n, p in start.items()}, eval_sets=sets or None,
+                                    vectorize=False, **kw))
     task.close()
     loss = parts[0].loss
 

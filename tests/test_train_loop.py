@@ -1,0 +1,218 @@
+"""The training loop's device contract (issue 17): per-member labels, batch orders sliced on the
+device, no host read inside the loop, and the same bits as the loop it replaced."""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.func import functional_call, vmap
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from hw1 import train as T
+from hw1.data import sample_target
+from hw1.models import Arch, ConvDenseArch, dnn_arch
+from hw1.train import batch_order, epoch_orders, evaluate, init_params, train_ensemble
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 70), st.integers(0, 10**6), st.integers(0, 500))
+def test_the_device_orders_sliced_are_batch_order_tail_included(n, batch, seed, epoch):
+    perm = epoch_orders([seed, seed + 1], n, epoch, torch.device("cpu"))
+    assert perm.shape == (2, n)
+    if batch >= n:
+        return  # full batch: no order drawn
+    for k, s in enumerate((seed, seed + 1)):
+        got = [perm[k, i:i + batch] for i in range(0, n, batch)]
+        ref = batch_order(s, n, batch, epoch)
+        assert len(got) == len(ref) and all(torch.equal(a, b) for a, b in zip(got, ref))
+
+
+def _classes(n=40, d=5, c=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g), torch.randint(0, c, (n,), generator=g)
+
+
+def _labels_for(seeds, y):
+    return [y[torch.randperm(len(y), generator=torch.Generator().manual_seed(100 + s))] for s in seeds]
+
+
+@pytest.mark.parametrize("batch_size", [None, 12])
+def test_per_member_labels_train_each_member_as_if_alone(batch_size):
+    x, y = _classes()
+    arch, seeds = Arch("dnn", (7,), n_in=5, n_out=3), [0, 1, 2]
+    labels = _labels_for(seeds, y)
+    xt, yt = _classes(seed=1)
+    kw = dict(epochs=4, lr=1e-2, loss="ce", batch_size=batch_size)
+    ens = train_ensemble(arch, seeds, x, labels, eval_sets={"train": (x, labels), "test": (xt, yt)}, **kw)
+    for k, s in enumerate(seeds):
+        alone = train_ensemble(arch, [s], x, labels[k], eval_sets={"train": (x, labels[k]), "test": (xt, yt)}, **kw)
+        for name in alone.params:
+            torch.testing.assert_close(ens.params[name][k], alone.params[name][0], rtol=1e-5, atol=1e-6)
+        for key in alone.history:
+            torch.testing.assert_close(ens.history[key][k], alone.history[key][0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(ens.final["loss"][k], alone.final["loss"][0], rtol=1e-5, atol=1e-6)
+    # its own labels, not the others': the training accuracy is against each member's permutation
+    own = evaluate(arch, ens.params, x, labels, "ce")
+    torch.testing.assert_close(own["acc"], ens.final["acc"])
+
+
+def test_a_seeds_run_with_its_labels_does_not_depend_on_its_companions():
+    x, y = _classes()
+    arch = Arch("dnn", (6, 6), n_in=5, n_out=3)
+    kw = dict(epochs=3, lr=1e-2, loss="ce", batch_size=10)
+    a = train_ensemble(arch, [0, 1, 2], x, _labels_for([0, 1, 2], y), **kw)
+    b = train_ensemble(arch, [2, 5], x, _labels_for([2, 5], y), **kw)
+    for name in a.params:
+        torch.testing.assert_close(a.params[name][2], b.params[name][0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a.history["loss"][2], b.history["loss"][0], rtol=1e-5, atol=1e-6)
+
+
+def test_per_member_labels_one_member_at_a_time_is_the_vectorized_run():
+    x, y = _classes()
+    arch = Arch("dnn", (6,), n_in=5, n_out=3)
+    labels = _labels_for([3, 4], y)
+    kw = dict(epochs=3, lr=1e-2, loss="ce", batch_size=16, eval_sets={"train": (x, labels), "test": (x, y)})
+    a = train_ensemble(arch, [3, 4], x, labels, vectorize=True, **kw)
+    b = train_ensemble(arch, [3, 4], x, labels, vectorize=False, **kw)
+    assert a.history.keys() == b.history.keys()
+    for key in a.history:
+        torch.testing.assert_close(a.history[key], b.history[key], rtol=1e-5, atol=1e-6)
+
+
+def test_a_conv_net_is_evaluated_in_pieces_with_the_same_values(monkeypatch):
+    # on CPU a conv net's forward pass runs in pieces of images: the same values as one pass over
+    # each chunk, to float rounding (the bits are the kernels' business: the same on the Xeon we
+    # measured from 16 images per piece up), and the same accuracy exactly
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(300, 1, 28, 28, generator=g), torch.randint(0, 10, (300,), generator=g)
+    for arch in (Arch("cnn", (4, 6), n_out=10), ConvDenseArch((5,), (12,))):
+        params = init_params(arch, [0, 1, 2])
+        monkeypatch.setattr(T, "CPU_FORWARD_IMAGES", 10**9)
+        whole = evaluate(arch, params, x, y, "ce", chunk=200)
+        for images, least in ((1, 1), (7, 1), (128, 32), (300, 32)):
+            monkeypatch.setattr(T, "CPU_FORWARD_IMAGES", images)
+            monkeypatch.setattr(T, "CPU_PIECE_MIN", least)
+            got = evaluate(arch, params, x, y, "ce", chunk=200)
+            torch.testing.assert_close(got["loss"], whole["loss"], rtol=1e-6, atol=0)
+            assert torch.equal(got["acc"], whole["acc"])
+
+
+# ---------------------------------------------------------------- no host read in the loop
+
+
+class HostReads(TorchDispatchMode):
+    """Counts the operations that make the host wait for the device on an accelerator: reading a
+    value (`.item()`, `bool(t)`: _local_scalar_dense), `nonzero` (and boolean-mask indexing, which
+    calls it), `equal`, and copies between devices. Dispatch is the same on every backend, so
+    counting on CPU counts what a GPU run would wait for. The optimizer's own step counters are
+    host tensors on every device (non-capturable Adam reads them there), so reads of them are not
+    counted."""
+
+    READS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default,
+             torch.ops.aten.equal.default, torch.ops.aten.masked_select.default}
+
+    def __init__(self, host_tensors=()):
+        super().__init__()
+        self.host = host_tensors
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.READS:
+            host = {h.data_ptr() for h in self.host()}
+            self.count += not any(isinstance(a, torch.Tensor) and a.data_ptr() in host for a in args)
+        elif func in (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default):
+            src = args[1] if func is torch.ops.aten.copy_.default else args[0]
+            dst = torch.device(args[0].device if func is torch.ops.aten.copy_.default
+                               else kwargs.get("device") or src.device)
+            self.count += dst != src.device and "meta" not in (dst.type, src.device.type)  # meta: no data
+        elif func is torch.ops.aten.index.Tensor and any(
+                i is not None and i.dtype == torch.bool for i in args[1]):
+            self.count += 1
+        return func(*args, **kwargs)
+
+
+def _reads_in_training(epochs, monkeypatch, **kw) -> int:
+    steps = []
+    real = torch.optim.Adam
+
+    def adam(params, **a):  # remember the optimizer, to exempt its host-side step counters
+        opt = real(params, **a)
+        steps.append(opt)
+        return opt
+
+    monkeypatch.setattr(torch.optim, "Adam", adam)
+    x, y = sample_target("sinc", 40)
+    mode = HostReads(lambda: [s["step"] for o in steps for s in o.state.values()])
+    with mode:
+        train_ensemble(dnn_arch(2, 60), [0, 1, 2], x, y, epochs=epochs, lr=1e-2, sync_every=10**6,
+                       eval_sets={"train": (x, y), "test": (x[::3], y[::3])}, **kw)
+    return mode.count
+
+
+@pytest.mark.parametrize("kw", [dict(batch_size=None), dict(batch_size=7),
+                                dict(batch_size=7, stop_below=1e-9), dict(batch_size=9, eval_every=2)],
+                         ids=["full-batch", "minibatch", "stop-below", "evaluations"])
+def test_no_host_read_per_step_or_per_epoch(kw, monkeypatch):
+    # the host reads the device only every sync_every epochs and after the last: the count over a
+    # whole run is the same for 2 epochs (12 steps) as for 6 (36 steps)
+    short, long = _reads_in_training(2, monkeypatch, **kw), _reads_in_training(6, monkeypatch, **kw)
+    assert short == long
+    assert long <= 2  # the final read: non-finite losses (and whether every member stopped)
+
+
+def test_the_counter_sees_the_reads_it_must_count():
+    x = torch.randn(5)
+    with HostReads(lambda: []) as mode:
+        x.sum().item()
+        bool((x > 0).any())
+        _ = x[x > 0]
+        torch.equal(x, x)
+    assert mode.count == 4
+
+
+# ---------------------------------------------------------------- the same bits as the old loop
+
+
+def _old_loop(build, seeds, x, y, *, epochs, lr, loss, batch_size):
+    """The training loop before issue 17 (main at 89c4819), without stopping or evaluations."""
+    params = {n: p.detach().clone().requires_grad_(True) for n, p in init_params(build, seeds).items()}
+    base = build().to("meta")
+    fwd = vmap(lambda p, xb: functional_call(base, p, (xb,)))
+    batch_loss = vmap(T.LOSSES[loss])
+    opt = torch.optim.Adam(list(params.values()), lr=lr, foreach=True)
+    K, N = len(seeds), len(y)
+    full = batch_size is None or batch_size >= N
+    if full:
+        xs, ys = x.expand(K, *x.shape), y.expand(K, *y.shape)
+    history = []
+    for epoch in range(epochs):
+        orders = [[None]] if full else [batch_order(s, N, batch_size, epoch) for s in seeds]
+        total = torch.zeros(K)
+        for step in range(len(orders[0])):
+            if not full:
+                idx = torch.stack([o[step] for o in orders])
+                xs, ys = x[idx], y[idx]
+            losses = batch_loss(fwd(params, xs), ys)
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            opt.step()
+            total += losses.detach()
+        history.append(total / len(orders[0]))
+    return {n: p.detach() for n, p in params.items()}, torch.stack(history, 1)
+
+
+@pytest.mark.parametrize("loss, batch_size", [("mse", None), ("mse", 9), ("ce", 8)])
+def test_the_loop_trains_the_same_bits_as_the_loop_it_replaced(loss, batch_size):
+    if loss == "mse":
+        x, y = sample_target("sincos", 40)
+        arch = dnn_arch(3, 120)
+    else:
+        x, y = _classes(n=36)
+        arch = Arch("dnn", (9, 9), n_in=5, n_out=3)
+    kw = dict(epochs=5, lr=1e-2, loss=loss, batch_size=batch_size)
+    params, history = _old_loop(arch, [0, 4], x, y, **kw)
+    ens = train_ensemble(arch, [0, 4], x, y, **kw)
+    assert all(torch.equal(ens.params[n], params[n]) for n in params)
+    assert torch.equal(ens.history["loss"], history)
