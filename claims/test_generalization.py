@@ -244,7 +244,7 @@ def test_sensitivity(task, scale, device, claim):
     cfg = scale.gen
 
     def measure(s, alpha):
-        m = G.batch_measurements(cfg, task, s, device)
+        m = G.batch_sensitivities(cfg, task, s, device)
         # Criterion: Page's trend test over seeds x batch sizes, one-sided: the report's sensitivity
         # (max over test points of ||d loss_i / d x_i||_F) decreasing with the batch size. The mean
         # and, on MNIST, Novak et al.'s softmax-Jacobian norm are tested the same way and reported.

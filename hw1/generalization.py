@@ -290,27 +290,50 @@ def ensemble_sharpness(run: Ensemble, x, y, cfg: GenConfig) -> dict[str, np.ndar
 
 
 def _measurement_arrays(tensors: dict, args: dict) -> dict:
-    """batch_measurements' cached (K, B) tensors as arrays, with the batch sizes (B,) beside them."""
+    """A batch measurement's cached (K, B) tensors as arrays, with the batch sizes (B,) beside them."""
     return {"batch": np.array(args["cfg"].batch_sizes), **{n: t.numpy() for n, t in tensors.items()}}
 
 
+def _per_batch(cfg: GenConfig, task: str, seeds: list[int], device, measure) -> dict:
+    """{name: (K, B) tensor}: measure(run, b) -> {name: (K,)} on the batch-size runs of `task`."""
+    cols: dict[str, list] = {}
+    for b in cfg.batch_sizes:
+        for n, v in measure(batch_runs(cfg, task, b, seeds, device)).items():
+            cols.setdefault(n, []).append(v)
+    return {n: torch.tensor(np.stack(v, 1)) for n, v in cols.items()}
+
+
 @cache.per_seed(modules=MODULES, result=_measurement_arrays)
+def batch_sensitivities(cfg: GenConfig, task: str, seeds: list[int], device="cpu") -> dict:
+    """The final losses (and accuracies) and the input sensitivities of the batch-size runs of
+    `task`, cached. -> {'batch': (B,), 'train_loss', 'test_loss' (, 'train_acc', 'test_acc'),
+    'loss_grad_max', 'loss_grad_mean' (, 'softmax_jac'): (K, B) arrays}."""
+    (x, y), (xt, yt) = task_data(cfg, task)
+    xs, ys = (xt[:cfg.sens_points], yt[:cfg.sens_points]) if task == "mnist" else (xt, yt)  # shuffled already
+
+    def measure(run):
+        final = {h: run.history[h][:, -1].numpy() for h in ("train_loss", "test_loss", "train_acc", "test_acc")
+                 if h in run.history}
+        return {**final, **ensemble_sensitivity(run, xs, ys)}
+
+    return _per_batch(cfg, task, seeds, device, measure)
+
+
+@cache.per_seed(modules=MODULES, result=_measurement_arrays)
+def batch_sharpnesses(cfg: GenConfig, task: str, seeds: list[int], device="cpu") -> dict:
+    """Both sharpnesses of the batch-size runs of `task` on `sharp_points` training points, cached
+    apart from the sensitivities: the sensitivity claim may stage to more seeds than the sharpness
+    claims, and these are the dear part. -> {'batch': (B,), 'gaussian', 'keskar': (K, B) arrays}."""
+    (x, y), _ = task_data(cfg, task)
+    xh, yh = x[:cfg.sharp_points], y[:cfg.sharp_points]
+    return _per_batch(cfg, task, seeds, device, lambda run: ensemble_sharpness(run, xh, yh, cfg))
+
+
 def batch_measurements(cfg: GenConfig, task: str, seeds: list[int], device="cpu") -> dict:
-    """Everything the flatness claims read off the batch-size runs of `task`, cached.
+    """Everything the flatness claims read off the batch-size runs of `task`: `batch_sensitivities`
+    and `batch_sharpnesses` together (each cached on its own).
 
     -> {'batch': (B,), 'train_loss', 'test_loss' (, 'train_acc', 'test_acc'), 'loss_grad_max',
     'loss_grad_mean' (, 'softmax_jac'), 'gaussian', 'keskar': (K, B) arrays}.
     """
-    (x, y), (xt, yt) = task_data(cfg, task)
-    xs, ys = xt[:cfg.sens_points], yt[:cfg.sens_points]  # test subsets are already shuffled
-    xh, yh = x[:cfg.sharp_points], y[:cfg.sharp_points]
-    cols: dict[str, list] = {}
-    for b in cfg.batch_sizes:
-        run = batch_runs(cfg, task, b, seeds, device)
-        for h in ("train_loss", "test_loss", "train_acc", "test_acc"):
-            if h in run.history:
-                cols.setdefault(h, []).append(run.history[h][:, -1].numpy())
-        sens = ensemble_sensitivity(run, xs if task == "mnist" else xt, ys if task == "mnist" else yt)
-        for n, v in {**sens, **ensemble_sharpness(run, xh, yh, cfg)}.items():
-            cols.setdefault(n, []).append(v)
-    return {n: torch.tensor(np.stack(v, 1)) for n, v in cols.items()}  # (K, B) each
+    return {**batch_sensitivities(cfg, task, seeds, device), **batch_sharpnesses(cfg, task, seeds, device)}

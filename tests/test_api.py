@@ -147,7 +147,8 @@ PRODUCERS = {
     "random_label_runs": (G.random_label_runs, (SMOKE.gen, SEEDS, "cpu"), None),
     "size_runs": (G.size_runs, (SMOKE.gen, 16, SEEDS, "cpu"), None),
     "batch_runs": (G.batch_runs, (SMOKE.gen, "fit", 10, SEEDS, "cpu"), None),
-    "batch_measurements": (G.batch_measurements, (SMOKE.gen, "fit", SEEDS, "cpu"), None),
+    "batch_sensitivities": (G.batch_sensitivities, (SMOKE.gen, "fit", SEEDS, "cpu"), None),
+    "batch_sharpnesses": (G.batch_sharpnesses, (SMOKE.gen, "fit", SEEDS, "cpu"), None),
     "ratio_runs": (L.ratio_runs, (SMOKE.opt, SEEDS, "cpu"), None),
 }
 
