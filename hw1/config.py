@@ -12,6 +12,7 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from .provenance import tf32
 from .stats import StagePlan
 
 # Fields that no producer reads (seed counts, decision thresholds): left out of run-cache keys, so
@@ -381,6 +382,9 @@ def departures(scale: Scale, claim: str, report: Scale | None = None) -> list[di
         decisive = kind if ratio is not None and ratio < 0.5 else ""
         out.append({"field": key, "value": mine[key], "report": theirs[key], "ratio": ratio,
                     "decisive": decisive})
+    if tf32():  # a numeric knob, not a setting: TF32 products where the report computed in float32
+        out.append({"field": "numerics.tf32 (HW1_TF32)", "value": True, "report": False, "ratio": None,
+                    "decisive": ""})
     return out
 
 

@@ -8,18 +8,27 @@ project's Intel Xeon no setting reproduces the parameters that the same settings
 EPYC, so the project sets neither, and its ledger pins only what a machine cannot change
 (outcomes and the figures' structure). A user who sets either knob gets it recorded here and in
 the run cache's key.
+
+`HW1_TF32=1` is the one GPU knob: TF32 matrix products and convolutions on CUDA (off by default,
+cuDNN's convolutions included; `hw1.train.set_precision`). It is recorded the same way, enters the
+run key, and every claim lists it as a departure from the report's float32.
 """
 from __future__ import annotations
 
 import os
 import platform
 
-KNOBS = ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+KNOBS = ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "HW1_TF32")
 
 
 def knobs() -> dict:
     """The numeric knobs set in this process's environment, {name: value}."""
-    return {k: os.environ[k] for k in KNOBS if os.environ.get(k)}
+    return {k: os.environ[k] for k in KNOBS if os.environ.get(k) and not (k == "HW1_TF32" and not tf32())}
+
+
+def tf32() -> bool:
+    """Whether TF32 is asked for (HW1_TF32 set to anything but '', 0, false, no, off)."""
+    return os.environ.get("HW1_TF32", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def cpu_model() -> str:
@@ -62,19 +71,21 @@ def _numpy_blas() -> str:
 def numerics() -> dict:
     """What decides this process's float results on the CPU: the CPU model, the vector capability
     torch uses (`torch.backends.cpu.get_cpu_capability()`), the BLAS of torch and of numpy, their
-    versions, and any numeric knob set in the environment."""
+    versions, any numeric knob set in the environment, and the GPU's name where CUDA is present."""
     import numpy as np
     import torch
 
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "torch_blas": _torch_blas(), "numpy_blas": _numpy_blas(), "torch": torch.__version__,
-            "numpy": np.__version__, "knobs": knobs()}
+            "numpy": np.__version__, "knobs": knobs(), **({"accelerator": gpu} if gpu else {})}
 
 
 def describe(info: dict) -> str:
     """One line for an index header: 'Intel(R) Xeon(R) Processor; torch 2.14.1 with AVX512 kernels
     and mkl (2024.2); numpy 2.4.6 with scipy-openblas 0.3.31'."""
     knob = "; " + ", ".join(f"{k}={v}" for k, v in info["knobs"].items()) if info.get("knobs") else ""
-    return (f"{info.get('cpu', '?')}; torch {info.get('torch', '?')} with {info.get('cpu_capability', '?')} "
+    gpu = f"{info['accelerator']} with " if info.get("accelerator") else ""
+    return (f"{gpu}{info.get('cpu', '?')}; torch {info.get('torch', '?')} with {info.get('cpu_capability', '?')} "
             f"kernels and {info.get('torch_blas', '?')}; numpy {info.get('numpy', '?')} with "
             f"{info.get('numpy_blas', '?')}{knob}")

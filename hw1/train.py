@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from . import progress
+from . import progress, provenance
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -42,7 +42,15 @@ def resolve_device(name: str = "auto") -> torch.device:
                               f"use --device cpu or auto")
     elif dev.type != "cpu":
         raise DeviceError(f"device type {dev.type!r} is not supported; use auto, cpu or cuda[:N]")
+    set_precision(dev)
     return dev
+
+
+def set_precision(device: torch.device | str) -> None:
+    """Float32 on CUDA means float32: TF32 matrix products and cuDNN convolutions (PyTorch's default
+    for convolutions) only where HW1_TF32 asks for them (`hw1.provenance.tf32`). Nothing on CPU."""
+    if torch.device(device).type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = provenance.tf32()
 
 
 def mse_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -254,6 +262,7 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
     if stop_below is not None and on_epoch is not None:
         raise ValueError("stop_below with on_epoch is not supported: a stopped member's recordings would stop")
     device = torch.device(device)
+    set_precision(device)
     if vectorize == "auto":
         vectorize = vectorizes(build, device)
     if not vectorize and len(seeds) > 1:

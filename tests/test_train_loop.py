@@ -216,3 +216,29 @@ def test_the_loop_trains_the_same_bits_as_the_loop_it_replaced(loss, batch_size)
     ens = train_ensemble(arch, [0, 4], x, y, **kw)
     assert all(torch.equal(ens.params[n], params[n]) for n in params)
     assert torch.equal(ens.history["loss"], history)
+
+
+# ---------------------------------------------------------------- TF32: an opt-in knob
+
+
+@pytest.mark.parametrize("value, on", [(None, False), ("0", False), ("1", True), ("yes", True)])
+def test_tf32_is_off_on_cuda_unless_asked_and_then_keyed_and_listed(value, on, monkeypatch):
+    from hw1 import cache, config, provenance
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        monkeypatch.delenv("HW1_TF32", raising=False)
+        base_key = cache.run_key({"fn": "f"}, "cpu")
+        if value is not None:
+            monkeypatch.setenv("HW1_TF32", value)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not on  # the other way
+        T.set_precision("cpu")  # nothing on CPU
+        assert torch.backends.cudnn.allow_tf32 is (not on)
+        T.set_precision("cuda")  # the flags are the process's; no GPU needed to set them
+        assert torch.backends.cuda.matmul.allow_tf32 is on and torch.backends.cudnn.allow_tf32 is on
+        assert provenance.tf32() is on and ("HW1_TF32" in provenance.knobs()) is on
+        assert (cache.run_key({"fn": "f"}, "cpu") != base_key) is on
+        listed = [d["field"] for d in config.departures(config.CI, "cnn-depth")]
+        assert ("numerics.tf32 (HW1_TF32)" in listed) is on
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

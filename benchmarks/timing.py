@@ -1,0 +1,56 @@
+"""The timing table of one claims run: every case's wall time, its training, its seeds and outcome,
+read from the records the run wrote (`<figures dir>/records/*.json`) and its `environment.json`.
+
+    python -m benchmarks.timing figures/paper --wall 540 > figures/paper/timing.md
+
+`benchmarks/gpu_paper.sh` writes it after the paper suite; nothing here runs a claim.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def rows(folder: Path) -> list[dict]:
+    out = []
+    for f in sorted((folder / "records").glob("*.json")):
+        r = json.loads(f.read_text())
+        out.append({"claim": r["claim"], "case": r.get("case") or "", "outcome": r["verdict"]["status"],
+                    "seeds": len(r.get("seeds") or []), "seconds": r.get("seconds"),
+                    "trained": r.get("train_seconds")})
+    return sorted(out, key=lambda r: -(r["seconds"] or 0))
+
+
+def table(folder: Path, wall: float | None = None) -> str:
+    env_file = folder / "environment.json"
+    env = json.loads(env_file.read_text()) if env_file.exists() else {}
+    found = rows(folder)
+    num = env.get("numerics", {})
+    where = num.get("accelerator") or num.get("cpu") or "unknown machine"
+    lines = [f"# Timing: {env.get('scale', '?')} scale, {len(found)} claim cases",
+             "", f"Device `{env.get('device', '?')}` ({where}), torch {env.get('torch', '?')}."]
+    if wall is not None:
+        lines.append(f"Wall time of the whole run: {wall:.0f} s ({wall / 60:.1f} min).")
+    total = sum(r["seconds"] or 0 for r in found)
+    lines += [f"Sum of the cases' own wall times: {total:.0f} s (cases run side by side on the workers).", "",
+              "| claim | case | outcome | seeds | seconds | trained (s) |", "| --- | --- | --- | ---: | ---: | ---: |"]
+    for r in found:
+        sec = "" if r["seconds"] is None else f"{r['seconds']:.1f}"
+        tr = "" if r["trained"] is None else f"{r['trained']:.0f}"
+        lines.append(f"| {r['claim']} | {r['case']} | {r['outcome']} | {r['seeds']} | {sec} | {tr} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path, help="the run's figures folder (--figures-dir)")
+    ap.add_argument("--wall", type=float, default=None, help="the run's wall time in seconds")
+    a = ap.parse_args(argv)
+    if not (a.folder / "records").is_dir():
+        raise SystemExit(f"{a.folder}: no records/ folder; is it a claims run's --figures-dir?")
+    print(table(a.folder, a.wall), end="")
+
+
+if __name__ == "__main__":
+    main()
