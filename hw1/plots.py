@@ -208,12 +208,14 @@ def _overview_panel(ax, rows: list[dict | None], title: str) -> None:
     ax.set_ylim(len(rows) - 0.5, -0.5)
 
 
-def draw_overview(path: Path, labels: list[str], columns: dict[str, list[dict | None]]) -> dict:
+def draw_overview(path: Path, labels: list[str], columns: dict[str, list[dict | None]],
+                  groups: list[str] | None = None) -> dict:
     """Every claim case on one signed scale, one panel per scale (e.g. ci, paper), side by side.
 
     labels: (cases,) row labels, top to bottom; columns: {scale: (cases,) of None (not run) or
     {'status', 'd', 'low', 'high', ...}}: the effect d with its interval on a scale where the
-    claimed direction is positive. Saves the PNG and the data (JSON). -> the structure."""
+    claimed direction is positive; groups: (cases,) e.g. the report section of each row, ruled
+    off from the next. Saves the PNG and the data (JSON). -> the structure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     height = 1.2 + 0.32 * len(labels)
@@ -225,6 +227,9 @@ def draw_overview(path: Path, labels: list[str], columns: dict[str, list[dict | 
             for k in ("low", "high") if row[k] is not None and np.isfinite(row[k])]
     reach = max([1.0, *ends]) * 1.08  # symmetric about 0: the claimed side is the right half
     axes[0][0].set_xlim(-reach, reach)
+    for y in [k for k in range(1, len(labels)) if groups and groups[k] != groups[k - 1]]:
+        for ax in axes[0]:
+            ax.axhline(y - 0.5, color="0.6", lw=0.8, ls="--")
     axes[0][0].set_yticks(range(len(labels)), labels, fontsize=9)
     handles = [plt.Line2D([], [], color=c, marker="o", lw=2.2, label=s) for s, c in OUTCOME_COLORS.items()]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
@@ -234,6 +239,6 @@ def draw_overview(path: Path, labels: list[str], columns: dict[str, list[dict | 
     structure = _structure("", [{"title": f"{name} scale", "xlabel": "standardized effect z/√n",
                                  "ylabel": "", "series": list(labels)} for name in columns])
     path.with_suffix(".json").write_text(json.dumps(
-        {"structure": structure, "labels": list(labels), "columns": columns}, indent=1,
+        {"structure": structure, "labels": list(labels), "groups": groups, "columns": columns}, indent=1,
         default=lambda x: None))
     return structure

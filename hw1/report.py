@@ -352,12 +352,13 @@ def write_overview(figures_dir: Path, records: list[ClaimRecord], paper: dict, f
     if paper_column:
         columns["paper"] = [_overview_row(paper.get((r.claim, r.case))) for r in records]
     labels = [r.label + (" ⚠ fragile" if r.label in fragile else "") for r in records]
-    plots.draw_overview(figures_dir / f"{OVERVIEW}.png", labels, columns)
+    plots.draw_overview(figures_dir / f"{OVERVIEW}.png", labels, columns, [r.section for r in records])
     return ("Each case's standardized effect: the test's statistic, centred and scaled under the null "
             "(z, signed so that the **claimed direction is to the right**), divided by √n (n = seeds or "
             "runs), with the approximate 95% interval (z ± 1.96)/√n; a claim of several parts shows its "
             "weakest part. The dot's colour is the outcome; ⚠ marks a case whose outcome differed between "
-            "disjoint seed sets. Effects in their own units are in the table.")
+            "disjoint seed sets; dashed lines part the report's sections. Effects in their own units are "
+            "in the table.")
 
 
 # ------------------------------------------------------------------------------ index
