@@ -192,10 +192,11 @@ def _seconds(r: ClaimRecord) -> str:
     return f"trained in {r.train_seconds:.0f} s, this run {r.seconds:.0f} s{cached}"
 
 
-def _seeds(r: ClaimRecord) -> str:
-    if not r.stages:
+def _seeds(r: ClaimRecord, stage: bool = True) -> str:
+    """'16 (stage 2, decided)': the seeds used and why the stages stopped ('16 (decided)' if not stage)."""
+    if not r.stages or not r.reason:
         return str(len(r.seeds))
-    return f"{len(r.seeds)} (stage {len(r.stages)}, {r.reason})" if r.reason else str(len(r.seeds))
+    return f"{len(r.seeds)} (stage {len(r.stages)}, {r.reason})" if stage else f"{len(r.seeds)} ({r.reason})"
 
 
 def _short(v) -> str:
@@ -240,7 +241,7 @@ def _differs(r: ClaimRecord) -> str:
     return ""
 
 
-def one_line(statement: str, width: int = 90) -> str:
+def one_line(statement: str, width: int = 60) -> str:
     """The statement cut at a word before `width` characters (… when cut)."""
     if len(statement) <= width:
         return statement
@@ -266,11 +267,11 @@ def _row(r: ClaimRecord, paper: ClaimRecord | None, stability: dict | None, cata
         outcome += " ⚠ fragile"
     if _differs(r):
         outcome += f" ({_differs(r)})"
-    paper_cell = "not run" if paper is None else f"{BADGE.get(paper.status, paper.status)}, p = {_p(paper)}"
+    paper_cell = "not run" if paper is None else BADGE.get(paper.status, paper.status)
     paper_cell = f" {paper_cell} |" if paper_column else ""
     says = f"[{one_line(r.statement)}]({catalogue}#{r.claim})"
-    return (f"| [{r.label}](#{r.key}) | {says} | {outcome} |{paper_cell} {_seeds(r)} | {_p(r)} | "
-            f"{_effect(r.verdict)} |")
+    return (f"| [{r.label}](#{r.key}) | {says} | {outcome} |{paper_cell} {_seeds(r, stage=False)} | "
+            f"{_p(r)} | {_effect(r.verdict)} |")
 
 
 def _stage_table(r: ClaimRecord) -> list[str]:
@@ -298,7 +299,8 @@ def _details(r: ClaimRecord, paper: ClaimRecord | None, stability: dict | None, 
         lines.append(f"- across seed sets ([STABILITY.md](STABILITY.md)): {_stability_text(stability)}")
     if paper is not None:
         detail = paper.verdict.detail if paper.verdict else ""
-        lines.append(f"- at paper scale: **{paper.status}** — {detail}")
+        lines.append(f"- at paper scale: **{paper.status}**, p = {_p(paper)}, seeds {_seeds(paper)} — "
+                     f"{detail}")
     if r.note:
         lines.append(f"- note: {r.note}")
     if r.expected != REPRODUCED:

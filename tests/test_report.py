@@ -1,6 +1,7 @@
 """The index and the terminal summary write what the records hold (issue 16, fix 7; issue 15; issue 18)."""
 import json
 import math
+import re
 
 from hw1 import report, stats
 from hw1.config import CI, SMOKE, apply_overrides
@@ -88,3 +89,10 @@ def test_the_index_opens_with_the_overview_in_the_reports_order(tmp_path):
     assert data["labels"] == ["a [x]", "b", "c"]
     assert [row is None for row in data["columns"]["paper"]] == [True] * 3  # no paper records: "not run"
     assert data["columns"]["ci"][0]["d"] == 3.0 / math.sqrt(6)
+
+
+def test_a_row_stays_narrow_whatever_the_statement():
+    r = _record(statement="word " * 80, stages=[{"stage": 1}, {"stage": 2}], reason=stats.DECIDED)
+    row = report._row(r, _record(verdict=_verdict(status="reproduced")), {"stable": False}, "CLAIMS.md")
+    visible = re.sub(r"\]\([^)]*\)", "]", row)  # link targets are not shown
+    assert len(visible) < 170 and "6 (decided)" in row and " …" in row
