@@ -162,10 +162,12 @@ def longest_first(config, items) -> None:
     cnn-depth's CNNs, starts first instead of running alone at the end). A case without a record
     keeps its place after the timed ones. The order is the same in every worker (it is read from
     committed files)."""
+    if not any(claim_mark(it) is not None for it in items):
+        return
     claims = [it for it in items if claim_mark(it) is not None]
     seconds = {r.label: float(r.train_seconds or r.seconds) for r in report.load_records(ROOT / "figures")
                if r.scale == "ci"}
-    if not claims or not seconds:
+    if not seconds:
         return
     lpt = sorted(claims, key=lambda it: -seconds.get(case_label(it), 0.0))  # stable: ties keep their order
     workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
@@ -193,7 +195,7 @@ def first_chunks(lpt: list, workers: int) -> list:
 def stability_table(config) -> dict:
     """The committed stability table of this scale (figures/stability.json, `python -m hw1.stability`)."""
     if not hasattr(config, "_hw1_stability"):
-        table = report._load_json(ROOT / "figures" / "stability.json") or {}
+        table = report.load_json(ROOT / "figures" / "stability.json") or {}
         config._hw1_stability = table if table.get("scale") == config.getoption("--scale") else {}
     return config._hw1_stability
 

@@ -158,7 +158,8 @@ def drop_other_runs(figures_dir: Path, scale: str, seed_offset: int = 0, overrid
     return n
 
 
-def _load_json(path: Path):
+def load_json(path: Path):
+    """The JSON at path, or None when it is missing or unreadable."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -411,8 +412,8 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
     paper = {}
     if paper_dir.resolve() != figures_dir.resolve():
         paper = {(r.claim, r.case): r for r in load_records(paper_dir) if r.scale == "paper"}
-    stability = (_load_json(figures_dir / "stability.json") or {}).get("cases", {})
-    env = _load_json(figures_dir / "environment.json") or {}
+    stability = (load_json(figures_dir / "stability.json") or {}).get("cases", {})
+    env = load_json(figures_dir / "environment.json") or {}
     catalogue = os.path.relpath(CATALOGUE, figures_dir.resolve())
     paper_column = {r.scale for r in records} != {"paper"}  # a paper index needs no paper column
     fragile = {k for k, st in stability.items() if not st.get("stable")}

@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     offsets = tuple(int(o) for o in args.offsets.split(","))
     seconds = {}
     if args.tables_only or args.pooled_only:  # keep the wall times the runs were measured with
-        old = report._load_json(Path(args.figures) / "stability.json") or {}
+        old = report.load_json(Path(args.figures) / "stability.json") or {}
         seconds = {int(k): v for k, v in (old.get("seconds") or {}).items() if int(k) in offsets}
     else:
         for off in offsets:
