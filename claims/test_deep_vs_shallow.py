@@ -29,9 +29,11 @@ CNN_UNDERTRAINED = pytest.mark.expect("ci", "not shown", evidence=(
 PAPER_FIT = {
     # function-depth was measured with its earlier second part (grid MSE), not re-run since the
     # largest-error part replaced it (issue 16): a paper run that decides otherwise fails and says so.
-    ("function-depth", "sinc"): ("reproduced", "16 seeds (stage 2), Page's L p = 0.0078, mean tau 0.33 [0.08, "
+    ("function-depth", "sinc"): ("reproduced", "16 seeds (stage 2), Page's L p = 0.0078, mean tau 0.33 "
+                                 "[0.08, "
                                  "0.54] (with the earlier grid-MSE part)"),
-    ("function-depth", "sincos"): ("reproduced", "8 seeds, Page's L p = 7.7e-5, mean tau 0.83 [0.58, 1] (with "
+    ("function-depth", "sincos"): ("reproduced", "8 seeds, Page's L p = 7.7e-5, mean tau 0.83 [0.58, 1] "
+                                   "(with "
                                    "the earlier grid-MSE part)"),
     ("small-budget-crossover", "sinc"): ("reproduced", "16 seeds (stage 2), p = 0.0011, median log10 "
                                          "difference -0.32 [-0.51, -0.11]"),
@@ -78,15 +80,18 @@ def _max_error(target: str, run, grid: torch.Tensor) -> np.ndarray:
 @pytest.mark.claim("function-depth", section=SECTION, statement=(
     "At an equal number of trainable parameters, deeper DNNs reach lower training loss, and predict "
     "the function curve more precisely."))
-@pytest.mark.parametrize("target", [pytest.param(t, marks=_paper("function-depth", t)) for t in ("sinc", "sincos")])
+@pytest.mark.parametrize("target", [pytest.param(t, marks=_paper("function-depth", t))
+                                    for t in ("sinc", "sincos")])
 def test_function_depth(target, scale, device, claim):
-    """Report: 可以發現在相同可訓練參數量下,層數越深,loss 的下降可以到越低。而且,深層的神經網路可以更精確的預測函數圖形."""
+    """Report: 可以發現在相同可訓練參數量下,層數越深,loss 的下降可以到越低。
+    而且,深層的神經網路可以更精確的預測函數圖形."""
     cfg = scale.fit
     grid, _ = sample_target(target, 16 * cfg.n_points)
 
     def measure(s, alpha):
         runs = {d: fit_runs(cfg, target, d, cfg.budget, s, device) for d in cfg.depths}
-        train_loss = np.stack([runs[d].history["loss"][:, -1].numpy() for d in cfg.depths], 1)  # (seeds, depths)
+        # (seeds, depths)
+        train_loss = np.stack([runs[d].history["loss"][:, -1].numpy() for d in cfg.depths], 1)
         max_err = np.stack([_max_error(target, runs[d], grid) for d in cfg.depths], 1)
         # Criterion: Page's trend test over seeds (blocks) x depths, one-sided (decreasing), for the
         # final training loss AND the worst deviation of the predicted curve from the function on a
@@ -118,7 +123,8 @@ def test_function_depth(target, scale, device, claim):
 @pytest.mark.parametrize("target", [pytest.param(t, marks=_paper("small-budget-crossover", t))
                                     for t in ("sinc", "sincos")])
 def test_small_budget_crossover(target, scale, device, claim):
-    """Report: 如果總限制的 trainable variable 量其實很小,或許廣一點的 model 表現會比深一點但每層都只有極少數節點的 model 來得好."""
+    """Report: 如果總限制的 trainable variable 量其實很小,或許廣一點的 model 表現會比深一點但每層都只有
+    極少數節點的 model 來得好."""
     cfg = scale.fit
     budgets, shallow, deep = cfg.crossover_budgets, min(cfg.depths), max(cfg.depths)
 
@@ -151,7 +157,8 @@ def test_small_budget_crossover(target, scale, device, claim):
     claim.figure(f"small-budget-crossover-{target}", [Panel(
         f"Final training loss vs budget, {get_target(target).formula}", "number of parameters",
         f"final MSE (median, IQR over the first {len(first)} seeds)", series, xscale="log", yscale="log",
-        text=f"the test (budgets {budgets[0]} and {budgets[-1]}, {shallow} vs {deep} layers) used {len(s)} seeds")])
+        text=f"the test (budgets {budgets[0]} and {budgets[-1]}, {shallow} vs {deep} layers) "
+             f"used {len(s)} seeds")])
     claim.conclude(verdict, s)
 
 
@@ -170,7 +177,8 @@ def _mnist_figures(claim, runs: dict, kind: str, n: int) -> None:
     "then flatten + one dense layer) reach lower training loss and higher training accuracy."))
 @CNN_UNDERTRAINED
 def test_cnn_depth(scale, device, claim):
-    """Report: 對於 CNN 而言,在可訓練參數差不多的情況下,層數越多(越深),對於 Loss 的下降或是準確率的提升都能有幫助."""
+    """Report: 對於 CNN 而言,在可訓練參數差不多的情況下,層數越多(越深),
+    對於 Loss 的下降或是準確率的提升都能有幫助."""
     cfg = scale.mnist
 
     def measure(s, alpha):

@@ -8,8 +8,7 @@ sensitivities and sharpnesses all read the same batch-size runs) -> measure -> d
 import numpy as np
 import pytest
 
-from hw1 import generalization as G
-from hw1 import stats
+from hw1 import generalization as G, stats
 from hw1.plots import Panel, Series, band
 
 SECTION = "HW1-3 Generalization"
@@ -51,7 +50,8 @@ def test_random_labels(scale, device, claim):
                                   claim=f"test accuracy - chance above -{m:g}", effect_name="median gap"),
             stats.paired_test(h["test_loss"][:, -1], h["test_loss"][:, 0], alternative="greater",
                               alpha=alpha, claim="final test loss above the epoch-1 test loss"),
-        ], claim=f"MLP/CNN fits {cfg.rl_train_size or 60000} randomly labelled MNIST images"), (run, h, chance)
+        ], claim=f"MLP/CNN fits {cfg.rl_train_size or 60000} randomly labelled MNIST images"), \
+            (run, h, chance)
 
     verdict, s, (run, h, chance) = claim.stage(measure, cfg.seeds)
     ep = h["eval_epoch"][0] + 1

@@ -16,13 +16,6 @@ from hw1.train import Ensemble
 SECTION = "HW1-2 Optimization"
 
 
-def _file(claim, name: str, draw, *args, **kwargs) -> None:
-    """File a figure drawn by a producer other than plots.draw (trajectories, contours)."""
-    png = claim.out / f"{name}.png"
-    claim.structures[name] = draw(png, *args, **kwargs)
-    claim.record.figures.append({"name": name, "png": png.name, "data": png.with_suffix(".json").name})
-
-
 def _ratio_ensemble(cfg, seeds, device) -> tuple[dict, Ensemble]:
     out = landscape.ratio_runs(cfg, seeds, device)
     params = {n[6:]: t for n, t in out.items() if n.startswith("param.")}
@@ -43,9 +36,10 @@ def _ratio_ensemble(cfg, seeds, device) -> tuple[dict, Ensemble]:
     "Over 8 trainings from random initialisations the final losses are of the same order of "
     "magnitude, yet the parameters end at different places: the start decides which minimum is reached."))
 def test_trajectories_diverge(scale, device, claim):
-    """Report: 訓練八次,每次 5000 個 epochs,loss 下降的數量級非常接近,但是參數的更新卻大不相同,隨著每次訓練
-    initialization 的不同,gradient descent 所走的路徑是非常不同的; ... 我們可以推測 loss function 存在許多個 local
-    minimum,對於參數一開始如果起始點設定不同,之後也很有可能會到達不同的 local minimum 位置."""
+    """Report: 訓練八次,每次 5000 個 epochs,loss 下降的數量級非常接近,但是參數的更新卻大不相同,
+    隨著每次訓練 initialization 的不同,gradient descent 所走的路徑是非常不同的; ...
+    我們可以推測 loss function 存在許多個 local minimum,對於參數一開始如果起始點設定不同,
+    之後也很有可能會到達不同的 local minimum 位置."""
     cfg = scale.fit
 
     def measure(s, alpha):
@@ -91,9 +85,9 @@ def test_trajectories_diverge(scale, device, claim):
         proj = {m: landscape.project_trajectories(part.numpy(), m, seed=0) for m in ("pca", "tsne")}
         title = (f"hidden layer {int(layer) // 2 + 1} ({part.shape[-1]} params)" if what == "layer"
                  else f"whole model ({part.shape[-1]} params)")
-        _file(claim, f"trajectories-diverge-{what}", plots.draw_trajectories, proj, loss_at, labels,
-              suptitle=f"Parameter trajectories of {shown} runs ({len(s)} tested), {title}, every "
-                       f"{cfg.snapshot_every} epochs")
+        claim.draw(f"trajectories-diverge-{what}", plots.draw_trajectories, proj, loss_at, labels,
+                   suptitle=f"Parameter trajectories of {shown} runs ({len(s)} tested), {title}, every "
+                            f"{cfg.snapshot_every} epochs")
     ratio0 = dist["apart"].min(1) / dist["apart_start"].min(1)
     claim.conclude(verdict, s, note=(
         f"Final losses {final_loss.min():.2g}..{final_loss.max():.2g}. Each run travelled "
@@ -113,8 +107,9 @@ def test_trajectories_diverge(scale, device, claim):
     "When the gradient norm is almost zero the loss still keeps going down: the loss surface is "
     "flat there, and a fixed learning rate converges slowly."))
 def test_gradient_norm(scale, device, claim):
-    """Report: 當 梯度范數 (Gradient Norm)接近 0 的時候,我們可以發現 Loss 其實還是不斷的下降,這告訴了我們其實 Loss
-    function 已經到達了相對平緩的地區,如果單純只靠梯度乘上固定的 leaning rate,收斂的速度可能會很慢."""
+    """Report: 當 梯度范數 (Gradient Norm)接近 0 的時候,我們可以發現 Loss 其實還是不斷的下降,
+    這告訴了我們其實 Loss function 已經到達了相對平緩的地區,
+    如果單純只靠梯度乘上固定的 leaning rate,收斂的速度可能會很慢."""
     cfg, opt = scale.fit, scale.opt
 
     def measure(s, alpha):
@@ -129,7 +124,8 @@ def test_gradient_norm(scale, device, claim):
             change[ok], alternative="less", alpha=alpha,
             claim=(f"loss change while ||grad|| < {opt.quiet:g} x its start "
                    f"({int(ok.sum())}/{len(s)} runs had such stretches)"),
-            effect_name="median log10 loss change over the near-zero-gradient epochs (decades)"), (run, change)
+            effect_name="median log10 loss change over the near-zero-gradient epochs (decades)"), \
+            (run, change)
 
     verdict, s, (run, change) = claim.stage(measure, cfg.seeds)
     g, loss = run.history["grad_norm"].numpy(), run.history["loss"].numpy()
@@ -144,11 +140,13 @@ def test_gradient_norm(scale, device, claim):
         panels.append(Panel(f"{what} vs iteration (full batch: 1 iteration = 1 epoch)", "iteration", ylabel, [
             Series(f"median, IQR over {len(s)} seeds", epochs, mid, lo, hi),
             Series(f"seed {s[k]} (median final loss)", epochs, v[k], style="dashed"),
-            Series(f"seed {s[k]}: near-zero gradient epochs", epochs[quiet[k]], v[k][quiet[k]], style="points")],
+            Series(f"seed {s[k]}: near-zero gradient epochs", epochs[quiet[k]], v[k][quiet[k]],
+                   style="points")],
             xscale="log", yscale="log",
             text=f"near zero: {opt.window}-epoch mean of ||∇L|| < {opt.quiet:g} x its first value"))
     claim.figure("gradient-norm", panels,
-                 suptitle=f"1-hidden-layer DNN ({run.build.n_params} params) on {get_target('sincos').formula}")
+                 suptitle=f"1-hidden-layer DNN ({run.build.n_params} params) on "
+                          f"{get_target('sincos').formula}")
     claim.conclude(verdict, s, note=(
         f"{int(ok.sum())}/{len(s)} runs had >= {opt.window} near-zero-gradient epochs (median "
         f"{int(np.median(quiet.sum(1)))} of {g.shape[1]}); over them the loss changed by "
@@ -165,8 +163,8 @@ def test_gradient_norm(scale, device, claim):
     "is below 1 in every run: saddle points or flat regions, not strict minima; runs with a higher "
     "minimal ratio tend to have lower loss."))
 def test_minimal_ratio(scale, device, claim):
-    """Report: 在上圖中,我們很容易發現在圖的右下角有一個 cluster,代表 min ratio 高而且 loss 不高的狀況; ... 100 次結果中
-    沒有一次的 minimum ratio 接近 1 的(看起來最後仍然是在鞍點)."""
+    """Report: 在上圖中,我們很容易發現在圖的右下角有一個 cluster,代表 min ratio 高而且 loss 不高的狀況;
+    ... 100 次結果中沒有一次的 minimum ratio 接近 1 的(看起來最後仍然是在鞍點)."""
     cfg = scale.opt
 
     def measure(s, alpha):
@@ -214,8 +212,8 @@ def test_minimal_ratio(scale, device, claim):
     "(bonus) The mean loss over random points at equal distance r from a found minimum θ* grows with "
     "r², and this 1-D curve shows how sharp the minimum is."))
 def test_error_surface(scale, device, claim):
-    """Report: 以 θ^* 為中心,把所有歐氏方向上的等距位置(Hyper-ball)的 Loss 取期望值 ... 並對歐氏距離的平方作圖得到的結果;
-    我們認為這樣簡單的做法也能夠看出 Loss Function 的 Sharpness 程度."""
+    """Report: 以 θ^* 為中心,把所有歐氏方向上的等距位置(Hyper-ball)的 Loss 取期望值 ...
+    並對歐氏距離的平方作圖得到的結果; 我們認為這樣簡單的做法也能夠看出 Loss Function 的 Sharpness 程度."""
     cfg = scale.opt
     x, y = sample_target(cfg.ratio_target, cfg.n_points)
 
@@ -242,9 +240,9 @@ def test_error_surface(scale, device, claim):
         yscale="log", text=f"r up to {cfg.radii[-1]:g} x ||θ*|| (median ||θ*|| = {norm:.3g})")])
     shapes = landscape.param_shapes(ens.params)
     coords, surf = landscape.surface_2d(ens.build, ens.flat()[k], x, y, shapes, cfg.span, cfg.grid, seed=0)
-    _file(claim, "error-surface-2d", plots.draw_contour, coords, surf,
-          f"Loss around θ* (seed {s[k]}), filter-normalised directions", "α (direction 1)",
-          "β (direction 2)", "training MSE (log colour)")
+    claim.draw("error-surface-2d", plots.draw_contour, coords, surf,
+               f"Loss around θ* (seed {s[k]}), filter-normalised directions", "α (direction 1)",
+               "β (direction 2)", "training MSE (log colour)")
     claim.conclude(verdict, s, note=(
         f"θ* = the end points of the minimal-ratio runs (after the gradient-norm phase); mean loss "
         f"rose from {np.median(mean[:, 0]):.2g} at r = 0 to {np.median(mean[:, -1]):.2g} at r = "

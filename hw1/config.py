@@ -11,6 +11,7 @@ import fnmatch
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
+from fractions import Fraction
 
 from .provenance import tf32
 from .stats import StagePlan
@@ -151,10 +152,7 @@ class GenConfig:
     rl_train_acc: float = _design(0.99)  # "fits": training accuracy above this
 
 
-# Seeds in stages (hw1.stats.staged): a case not decided by its first stage's seeds gets 2x, then
-# 4x the claim's base count; alpha is spent 1/2, 1/4, 1/4 over the stages (union bound: overall
-# false "reproduced" <= alpha), and a case stops early when, at the effect it shows, even 4x the
-# seeds would reach significance either way with chance < 5%. Fixed before any run.
+# Seeds in stages (hw1.stats.staged), fixed before any run; `describe_plan` says what a plan does.
 STAGED = StagePlan(multipliers=(1, 2, 4), spend=(0.5, 0.75, 1.0), futility=0.05)
 SINGLE = StagePlan(multipliers=(1,), spend=(1.0,), futility=0.0)
 
@@ -194,8 +192,8 @@ CI = Scale(
                   rl_epochs=60, rl_batch=50, pg_seeds=5, pg_train_size=1000, pg_test_size=1000,
                   pg_channels=(), pg_depth=2, pg_widths=(8, 12, 16, 24, 32, 48, 64, 96, 128, 192),
                   pg_epochs=20, pg_batch=50, bs_train_size=1000, bs_test_size=1000, bs_channels=(),
-                  bs_widths=(64, 64, 64, 64), bs_epochs=20, bs_min_steps=200, bs_target_loss=0.01, fit_epochs=60,
-                  fit_min_steps=2000, sens_points=500, sharp_points=1000),
+                  bs_widths=(64, 64, 64, 64), bs_epochs=20, bs_min_steps=200, bs_target_loss=0.01,
+                  fit_epochs=60, fit_min_steps=2000, sens_points=500, sharp_points=1000),
 )
 
 SMOKE = Scale(
@@ -214,6 +212,28 @@ SMOKE = Scale(
 )
 
 SCALES = {s.name: s for s in (SMOKE, CI, PAPER)}
+
+
+def _fraction(x: float) -> str:
+    f = Fraction(x).limit_denominator(64)
+    return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
+
+
+def describe_plan(plan: StagePlan, alpha: float) -> str:
+    """The stage plan in words, for legends and notes: what a run of this plan did.
+
+    describe_plan(CI.stages, 0.05) -> "Seeds come in 3 stages: a case not decided by its first
+    stage gets 2×, then 4× the seeds, with α = 0.05 spent 1/2, 1/4, 1/4 over the stages ..."."""
+    if len(plan.multipliers) == 1:
+        return f"Seeds come in one stage, tested at α = {alpha * plan.spend[0]:g}."
+    more = ", then ".join(f"{m / plan.multipliers[0]:g}×" for m in plan.multipliers[1:])
+    spent = ", ".join(_fraction(x / alpha) for x in plan.levels(alpha))
+    futility = (f", and an early stop when even {plan.multipliers[-1] / plan.multipliers[0]:g}× the "
+                f"seeds would reach significance either way with a chance under {plan.futility:.0%} "
+                "(futility)") if plan.futility > 0 else ""
+    return (f"Seeds come in {len(plan.multipliers)} stages: a case not decided by its first stage "
+            f"gets {more} the seeds, with α = {alpha:g} spent {spent} over the stages (by the union "
+            f"bound a false outcome stays ≤ α){futility}.")
 
 
 def get_scale(name: str) -> Scale:
@@ -389,4 +409,5 @@ def departures(scale: Scale, claim: str, report: Scale | None = None) -> list[di
 
 
 __all__ = ["FitConfig", "MnistConfig", "OptConfig", "GenConfig", "Scale", "SCALES", "get_scale",
-           "seeds_for", "replace", "apply_overrides", "OverrideError", "departures", "StagePlan"]
+           "seeds_for", "replace", "apply_overrides", "OverrideError", "departures", "StagePlan",
+           "describe_plan"]

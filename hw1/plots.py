@@ -181,3 +181,64 @@ def draw_contour(path: Path, coords: np.ndarray, values: np.ndarray, title: str,
     path.with_suffix(".json").write_text(json.dumps({"structure": structure, "coords": _jsonable(coords),
                                                      "values": _jsonable(v)}))
     return structure
+
+
+# ============================================================================ the report's overview
+OUTCOME_COLORS = {"reproduced": "#2a9d44", "contradicted": "#d1352b", "not shown": "#e0a100",
+                  "inconclusive": "#8c8c8c"}
+
+
+def _overview_panel(ax, rows: list[dict | None], title: str) -> None:
+    """One column of the overview: a dot and its interval per case (row 0 at the top)."""
+    ax.axvline(0, color="black", lw=0.8)
+    for y, row in enumerate(rows):
+        if row is None:
+            ax.text(0, y, "not run", ha="center", va="center", fontsize=8, color="0.55")
+            continue
+        d, lo, hi = (row[k] if row[k] is not None else np.nan for k in ("d", "low", "high"))
+        color = OUTCOME_COLORS.get(row["status"], "0.5")
+        if not np.isfinite(d):
+            ax.text(0, y, "no estimate", ha="center", va="center", fontsize=8, color=color)
+            continue
+        ax.plot([lo, hi], [y, y], color=color, lw=2.2, solid_capstyle="butt")
+        ax.plot(d, y, "o", color=color, ms=7, mec="white", mew=0.8)
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel("standardized effect z/√n  (claimed direction →)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+
+
+def draw_overview(path: Path, labels: list[str], columns: dict[str, list[dict | None]],
+                  groups: list[str] | None = None) -> dict:
+    """Every claim case on one signed scale, one panel per scale (e.g. ci, paper), side by side.
+
+    labels: (cases,) row labels, top to bottom; columns: {scale: (cases,) of None (not run) or
+    {'status', 'd', 'low', 'high', ...}}: the effect d with its interval on a scale where the
+    claimed direction is positive; groups: (cases,) e.g. the report section of each row, ruled
+    off from the next. Saves the PNG and the data (JSON). -> the structure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height = 1.2 + 0.32 * len(labels)
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns) + 3.2, height), sharex=True,
+                             sharey=True, squeeze=False)
+    for ax, (name, rows) in zip(axes[0], columns.items()):
+        _overview_panel(ax, rows, f"{name} scale")
+    ends = [abs(row[k]) for rows in columns.values() for row in rows if row
+            for k in ("low", "high") if row[k] is not None and np.isfinite(row[k])]
+    reach = max([1.0, *ends]) * 1.08  # symmetric about 0: the claimed side is the right half
+    axes[0][0].set_xlim(-reach, reach)
+    for y in [k for k in range(1, len(labels)) if groups and groups[k] != groups[k - 1]]:
+        for ax in axes[0]:
+            ax.axhline(y - 0.5, color="0.6", lw=0.8, ls="--")
+    axes[0][0].set_yticks(range(len(labels)), labels, fontsize=9)
+    handles = [plt.Line2D([], [], color=c, marker="o", lw=2.2, label=s) for s, c in OUTCOME_COLORS.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.35 / height, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    structure = _structure("", [{"title": f"{name} scale", "xlabel": "standardized effect z/√n",
+                                 "ylabel": "", "series": list(labels)} for name in columns])
+    path.with_suffix(".json").write_text(json.dumps(
+        {"structure": structure, "labels": list(labels), "groups": groups, "columns": columns}, indent=1,
+        default=lambda x: None))
+    return structure

@@ -3,30 +3,40 @@
 Under xdist each worker writes its own records (one file per case, named from the test id); the
 controller assembles the index once the session ends. Records of cases not run this time are kept
 if they were made at the same scale, and dropped if made at another (a mixed index would mislead).
+
+INDEX.md opens with the overview figure (every case's effect on one signed scale, `overview`),
+then one narrow row per case, then each case's details, all in the report's order.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from . import plots
+from .config import describe_plan
 from .provenance import describe
-from .stats import INCONCLUSIVE, Verdict, format_p
+from .stats import INCONCLUSIVE, REPRODUCED, StagePlan, Verdict, format_p, futility_z
 
 BADGE = {"reproduced": "✅ reproduced", "contradicted": "⛔ contradicted", "not shown": "➖ not shown",
          "inconclusive": "❔ inconclusive"}
-OUTCOME_LEGEND = (
-    "Outcomes (α = 0.05, one-sided, over seeds): **reproduced**: the claimed direction is "
-    "significant; **contradicted**: the opposite direction is significant at the same α; **not "
-    "shown**: neither is significant, though the design could have shown the claim (the details "
-    "give the seeds the observed effect would need); **inconclusive**: the design cannot decide "
-    "(too few units for the test to reach α, failed runs, or the smoke scale). Seeds come in "
-    "stages: a case that is not decided by its first stage gets 2×, then 4× the seeds, with α "
-    "spent ½, ¼, ¼ over the stages and an early stop when more seeds cannot help (futility).")
+CATALOGUE = Path(__file__).resolve().parent.parent / "claims" / "CLAIMS.md"  # the claims' wording
+OVERVIEW = "overview"  # figures/overview.png and .json
+
+
+def outcome_legend(alpha: float, plan: StagePlan) -> str:
+    """What the four outcomes mean, and the stage plan of this run (from its config)."""
+    return (f"Outcomes (α = {alpha:g}, one-sided, over seeds): **reproduced**: the claimed direction is "
+            "significant; **contradicted**: the opposite direction is significant at the same α; **not "
+            "shown**: neither is significant, though the design could have shown the claim (the details "
+            "give the seeds the observed effect would need); **inconclusive**: the design cannot decide "
+            "(too few units for the test to reach α, failed runs, or the smoke scale). "
+            + describe_plan(plan, alpha))
 
 
 def slug(text: str) -> str:
@@ -42,6 +52,20 @@ def write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def case_label(claim: str, case: str) -> str:
+    """'function-depth [sinc]', or the claim id alone for an unparametrized claim."""
+    return f"{claim} [{case}]" if case else claim
+
+
+@dataclass
+class FigureFile:
+    """A figure a case filed: its name, its PNG and the JSON of the data behind it (file names)."""
+
+    name: str
+    png: str
+    data: str
+
+
 @dataclass
 class ClaimRecord:
     """What one claim case found: the verdict, the figures and the setting that produced them."""
@@ -52,8 +76,9 @@ class ClaimRecord:
     statement: str
     scale: str
     seeds: list[int]
-    figures: list[dict] = field(default_factory=list)  # {name, png, data, structure}
-    verdict: dict | None = None
+    order: int = 0  # the case's place in the report: its section, then the claims modules' order
+    figures: list[FigureFile] = field(default_factory=list)
+    verdict: Verdict | None = None
     expected: str = "reproduced"  # what the suite expects at this scale (xfail cases say otherwise)
     expected_evidence: str = ""  # the measurement behind an expected non-reproduction
     note: str = ""
@@ -64,7 +89,8 @@ class ClaimRecord:
     ledger: bool = True  # whether this run checked the ledger and the strict expectations
     departures: list[dict] = field(default_factory=list)  # hw1.config.departures(scale, claim)
     stages: list[dict] = field(default_factory=list)  # hw1.stats.staged: one entry per stage run
-    stop: str = ""  # why the staged procedure stopped
+    reason: str = ""  # why the staged procedure stopped: one of hw1.stats.STOP_REASONS
+    stop: str = ""  # the same, in words
     differs_from_ledger: bool = False
     within_fragile_split: bool = False  # differs, but within the case's measured split (not a failure)
     started: float = field(default_factory=time.time)
@@ -75,36 +101,56 @@ class ClaimRecord:
     def key(self) -> str:
         return slug(f"{self.claim}--{self.case}" if self.case else self.claim)
 
+    @property
+    def label(self) -> str:
+        return case_label(self.claim, self.case)
+
+    @property
+    def status(self) -> str:
+        return self.verdict.status if self.verdict else INCONCLUSIVE
+
     def conclude(self, verdict: Verdict) -> None:
-        self.verdict = verdict.to_dict()
+        self.verdict = verdict
         self.seconds = time.time() - self.started
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "verdict": self.verdict.to_dict() if self.verdict else None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClaimRecord:
+        """The record `to_dict` wrote (fields it lacks take their defaults; unknown keys are ignored)."""
+        kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
+        kw["figures"] = [FigureFile(**f) for f in kw.get("figures", [])]
+        kw["verdict"] = Verdict.from_dict(kw["verdict"]) if kw.get("verdict") else None
+        kw["seed_sets"] = tuple(kw.get("seed_sets") or ())
+        return cls(**kw)
 
     def save(self, figures_dir: Path) -> Path:
         path = Path(figures_dir) / "records" / f"{self.key}.json"
-        write_json(path, self.__dict__)
+        write_json(path, self.to_dict())
         return path
 
 
-def load_records(figures_dir: Path) -> list[dict]:
+def load_records(figures_dir: Path) -> list[ClaimRecord]:
+    """The records in figures_dir/records, in the report's order (section, then the suite's order)."""
     out = []
     for p in sorted((Path(figures_dir) / "records").glob("*.json")):
         try:
-            out.append(json.loads(p.read_text()))
-        except (OSError, ValueError):
+            out.append(ClaimRecord.from_dict(json.loads(p.read_text())))
+        except (OSError, ValueError, TypeError):
             continue
-    return out
+    return sorted(out, key=lambda r: (r.section, r.order))
 
 
 def drop_other_runs(figures_dir: Path, scale: str, seed_offset: int = 0, overrides=()) -> int:
     """Remove records made at another scale, seed offset or --set overrides (a mixed index would
-    mislead). -> how many."""
+    mislead), and unreadable ones. -> how many."""
     n = 0
     for p in (Path(figures_dir) / "records").glob("*.json"):
         try:
-            r = json.loads(p.read_text())
-            same = (r.get("scale") == scale and r.get("seed_offset", 0) == seed_offset
-                    and list(r.get("overrides", [])) == list(overrides))
-        except (OSError, ValueError):
+            r = ClaimRecord.from_dict(json.loads(p.read_text()))
+            same = r.scale == scale and r.seed_offset == seed_offset and list(r.overrides) == list(overrides)
+        except (OSError, ValueError, TypeError):
             same = False
         if not same:
             p.unlink(missing_ok=True)
@@ -112,49 +158,46 @@ def drop_other_runs(figures_dir: Path, scale: str, seed_offset: int = 0, overrid
     return n
 
 
-def case_label(r: dict) -> str:
-    return f"{r['claim']} [{r['case']}]" if r.get("case") else r["claim"]
+def load_json(path: Path):
+    """The JSON at path, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
-def _status(r: dict) -> str:
-    return (r.get("verdict") or {}).get("status", INCONCLUSIVE)
+def _plan(r: ClaimRecord) -> tuple[float, StagePlan]:
+    """(alpha, stage plan) of the run that made the record (its saved config)."""
+    stages = r.config.get("stages") or {}
+    plan = StagePlan(**{k: tuple(v) if isinstance(v, list) else v for k, v in stages.items()}) \
+        if stages else StagePlan()
+    return float(r.config.get("alpha", 0.05)), plan
 
 
-_fmt_p = format_p  # the one p formatter (hw1.stats)
+# ------------------------------------------------------------------------------ cells
+def _num(x: float) -> str:
+    return f"{x:.3g}" if math.isfinite(x) else "nan"
 
 
-def _num(x) -> float:
-    """A record's number: None (JSON's stand-in for nan) is nan, and 0.0 stays 0.0."""
-    return float(x) if isinstance(x, (int, float)) else float("nan")
+def _effect(v: Verdict | None, named: bool = False) -> str:
+    if v is None or not math.isfinite(v.effect):
+        return "—"
+    name = f"{v.effect_name} = " if named else ""
+    return f"{name}{_num(v.effect)} [{_num(v.ci_low)}, {_num(v.ci_high)}]"
 
 
-def _seconds(r: dict) -> str:
-    run, train = r.get("seconds", 0.0), r.get("train_seconds")
-    if train is None:
-        return f"{run:.0f} s"
-    cached = " (cache)" if train > 2 * run + 5 else ""
-    return f"trained in {train:.0f} s, this run {run:.0f} s{cached}"
+def _seconds(r: ClaimRecord) -> str:
+    if r.train_seconds is None:
+        return f"{r.seconds:.0f} s"
+    cached = " (cache)" if r.train_seconds > 2 * r.seconds + 5 else ""
+    return f"trained in {r.train_seconds:.0f} s, this run {r.seconds:.0f} s{cached}"
 
 
-def _seeds(r: dict) -> str:
-    n = len(r.get("seeds", []))
-    stages = r.get("stages") or []
-    if not stages:
-        return str(n)
-    stop = r.get("stop", "")
-    why = ("decided" if stop.startswith("decided") else "futility" if stop.startswith("futility")
-           else "last stage" if stop.startswith("last") else stop.split(":")[0])
-    return f"{n} (stage {len(stages)}, {why})"
-
-
-def _departures(r: dict) -> str:
-    deps = r.get("departures") or []
-    if not deps:
-        return "as the report" if r.get("scale") != "smoke" else "—"
-    def one(d):
-        flag = f" ⚠ {d['decisive']}" if d.get("decisive") else ""
-        return f"{d['field'].split('.', 1)[1]} {_short(d['value'])} (report {_short(d['report'])}){flag}"
-    return "; ".join(one(d) for d in deps)
+def _seeds(r: ClaimRecord, stage: bool = True) -> str:
+    """'16 (stage 2, decided)': the seeds used and why the stages stopped ('16 (decided)' if not stage)."""
+    if not r.stages or not r.reason:
+        return str(len(r.seeds))
+    return f"{len(r.seeds)} (stage {len(r.stages)}, {r.reason})" if stage else f"{len(r.seeds)} ({r.reason})"
 
 
 def _short(v) -> str:
@@ -166,73 +209,106 @@ def _short(v) -> str:
     return str(v)
 
 
-def _stability_cell(st: dict | None) -> str:
+def _departures(r: ClaimRecord) -> str:
+    if not r.departures:
+        return "as the report" if r.scale != "smoke" else "—"
+
+    def one(d):
+        flag = f" ⚠ {d['decisive']}" if d.get("decisive") else ""
+        return f"{d['field'].split('.', 1)[1]} {_short(d['value'])} (report {_short(d['report'])}){flag}"
+    return "; ".join(one(d) for d in r.departures)
+
+
+def _stability_text(st: dict | None) -> str:
+    """A case's line in figures/stability.json, in words: stable, or its split and pooled verdict."""
     if not st:
         return ""
     if st.get("stable"):
-        return f" · stable in {len(st['sets'])}/{len(st['sets'])} seed sets"
-    split = ", ".join(f"{x['status']} (seed +{x['offset']}, p = {_fmt_p(x.get('p'))}, opposite "
-                      f"{_fmt_p(x.get('p_opposite'))})" for x in st["sets"])
+        return f"stable in {len(st['sets'])}/{len(st['sets'])} seed sets"
+    split = ", ".join(f"{x['status']} (seed +{x['offset']}, p = {format_p(x.get('p'))}, opposite "
+                      f"{format_p(x.get('p_opposite'))})" for x in st["sets"])
     pooled = st.get("pooled")
     pooled = (f"; **pooled over the sets: {pooled['status']}** ({pooled['seeds']} seeds, p = "
-              f"{_fmt_p(pooled.get('p'))}, opposite {_fmt_p(pooled.get('p_opposite'))})") if pooled else ""
-    return f" · ⚠ **fragile**: {split}{pooled}"
+              f"{format_p(pooled.get('p'))}, opposite {format_p(pooled.get('p_opposite'))})"
+              ) if pooled else ""
+    return f"⚠ **fragile**: {split}{pooled}"
 
 
-def summary_lines(records: list[dict]) -> list[str]:
+def _differs(r: ClaimRecord) -> str:
+    if r.within_fragile_split:
+        return f"differs from the ledger's {r.expected}, within this fragile case's split"
+    if r.differs_from_ledger and (r.expected_evidence or r.scale in ("smoke", "ci")):
+        return f"differs from the expectation: {r.expected}"
+    return ""
+
+
+def one_line(statement: str, width: int = 60) -> str:
+    """The statement cut at a word before `width` characters (… when cut)."""
+    if len(statement) <= width:
+        return statement
+    return statement[:width].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+
+
+def _p(r: ClaimRecord) -> str:
+    return format_p(r.verdict.p_value if r.verdict else None)
+
+
+def summary_lines(records: list[ClaimRecord]) -> list[str]:
     """One terminal line per case: outcome, case, seeds, p."""
-    width = max(len(case_label(r)) for r in records)
-    return [f"{BADGE.get(_status(r), _status(r)):16s} {case_label(r):{width}s}  "
-            f"{_seeds(r)}, p = {_fmt_p((r.get('verdict') or {}).get('p_value'))}" for r in records]
+    width = max(len(r.label) for r in records)
+    return [f"{BADGE.get(r.status, r.status):16s} {r.label:{width}s}  {_seeds(r)}, p = {_p(r)}"
+            for r in records]
 
 
-def _row(r: dict, paper: dict | None, stability: dict | None, paper_column: bool = True) -> str:
-    v = r.get("verdict") or {}
-    badge = BADGE.get(_status(r), _status(r))
-    if r.get("expected", "reproduced") != "reproduced" and _status(r) == r.get("expected"):
-        badge += " (as in the ledger)"
-    if r.get("within_fragile_split"):
-        badge += f" (differs from the ledger's {r.get('expected')}, within this fragile case's split)"
-    elif r.get("differs_from_ledger") and (r.get("expected_evidence") or r.get("scale") in ("smoke", "ci")):
-        badge += f" (differs from the expectation: {r.get('expected')})"
-    badge += _stability_cell(stability)
-    if paper is None:
-        paper_cell = "not yet run at paper scale"
-    else:
-        pv = paper.get("verdict") or {}
-        paper_cell = f"{BADGE.get(_status(paper), _status(paper))}, p = {_fmt_p(pv.get('p_value'))}"
-    stat = f"{v.get('test', '')}; p = {_fmt_p(v.get('p_value'))}, opposite p = {_fmt_p(v.get('p_opposite'))}"
-    eff = v.get("effect")
-    effect = (f"{v.get('effect_name')} = {eff:.3g} [{_num(v.get('ci_low')):.3g}, "
-              f"{_num(v.get('ci_high')):.3g}]") if isinstance(eff, (int, float)) else "—"
-    figs = " ".join(f"[{f['name']}]({f['png']})" for f in r.get("figures", []))
+def _row(r: ClaimRecord, paper: ClaimRecord | None, stability: dict | None, catalogue: str,
+         paper_column: bool = True) -> str:
+    """claim | what the report says | outcome | paper | seeds | p | effect."""
+    outcome = BADGE.get(r.status, r.status)
+    if stability and not stability.get("stable"):
+        outcome += " ⚠ fragile"
+    if _differs(r):
+        outcome += f" ({_differs(r)})"
+    paper_cell = "not run" if paper is None else BADGE.get(paper.status, paper.status)
     paper_cell = f" {paper_cell} |" if paper_column else ""
-    return (f"| `{case_label(r)}` | {badge} |{paper_cell} {_seeds(r)} | {stat} | {effect} | "
-            f"{_departures(r)} | {_seconds(r)} | {figs} |")
+    says = f"[{one_line(r.statement)}]({catalogue}#{r.claim})"
+    return (f"| [{r.label}](#{r.key}) | {says} | {outcome} |{paper_cell} {_seeds(r, stage=False)} | "
+            f"{_p(r)} | {_effect(r.verdict)} |")
 
 
-def _details(r: dict, paper: dict | None) -> list[str]:
-    v = r.get("verdict") or {}
-    lines = [f"### `{case_label(r)}`", "", f"> {r['statement']}", "",
-             f"- outcome: **{_status(r)}** — {v.get('detail', '')}",
-             f"- scale `{r['scale']}`, seeds {_seed_range(r['seeds'])}; {_seconds(r)}"]
-    if r.get("stages"):
-        lines.append(f"- seeds in stages: stopped — {r.get('stop', '')}")
-        lines += ["", "  | stage | seeds | level | outcome | p | opposite p |", "  |---|---|---|---|---|---|"]
-        lines += [f"  | {s['stage']} | {s['seeds']} | {s['alpha']:.3g} | {s['status']} | "
-                  f"{_fmt_p(s.get('p'))} | {_fmt_p(s.get('p_opposite'))} |" for s in r["stages"]]
-        lines.append("")
-    if r.get("departures"):
-        lines.append("- departs from the report's setting: " + _departures(r))
+def _stage_table(r: ClaimRecord) -> list[str]:
+    lines = [f"- seeds in stages: stopped — {r.stop}", "",
+             "  | stage | seeds | level | outcome | p | opposite p |", "  |---|---|---|---|---|---|"]
+    lines += [f"  | {s['stage']} | {s['seeds']} | {s['alpha']:.3g} | {s['status']} | "
+              f"{format_p(s.get('p'))} | {format_p(s.get('p_opposite'))} |" for s in r.stages]
+    return lines + [""]
+
+
+def _details(r: ClaimRecord, paper: ClaimRecord | None, stability: dict | None, catalogue: str) -> list[str]:
+    v = r.verdict
+    lines = [f'<a id="{r.key}"></a>', "", f"### {r.label}", "",
+             f"> {r.statement} ([claims]({catalogue}#{r.claim}))", "",
+             f"- outcome: **{r.status}**" + (f" ({_differs(r)})" if _differs(r) else "")
+             + f" — {v.detail if v else ''}"]
+    if v is not None:
+        lines.append(f"- test: {v.test}; p = {format_p(v.p_value)}, opposite p = {format_p(v.p_opposite)}; "
+                     f"effect: {_effect(v, named=True)}")
+    lines.append(f"- scale `{r.scale}`, seeds {_seed_range(r.seeds)}; {_seconds(r)}")
+    if r.stages:
+        lines += _stage_table(r)
+    lines.append("- departs from the report's setting (⚠ = plausibly decisive): " + _departures(r))
+    if stability:
+        lines.append(f"- across seed sets ([STABILITY.md](STABILITY.md)): {_stability_text(stability)}")
     if paper is not None:
-        lines.append(f"- at paper scale: **{_status(paper)}** — {(paper.get('verdict') or {}).get('detail', '')}")
-    if r.get("note"):
-        lines.append(f"- note: {r['note']}")
-    if r.get("expected", "reproduced") != "reproduced":
-        lines.append(f"- the ledger expects **{r['expected']}** at this scale (strict xfail at the "
-                     f"default seeds), as measured: {r.get('expected_evidence', '')}")
-    lines += ["- data: " + ", ".join(f"[{Path(f['data']).name}]({f['data']})" for f in r["figures"]), ""]
-    lines += [f"![{f['name']}]({f['png']})" for f in r["figures"]] + [""]
+        detail = paper.verdict.detail if paper.verdict else ""
+        lines.append(f"- at paper scale: **{paper.status}**, p = {_p(paper)}, seeds {_seeds(paper)} — "
+                     f"{detail}")
+    if r.note:
+        lines.append(f"- note: {r.note}")
+    if r.expected != REPRODUCED:
+        lines.append(f"- the ledger expects **{r.expected}** at this scale (strict xfail at the "
+                     f"default seeds), as measured: {r.expected_evidence}")
+    lines += ["- data: " + ", ".join(f"[{f.data}]({f.data})" for f in r.figures), ""]
+    lines += [f"![{f.name}]({f.png})" for f in r.figures] + [""]
     return lines
 
 
@@ -242,15 +318,89 @@ def _seed_range(seeds: list[int]) -> str:
     return str(seeds)
 
 
-def _load_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+# ------------------------------------------------------------------------------ overview
+def standardized_effect(v: Verdict | None) -> tuple[float, float, float]:
+    """(d, low, high): the claim's standardized statistic per unit, z / √n, with (z ± 1.96) / √n.
+
+    z is the test's statistic centred and scaled under the null, signed so that the claimed
+    direction is positive (Verdict.z_parts; from p where a test has none); for a claim of several
+    parts, its weakest part (the claim needs every part). z has unit variance, so z ± 1.96 is an
+    approximate 95% interval, and dividing by √n puts cases with different numbers of seeds or
+    runs on one scale. nan where the verdict has no estimate."""
+    nan = (math.nan,) * 3
+    if v is None or v.n <= 0:
+        return nan
+    z = min(futility_z(v)[0], default=math.nan)
+    if not math.isfinite(z):
+        return nan
+    root = math.sqrt(v.n)
+    return z / root, (z - 1.96) / root, (z + 1.96) / root
+
+
+def _overview_row(r: ClaimRecord | None) -> dict | None:
+    if r is None:
         return None
+    def finite(x):
+        return x if x is not None and math.isfinite(x) else None  # JSON has no nan
+    d, lo, hi = standardized_effect(r.verdict)
+    return {"status": r.status, "d": finite(d), "low": finite(lo), "high": finite(hi),
+            "n": r.verdict.n if r.verdict else 0, "p": finite(r.verdict.p_value if r.verdict else None)}
+
+
+def write_overview(figures_dir: Path, records: list[ClaimRecord], paper: dict, fragile: set[str],
+                   paper_column: bool) -> str:
+    """figures/overview.png (+ .json): every case on one signed scale, ci and paper side by side.
+    -> the caption."""
+    columns = {records[0].scale if records else "ci": [_overview_row(r) for r in records]}
+    if paper_column:
+        columns["paper"] = [_overview_row(paper.get((r.claim, r.case))) for r in records]
+    labels = [r.label + (" ⚠ fragile" if r.label in fragile else "") for r in records]
+    plots.draw_overview(figures_dir / f"{OVERVIEW}.png", labels, columns, [r.section for r in records])
+    return ("Each case's standardized effect: the test's statistic, centred and scaled under the null "
+            "(z, signed so that the **claimed direction is to the right**), divided by √n (n = seeds or "
+            "runs), with the approximate 95% interval (z ± 1.96)/√n; a claim of several parts shows its "
+            "weakest part. The dot's colour is the outcome; ⚠ marks a case whose outcome differed between "
+            "disjoint seed sets; dashed lines part the report's sections. Effects in their own units are "
+            "in the table.")
+
+
+# ------------------------------------------------------------------------------ index
+def _header(records: list[ClaimRecord], env: dict) -> list[str]:
+    scales = sorted({r.scale for r in records})
+    lines = ["# HW1 claims: the report", "",
+             f"Scale: **{', '.join(scales) or 'none'}**"
+             + (f", seed offset {env.get('seed_offset')}" if env.get("seed_offset") else "")
+             + (f", overrides `{' '.join(env['overrides'])}`" if env.get("overrides") else "")
+             + (f", device {env.get('device_name') or env.get('device')}" if env.get("device") else "")
+             + ("" if env.get("ledger_check", True) else
+                " (ledger check off: outcomes that differ from the ledger are marked)") + ".", ""]
+    if env.get("numerics"):
+        lines += [f"Run on: {describe(env['numerics'])}. Another CPU trains slightly different bits "
+                  "(README, \"Across machines\"): seeds used, p-values and effects may move; outcomes "
+                  "should not.", ""]
+    elif any(sh.get("numerics") for sh in env.get("shards", [])):  # merged shards on different CPUs
+        lines += [f"Shard `{sh.get('shard', '?')}` ran on: {describe(sh['numerics'])}."
+                  for sh in env["shards"] if sh.get("numerics")] + [""]
+    return lines
+
+
+def _totals(records: list[ClaimRecord], stability: dict) -> list[str]:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    lines = ["Totals: " + ", ".join(f"{BADGE.get(k, k)}: {counts[k]}" for k in BADGE if k in counts), ""]
+    if stability:
+        fragile = [k for k, st in stability.items() if not st.get("stable")]
+        stable = len(stability) - len(fragile)
+        lines += [f"Stability ([STABILITY.md](STABILITY.md)): {stable}/{len(stability)} "
+                  f"cases give the same outcome in every seed set; fragile: "
+                  f"{', '.join(fragile) if fragile else 'none'}.", ""]
+    return lines
 
 
 def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
-    """figures/INDEX.md: one row per claim case, grouped by report section, then the details.
+    """figures/INDEX.md: the overview figure, one narrow row per case by report section, then the
+    details, all in the report's order.
 
     Beside each case: its outcome at paper scale (records in `paper_dir`, default
     figures_dir/paper), its stability across seed sets (figures_dir/stability.json, written by
@@ -261,46 +411,32 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
     paper_dir = Path(paper_dir) if paper_dir else figures_dir / "paper"
     paper = {}
     if paper_dir.resolve() != figures_dir.resolve():
-        paper = {(r["claim"], r.get("case", "")): r for r in load_records(paper_dir) if r.get("scale") == "paper"}
-    stability = (_load_json(figures_dir / "stability.json") or {}).get("cases", {})
-    env = _load_json(figures_dir / "environment.json") or {}
-    scales = sorted({r["scale"] for r in records})
-    lines = ["# HW1 claims: the report", "",
-             f"Scale: **{', '.join(scales) or 'none'}**"
-             + (f", seed offset {env.get('seed_offset')}" if env.get("seed_offset") else "")
-             + (f", overrides `{' '.join(env['overrides'])}`" if env.get("overrides") else "")
-             + (f", device {env.get('device_name') or env.get('device')}" if env.get("device") else "")
-             + ("" if env.get("ledger_check", True) else " (ledger check off: outcomes that differ from the ledger are marked)")
-             + ". Each row is one claim case of `shared/CLAIMS.md`, re-run over several seeds and "
-             "decided with the named test.", ""]
-    if env.get("numerics"):
-        lines += [f"Run on: {describe(env['numerics'])}. Another CPU trains slightly different bits "
-                  "(README, \"Across machines\"): seeds used, p-values and effects may move; outcomes "
-                  "should not.", ""]
-    elif any(sh.get("numerics") for sh in env.get("shards", [])):  # merged shards on different CPUs
-        lines += [f"Shard `{sh.get('shard', '?')}` ran on: {describe(sh['numerics'])}." for sh in env["shards"]
-                  if sh.get("numerics")] + [""]
-    lines += [OUTCOME_LEGEND, ""]
-    counts = {}
-    for r in records:
-        counts[_status(r)] = counts.get(_status(r), 0) + 1
-    lines += ["Totals: " + ", ".join(f"{BADGE.get(k, k)}: {counts[k]}" for k in BADGE if k in counts), ""]
-    if stability:
-        fragile = [k for k, st in stability.items() if not st.get("stable")]
-        lines += [f"Stability ([STABILITY.md](STABILITY.md)): {len(stability) - len(fragile)}/{len(stability)} "
-                  f"cases give the same outcome in every seed set; fragile: "
-                  f"{', '.join(fragile) if fragile else 'none'}.", ""]
-    paper_column = scales != ["paper"]  # an index of paper runs needs no column repeating them
-    head = ("| claim | outcome |" + (" paper scale |" if paper_column else "") + " seeds (stop) | test; p | "
-            "effect [95% CI] | departs from the report (⚠ = plausibly decisive) | time | figures |")
-    for section in sorted({r["section"] for r in records}):
+        paper = {(r.claim, r.case): r for r in load_records(paper_dir) if r.scale == "paper"}
+    stability = (load_json(figures_dir / "stability.json") or {}).get("cases", {})
+    env = load_json(figures_dir / "environment.json") or {}
+    catalogue = os.path.relpath(CATALOGUE, figures_dir.resolve())
+    paper_column = {r.scale for r in records} != {"paper"}  # a paper index needs no paper column
+    fragile = {k for k, st in stability.items() if not st.get("stable")}
+    lines = _header(records, env)
+    if records:
+        caption = write_overview(figures_dir, records, paper, fragile, paper_column)
+        lines += [f"![overview: every case's effect on one signed scale]({OVERVIEW}.png)", "",
+                  f"*{caption}* Data: [{OVERVIEW}.json]({OVERVIEW}.json).", ""]
+        lines += [outcome_legend(*_plan(records[0])), ""]
+    lines += _totals(records, stability)
+    lines += [f"Each row is one case of a claim in [claims/CLAIMS.md]({catalogue}), re-run over several "
+              "seeds; its details (test, stages, departures from the report's setting, time, stability, "
+              "figures) follow the tables.", ""]
+    head = ("| claim | what the report says | outcome |" + (" paper |" if paper_column else "")
+            + " seeds | p | effect [95% CI] |")
+    for section in dict.fromkeys(r.section for r in records):
         lines += [f"## {section}", "", head, "|---" * (head.count("|") - 1) + "|"]
-        lines += [_row(r, paper.get((r["claim"], r.get("case", ""))), stability.get(case_label(r)), paper_column)
-                  for r in records if r["section"] == section]
+        lines += [_row(r, paper.get((r.claim, r.case)), stability.get(r.label), catalogue, paper_column)
+                  for r in records if r.section == section]
         lines.append("")
     lines += ["## Details", ""]
     for r in records:
-        lines += _details(r, paper.get((r["claim"], r.get("case", ""))))
+        lines += _details(r, paper.get((r.claim, r.case)), stability.get(r.label), catalogue)
     path = figures_dir / "INDEX.md"
     path.write_text("\n".join(lines))
     return path

@@ -51,7 +51,15 @@ def _shard_files(shard: Path) -> list[Path]:
     return out
 
 
-def _differing(a: dict, b: dict) -> list[str]:
+def _read_record(path: Path) -> report.ClaimRecord:
+    try:
+        return report.ClaimRecord.from_dict(_read_json(path))
+    except TypeError as e:
+        raise ShardError(f"{path} is not a claim record ({e}); rerun that shard or leave it out") from e
+
+
+def _differing(a: report.ClaimRecord, b: report.ClaimRecord) -> list[str]:
+    a, b = a.to_dict(), b.to_dict()
     return sorted(k for k in set(a) | set(b) if k not in TIMING and a.get(k) != b.get(k))
 
 
@@ -59,7 +67,7 @@ def _check_scales(records: dict, envs: dict) -> str:
     """The one scale of every record and environment.json. -> scale."""
     where: dict[str, set[str]] = {}
     for shard, rec in records.values():
-        where.setdefault(str(rec.get("scale")), set()).add(shard.name)
+        where.setdefault(rec.scale, set()).add(shard.name)
     for shard, env in envs.items():
         if "scale" in env:
             where.setdefault(str(env["scale"]), set()).add(shard.name)
@@ -104,7 +112,7 @@ def merge(shard_dirs: list[Path], out: Path) -> Path:
             raise ShardError(f"{out} is both a shard and the output; merge into another folder")
     if any((out / "records").glob("*.json")):
         raise ShardError(f"{out} already holds claim records; merge into a new or empty folder")
-    records: dict[str, tuple[Path, dict]] = {}  # case key -> (shard, record)
+    records: dict[str, tuple[Path, report.ClaimRecord]] = {}  # case key -> (shard, record)
     files: dict[Path, Path] = {}  # relative path -> source file
     envs: dict[Path, dict] = {}
     cases: dict[Path, list[str]] = {}
@@ -115,7 +123,7 @@ def merge(shard_dirs: list[Path], out: Path) -> Path:
         for rel in _shard_files(s):
             src = s / rel
             if rel.parent == Path("records") and rel.suffix == ".json":
-                rec = _read_json(src)
+                rec = _read_record(src)
                 cases[s].append(rel.stem)
                 if rel.stem in records:
                     first, prev = records[rel.stem]

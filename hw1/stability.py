@@ -15,6 +15,7 @@ also gets a *pooled* verdict: the same staged test on the union of the sets' see
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 import time
@@ -63,14 +64,15 @@ def add_pooled(table: dict, scale: str) -> dict:
     """Each fragile case's pooled verdict (from pooled_dir) into the table: 'pooled'."""
     offsets = tuple(table["offsets"])
     for r in report.load_records(pooled_dir(scale)):
-        label = report.case_label(r)
-        if (label in table["cases"] and r.get("verdict") and r.get("scale") == scale
-                and tuple(r.get("seed_sets") or ()) == offsets):
-            v = r["verdict"]
-            table["cases"][label]["pooled"] = {"status": v["status"], "p": v.get("p_value"),
-                                               "p_opposite": v.get("p_opposite"),
-                                               "seeds": len(r.get("seeds", [])), "stop": r.get("stop", "")}
+        if r.label in table["cases"] and r.verdict and r.scale == scale and r.seed_sets == offsets:
+            table["cases"][r.label]["pooled"] = {"status": r.status, "p": _finite(r.verdict.p_value),
+                                                 "p_opposite": _finite(r.verdict.p_opposite),
+                                                 "seeds": len(r.seeds), "stop": r.stop}
     return table
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None  # JSON has no nan
 
 
 def fragile_cases(table: dict) -> list[tuple[str, str]]:
@@ -83,19 +85,15 @@ def stability_table(scale: str, offsets=OFFSETS) -> dict:
     cases: dict[str, dict] = {}
     for off in offsets:
         for r in report.load_records(run_dir(scale, off)):
-            if r.get("scale") != scale or r.get("seed_offset", 0) != off or not r.get("verdict"):
+            if r.scale != scale or r.seed_offset != off or not r.verdict:
                 continue
-            v = r["verdict"]
-            cases.setdefault(report.case_label(r), {"claim": r["claim"], "case": r.get("case", ""),
-                                                    "sets": []})["sets"].append(
-                {"offset": off, "status": v["status"], "p": v.get("p_value"),
-                 "p_opposite": v.get("p_opposite"), "seeds": len(r.get("seeds", []))})
+            cases.setdefault(r.label, {"claim": r.claim, "case": r.case, "sets": []})["sets"].append(
+                {"offset": off, "status": r.status, "p": _finite(r.verdict.p_value),
+                 "p_opposite": _finite(r.verdict.p_opposite), "seeds": len(r.seeds)})
     for c in cases.values():
         c["stable"] = len(c["sets"]) == len(offsets) and len({s["status"] for s in c["sets"]}) == 1
     return {"scale": scale, "offsets": list(offsets), "cases": dict(sorted(cases.items()))}
 
-
-_fmt_p = format_p  # the one p formatter (hw1.stats)
 
 
 def markdown(table: dict, seconds: dict | None = None) -> str:
@@ -133,12 +131,14 @@ def markdown(table: dict, seconds: dict | None = None) -> str:
 
 
 def _cell(s: dict) -> str:
-    return f"{s['status']} ({s['seeds']}, p = {_fmt_p(s.get('p'))}, opposite {_fmt_p(s.get('p_opposite'))})"
+    return (f"{s['status']} ({s['seeds']}, p = {format_p(s.get('p'))}, "
+            f"opposite {format_p(s.get('p_opposite'))})")
 
 
 # One line per case known to be fragile: the measured reason (README, "Stability").
 WHY_FRAGILE = {
-    "cnn-depth": "the 3-epoch ci CNNs favour the shallow net a little; 20 seeds are the edge of what detects it",
+    "cnn-depth": ("the 3-epoch ci CNNs favour the shallow net a little; 20 seeds are the edge of what "
+                  "detects it"),
     "sensitivity [mnist]": "a small effect against the claim (the max-over-points sensitivity rises a "
                            "little with the batch) at the design's detection limit",
     "trajectories-diverge": "its part on the final losses sits near its population value, so each "
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     offsets = tuple(int(o) for o in args.offsets.split(","))
     seconds = {}
     if args.tables_only or args.pooled_only:  # keep the wall times the runs were measured with
-        old = report._load_json(Path(args.figures) / "stability.json") or {}
+        old = report.load_json(Path(args.figures) / "stability.json") or {}
         seconds = {int(k): v for k, v in (old.get("seconds") or {}).items() if int(k) in offsets}
     else:
         for off in offsets:

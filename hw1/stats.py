@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from itertools import permutations
 
 import numpy as np
@@ -41,9 +41,12 @@ POWER = 0.8  # the power at which "not shown" states the seeds an effect would n
 _NAN = float("nan")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Verdict:
-    """Outcome of testing one claim: status, test, p, and the effect with its interval."""
+    """Outcome of testing one claim: status, test, p, and the effect with its interval.
+
+    Built by keyword only (13 fields in a row are easy to misplace); `from_dict` reads back what
+    `to_dict` wrote."""
 
     status: str
     test: str
@@ -77,7 +80,7 @@ class Verdict:
     def summary(self) -> str:
         """One line: status, test, statistic, p, effect [ci], n."""
         return (f"{self.status} | {self.test}: statistic = {_fmt(self.statistic)}, "
-                f"p = {_fmt_p(self.p_value)}, opposite p = {_fmt_p(self.p_opposite)} "
+                f"p = {format_p(self.p_value)}, opposite p = {format_p(self.p_opposite)} "
                 f"(alpha {_fmt(self.alpha)}) | {self.effect_name} = "
                 f"{_fmt(self.effect)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}] | n = {self.n}")
 
@@ -100,6 +103,16 @@ class Verdict:
         out = {k: clean(v) for k, v in asdict(self).items()}
         return {**out, "decided": self.decided}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Verdict":
+        """The Verdict `to_dict` wrote: None (JSON's nan) is nan again; unknown keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        def num(k, v):
+            return _NAN if v is None and k not in ("status", "test", "effect_name", "detail") else v
+        kw = {k: num(k, v) for k, v in d.items() if k in names}
+        kw["z_parts"] = tuple(_NAN if z is None else z for z in kw.get("z_parts") or ())
+        return cls(**kw)
+
 
 def _fmt(x: float) -> str:
     return f"{x:.3g}" if math.isfinite(x) else "nan"
@@ -113,12 +126,8 @@ def format_p(p, missing: str = "—") -> str:
     return f"{p:.1e}" if p < 1e-3 else f"{p:.2g}"
 
 
-def _fmt_p(p: float) -> str:
-    return format_p(p, missing="nan")
-
-
 def _p_clause(p: float, alpha: float) -> str:
-    return f"p = {_fmt_p(p)} {'<' if p < alpha else '>='} {_fmt(alpha)}"
+    return f"p = {format_p(p)} {'<' if p < alpha else '>='} {_fmt(alpha)}"
 
 
 def _units(n: int, unit: str) -> str:
@@ -132,7 +141,7 @@ def _prefix(claim: str) -> str:
 def _design_note(min_p: float, alpha: float, units: str) -> str:
     if min_p <= alpha:
         return ""
-    return (f" With {units} the smallest attainable p is {_fmt_p(min_p)} > {_fmt(alpha)}, "
+    return (f" With {units} the smallest attainable p is {format_p(min_p)} > {_fmt(alpha)}, "
             "so this design cannot decide the claim.")
 
 
@@ -202,8 +211,9 @@ def _finish(status: str, p: float, n: int, alpha: float) -> tuple[float, str]:
 
 def inconclusive(reason: str, *, test: str = "not run", n: int = 0) -> Verdict:
     """A Verdict that decides nothing (e.g. smoke-scale runs); its numbers are nan."""
-    return Verdict(INCONCLUSIVE, test, _NAN, _NAN, ALPHA, "not estimated", _NAN, _NAN, _NAN,
-                   int(n), reason)
+    return Verdict(status=INCONCLUSIVE, test=test, statistic=_NAN, p_value=_NAN, alpha=ALPHA,
+                   effect_name="not estimated", effect=_NAN, ci_low=_NAN, ci_high=_NAN, n=int(n),
+                   detail=reason)
 
 
 def bootstrap_ci(data, statistic, *, level=0.95, n_resamples=2000, seed=0,
@@ -318,8 +328,10 @@ def trend_test(data, *, direction: str, alpha=ALPHA, seed=0, claim="", level=0.9
               f"{_p_clause(p_opp, alpha)}."
               + _design_note(min_p, alpha, f"{_units(n, 'seed')} and {k} conditions") + why)
     z = _standardized(stat, *_page_moments(n, k))
-    return Verdict(status, test, stat, p, alpha, "mean Kendall tau (condition order vs value)",
-                   effect, lo, hi, n, detail, p_opp, need, (z,), min_p, min_p)
+    return Verdict(status=status, test=test, statistic=stat, p_value=p, alpha=alpha,
+                   effect_name="mean Kendall tau (condition order vs value)", effect=effect,
+                   ci_low=lo, ci_high=hi, n=n, detail=detail, p_opposite=p_opp, seeds_needed=need,
+                   z_parts=(z,), min_p=min_p, min_p_opposite=min_p)
 
 
 # ----------------------------------------------------------------------------------- signed rank
@@ -372,8 +384,10 @@ def _signed_rank(d, *, alternative, alpha, seed, level, test, effect_name, shift
               f"seeds ({effect_name} {_fmt(med + shift)} [{_fmt(lo + shift)}, "
               f"{_fmt(hi + shift)}]); Wilcoxon W+ = {_fmt(stat)}, {_p_clause(p, alpha)}, opposite "
               f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "seed")) + why)
-    return Verdict(status, test, stat, p, alpha, effect_name, med + shift, lo + shift, hi + shift,
-                   n, detail, p_opp, need, (_signed_rank_z(d, alternative),), min_p, min_p)
+    return Verdict(status=status, test=test, statistic=stat, p_value=p, alpha=alpha,
+                   effect_name=effect_name, effect=med + shift, ci_low=lo + shift, ci_high=hi + shift,
+                   n=n, detail=detail, p_opposite=p_opp, seeds_needed=need,
+                   z_parts=(_signed_rank_z(d, alternative),), min_p=min_p, min_p_opposite=min_p)
 
 
 def paired_test(a, b, *, alternative: str, alpha=ALPHA, seed=0, claim="",
@@ -455,9 +469,12 @@ def correlation_test(x, y, *, alternative: str, alpha=ALPHA, seed=0, claim="",
     detail = (f"{_prefix(claim)}Across {_units(n, 'independent run')}, Kendall tau between x and "
               f"y was {_fmt(tau)} [{_fmt(lo)}, {_fmt(hi)}]{why}; {_p_clause(p, alpha)}, opposite "
               f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "run")) + note)
-    z = _standardized(tau, 0.0, 2 * (2 * n + 5) / (9 * n * (n - 1)), 1.0 if alternative == "greater" else -1.0)
-    return Verdict(status, test, tau, p, alpha, "Kendall tau-b", tau, lo, hi, n, detail, p_opp, need,
-                   (z,) if math.isfinite(z) else (), min_p, min_p)
+    z = _standardized(tau, 0.0, 2 * (2 * n + 5) / (9 * n * (n - 1)),
+                      1.0 if alternative == "greater" else -1.0)
+    return Verdict(status=status, test=test, statistic=tau, p_value=p, alpha=alpha,
+                   effect_name="Kendall tau-b", effect=tau, ci_low=lo, ci_high=hi, n=n, detail=detail,
+                   p_opposite=p_opp, seeds_needed=need, z_parts=(z,) if math.isfinite(z) else (),
+                   min_p=min_p, min_p_opposite=min_p)
 
 
 def proportion_test(successes: int, n: int, *, p0: float, alternative: str, alpha=ALPHA,
@@ -486,8 +503,10 @@ def proportion_test(successes: int, n: int, *, p0: float, alternative: str, alph
               f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "trial")) + why)
     z = _standardized(float(successes), n * p0, n * p0 * (1 - p0), 1.0 if alternative == "greater" else -1.0)
     min_p_opp = (1 - p0) ** n if alternative == "greater" else p0**n
-    return Verdict(status, test, float(successes), p, alpha, "success rate", float(rate),
-                   float(ci.low), float(ci.high), int(n), detail, p_opp, need, (z,), min_p, min_p_opp)
+    return Verdict(status=status, test=test, statistic=float(successes), p_value=p, alpha=alpha,
+                   effect_name="success rate", effect=float(rate), ci_low=float(ci.low),
+                   ci_high=float(ci.high), n=int(n), detail=detail, p_opposite=p_opp,
+                   seeds_needed=need, z_parts=(z,), min_p=min_p, min_p_opposite=min_p_opp)
 
 
 # ----------------------------------------------------------------------------------- combination
@@ -529,13 +548,15 @@ def all_of(verdicts: list[Verdict], *, claim="") -> Verdict:
     parts = " ".join(f"({i}) {v.summary()}." for i, v in enumerate(verdicts, 1))
     detail = (f"{_prefix(claim)}{statuses.count(REPRODUCED)}/{m} parts reproduced; the claim needs "
               f"all of them (its p is the largest part's), and is contradicted when some part's "
-              f"opposite holds at alpha/{m} (opposite p = {_fmt_p(p_opp)}). {parts}")
-    return Verdict(status, "intersection-union of: " + "; ".join(v.test for v in verdicts),
-                   worst.statistic, worst.p_value, alpha, worst.effect_name, worst.effect,
-                   worst.ci_low, worst.ci_high, min(v.n for v in verdicts), detail, p_opp, need,
-                   tuple(z for v in verdicts for z in futility_z(v)[0]),
-                   _all_finite(max, [v.min_p for v in verdicts]),  # every part must reach its level
-                   min(1.0, m * _all_finite(min, [v.min_p_opposite for v in verdicts])))
+              f"opposite holds at alpha/{m} (opposite p = {format_p(p_opp)}). {parts}")
+    return Verdict(status=status, test="intersection-union of: " + "; ".join(v.test for v in verdicts),
+                   statistic=worst.statistic, p_value=worst.p_value, alpha=alpha,
+                   effect_name=worst.effect_name, effect=worst.effect, ci_low=worst.ci_low,
+                   ci_high=worst.ci_high, n=min(v.n for v in verdicts), detail=detail,
+                   p_opposite=p_opp, seeds_needed=need,
+                   z_parts=tuple(z for v in verdicts for z in futility_z(v)[0]),
+                   min_p=_all_finite(max, [v.min_p for v in verdicts]),  # every part must reach its level
+                   min_p_opposite=min(1.0, m * _all_finite(min, [v.min_p_opposite for v in verdicts])))
 
 
 # ----------------------------------------------------------------------------------- stages
@@ -603,6 +624,11 @@ def futility_powers(v: Verdict, n: int, n_final: int, alpha_final: float) -> tup
             max(conditional_power_z(z, n, n_final, alpha_final / m) for z in zo))
 
 
+# Why `staged` stopped, machine-readable (Staged.reason); Staged.stop says it in words.
+DECIDED, FUTILITY, LAST_STAGE, NO_P = "decided", "futility", "last stage", "no p"
+STOP_REASONS = (DECIDED, FUTILITY, LAST_STAGE, NO_P)
+
+
 @dataclass
 class Staged:
     """The outcome of the staged procedure: the last stage's verdict and what it ran on."""
@@ -611,10 +637,12 @@ class Staged:
     seeds: list[int]
     payload: object  # whatever measure() returned beside its verdict, at the last stage run
     stages: list[dict]  # per stage: n, alpha, status, p, p_opposite, conditional powers
-    stop: str  # why it stopped, in words
+    reason: str  # why it stopped: one of STOP_REASONS
+    stop: str  # the same, in words, with the stage and its level
 
     def to_dict(self) -> dict:
-        return {"stages": self.stages, "stop": self.stop, "seeds_used": len(self.seeds)}
+        return {"stages": self.stages, "reason": self.reason, "stop": self.stop,
+                "seeds_used": len(self.seeds)}
 
 
 def can_decide(v: Verdict, level: float) -> bool:
@@ -654,16 +682,17 @@ def staged(measure, base: int, plan: StagePlan, *, alpha: float = ALPHA, seeds_f
                        "power_claim": cp[0], "power_opposite": cp[1], "can_decide": not idle})
         where = f"stage {k + 1} of {len(counts)} ({n} seeds, level {_fmt(a)})"
         if verdict.decided:
-            stop = f"decided at {where}"
+            reason, stop = DECIDED, f"decided at {where}"
         elif k == len(counts) - 1:
-            stop = f"last stage: {where}"
+            reason, stop = LAST_STAGE, f"last stage: {where}"
         elif not math.isfinite(verdict.p_value):
-            stop = f"no p-value at {where}: more seeds cannot help"
+            reason, stop = NO_P, f"no p-value at {where}: more seeds cannot help"
         elif verdict.status != INCONCLUSIVE and max(cp) < plan.futility:
-            stop = (f"futility at {where}: at the observed effect, {counts[-1]} seeds would reach "
-                    f"significance with chance {_fmt(cp[0])} (claim) / {_fmt(cp[1])} (opposite) "
-                    f"< {_fmt(plan.futility)}")
+            reason, stop = FUTILITY, (
+                f"futility at {where}: at the observed effect, {counts[-1]} seeds would reach "
+                f"significance with chance {_fmt(cp[0])} (claim) / {_fmt(cp[1])} (opposite) "
+                f"< {_fmt(plan.futility)}")
         else:
             continue
-        return Staged(verdict, seeds, payload, stages, stop)
+        return Staged(verdict, seeds, payload, stages, reason, stop)
     raise AssertionError("unreachable: the last stage always stops")

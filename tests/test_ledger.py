@@ -3,6 +3,7 @@
 Updating one claim's entries touches only those entries; deselected claims and other scales are
 never reported as unused; and every ledger file belongs to a claim case that exists.
 """
+import os
 import shutil
 import subprocess
 import sys
@@ -25,8 +26,6 @@ def _copy_project(tmp: Path) -> Path:
 
 
 def _pytest(cwd: Path, *args, env_extra=None):
-    import os
-
     env = {**os.environ, "HW1_RUN_CACHE": str(cwd / "runs"), **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "pytest", "claims/", "-p", "no:xdist", "-q",
                            "--figures-dir", str(cwd / "fig"), *args],
@@ -90,7 +89,8 @@ def test_the_ledger_entry_is_the_same_for_runs_of_another_cpu():
     assert a["figures"]["f"]["panels"][0]["series"] == ["seed # (final loss #)"]
     # a case that stopped at another stage: twice the seeds, as many series, another count in the title
     c = ledger.entry("trajectories-diverge", "", "not shown", "sign test",
-                     {"f": _structure(INTEL * 2, "Parameter trajectories of 16 runs, hidden layer 4 (210 params)")})
+                     {"f": _structure(INTEL * 2,
+                                      "Parameter trajectories of 16 runs, hidden layer 4 (210 params)")})
     assert c == a
     assert "seeds_used" not in a
 
@@ -169,30 +169,29 @@ def test_a_run_whose_trained_numbers_differ_slightly_passes_the_ledger(tmp_path)
     committed ledger; the same run with one outcome changed in its ledger entry fails."""
     proj = _copy_project(tmp_path)
     (proj / "perturb_runs.py").write_text(PERTURB)
-    env = {"PYTHONPATH": str(proj)}
+    env = {"PYTHONPATH": os.pathsep.join([str(proj), os.environ.get("PYTHONPATH", "")])}
     claim = ("--claim", "trajectories-diverge", "--claim", "error-surface")
     res = _pytest(proj, "--scale", "smoke", *claim, "-p", "perturb_runs", env_extra=env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     data = (proj / "fig" / "trajectories-diverge-model.json").read_text()
     assert data  # the figure was drawn from the perturbed runs
     # the check is live: an entry that pins another outcome fails the same run
-    entry = proj / "claims" / "__snapshots__" / "smoke" / "test_optimization" / "test_trajectories_diverge.json"
+    entry = proj / "claims" / "__snapshots__" / "smoke" / "test_optimization"
+    entry = entry / "test_trajectories_diverge.json"
     entry.write_text(entry.read_text().replace('"verdict": "inconclusive"', '"verdict": "not shown"'))
     res = _pytest(proj, "--scale", "smoke", *claim, "-p", "perturb_runs", env_extra=env)
     assert res.returncode == 1 and "1 failed" in res.stdout, res.stdout[-3000:]
 
 
 def _filer(expected: str, split):
-    """The root conftest's ClaimFiler (the harness), loaded by path: tests/ has its own conftest."""
-    import importlib.util
+    """The harness's ClaimFiler for a case expected to end in `expected`, strict, ledger on."""
     from types import SimpleNamespace
 
-    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from claims import harness
+
     record = SimpleNamespace(claim="cnn-depth", case="", expected=expected)
-    return mod, mod.ClaimFiler(record, ROOT, None, None, ledger=True, offset=0, strict=True,
-                               measured=True, split=split)
+    return harness, harness.ClaimFiler(record, ROOT, None, None, offset=0, strict=True, measured=True,
+                                       split=split)
 
 
 def test_another_outcome_within_a_fragile_split_is_listed_not_failed_and_outside_it_fails():

@@ -31,7 +31,8 @@ MAKERS = {
     "trend": lambda rng, e: S.trend_test(rng.normal(size=(8, 3)) + e * np.arange(3), direction="increasing"),
     "trend-decreasing": lambda rng, e: S.trend_test(rng.normal(size=(8, 4)) - e * np.arange(4),
                                                     direction="decreasing"),
-    "paired": lambda rng, e: S.paired_test(rng.normal(size=10) + e, rng.normal(size=10), alternative="greater"),
+    "paired": lambda rng, e: S.paired_test(rng.normal(size=10) + e, rng.normal(size=10),
+                                           alternative="greater"),
     "one-sample": lambda rng, e: S.one_sample_test(rng.normal(size=10) - e, alternative="less"),
     "correlation": lambda rng, e: (lambda x: S.correlation_test(
         x, e * x + rng.normal(size=12), alternative="greater"))(rng.normal(size=12)),
@@ -137,8 +138,9 @@ def test_measure_receives_exactly_the_plans_stage_levels():
 
     def measure(seeds, alpha):
         got.append(alpha)
-        return S.Verdict(S.NOT_SHOWN, "t", 0.0, 0.3, alpha, "e", 0.1, 0.0, 0.2, len(seeds), "", 0.7,
-                         z_parts=(2.0,)), None  # z = 2: never futile, never decided
+        return S.Verdict(status=S.NOT_SHOWN, test="t", statistic=0.0, p_value=0.3, alpha=alpha,
+                         effect_name="e", effect=0.1, ci_low=0.0, ci_high=0.2, n=len(seeds), detail="",
+                         p_opposite=0.7, z_parts=(2.0,)), None  # z = 2: never futile, never decided
     S.staged(measure, 5, PLAN, alpha=ALPHA)
     assert got == PLAN.levels(ALPHA) == [0.025, 0.0125, 0.0125]
     got.clear()
@@ -164,7 +166,8 @@ def test_staged_stops_at_the_first_decided_stage_and_reuses_seeds():
                             alpha=alpha), "payload"
     r = S.staged(measure, 4, PLAN, seeds_for=lambda n: list(range(100, 100 + n)))
     assert r.verdict.status == S.REPRODUCED and len(r.stages) == 1 and r.payload == "payload"
-    assert asked == [[100, 101, 102, 103]] and r.stop.startswith("decided at stage 1")
+    assert asked == [[100, 101, 102, 103]]
+    assert r.reason == S.DECIDED and r.stop.startswith("decided at stage 1")
 
 
 def test_staged_runs_every_stage_when_the_result_stays_borderline():
@@ -172,7 +175,9 @@ def test_staged_runs_every_stage_when_the_result_stays_borderline():
 
     def measure(seeds, alpha):
         p = next(p_values)
-        v = S.Verdict(S.NOT_SHOWN, "t", 0.0, p, alpha, "e", 0.1, 0.0, 0.2, len(seeds), "", 1 - p)
+        v = S.Verdict(status=S.NOT_SHOWN, test="t", statistic=0.0, p_value=p, alpha=alpha, effect_name="e",
+                      effect=0.1, ci_low=0.0, ci_high=0.2, n=len(seeds), detail="", p_opposite=1 - p)
         return v, None
     r = S.staged(measure, 5, PLAN)
-    assert [s["seeds"] for s in r.stages] == [5, 10, 20] and r.stop.startswith("last stage")
+    assert [s["seeds"] for s in r.stages] == [5, 10, 20]
+    assert r.reason == S.LAST_STAGE and r.stop.startswith("last stage")

@@ -145,7 +145,9 @@ def test_the_projects_architectures_are_unchanged():
 
 # -------------------------------------------------------------- hw1.stats, found by mutation
 def test_verdict_to_dict_is_json_ready_and_says_decided():
-    v = stats.Verdict(stats.REPRODUCED, "t", 2.0, 0.01, 0.05, "e", 0.5, float("nan"), float("inf"), 8, "d")
+    v = stats.Verdict(status=stats.REPRODUCED, test="t", statistic=2.0, p_value=0.01, alpha=0.05,
+                      effect_name="e", effect=0.5, ci_low=float("nan"), ci_high=float("inf"), n=8,
+                      detail="d")
     d = stats.Verdict.to_dict(v)
     assert d["statistic"] == 2.0 and d["p_value"] == 0.01 and d["effect"] == 0.5
     assert d["ci_low"] is None and d["ci_high"] is None and d["p_opposite"] is None
@@ -172,8 +174,8 @@ def _page_p_by_enumeration(ranks):
     return np.mean(np.array(sums) >= L - 1e-9)
 
 
-@pytest.mark.parametrize("ranks", [[[1, 2, 3]], [[3, 2, 1]], [[1, 3, 2], [2, 1, 3]], [[1, 2]], [[2, 1], [1, 2]],
-                                   [[2, 1, 3, 5, 4, 6, 8, 7]]])
+@pytest.mark.parametrize("ranks", [[[1, 2, 3]], [[3, 2, 1]], [[1, 3, 2], [2, 1, 3]], [[1, 2]],
+                                   [[2, 1], [1, 2]], [[2, 1, 3, 5, 4, 6, 8, 7]]])
 def test_page_p_of_small_tables_is_exact(ranks):
     ranks = np.array(ranks, dtype=float)
     assert stats._page_exact(ranks) == pytest.approx(_page_p_by_enumeration(ranks), abs=1e-12)
@@ -234,12 +236,13 @@ def test_staged_to_dict_names_its_stages_stop_and_seeds():
     got = stats.staged(lambda seeds, a: (stats.one_sample_test(np.ones(len(seeds)), alternative="greater",
                                                                alpha=a), None), 5, plan)
     d = got.to_dict()
-    assert set(d) == {"stages", "stop", "seeds_used"} and d["seeds_used"] == len(got.seeds)
-    assert d["stop"] == got.stop and d["stages"] == got.stages
+    assert set(d) == {"stages", "reason", "stop", "seeds_used"} and d["seeds_used"] == len(got.seeds)
+    assert d["stop"] == got.stop and d["stages"] == got.stages and d["reason"] == got.reason
 
 
 def test_small_p_values_are_written_in_scientific_notation():
-    assert stats._fmt_p(3e-5) == "3.0e-05" and stats._fmt_p(0.0123) == "0.012" and stats._fmt_p(np.nan) == "nan"
+    assert stats.format_p(3e-5) == "3.0e-05" and stats.format_p(0.0123) == "0.012"
+    assert stats.format_p(np.nan) == "—"
 
 
 def test_a_not_shown_signed_rank_test_says_how_many_seeds_it_would_need():
@@ -272,7 +275,8 @@ def test_correlation_test_names_its_side_and_uses_its_level_and_seed(alternative
         got = stats.correlation_test(x, y, alternative=alternative, **kw)
         ref = stats.bootstrap_ci(xy, stats._batched_tau_b, vectorized=True, **kw)
         assert (got.ci_low, got.ci_high) == pytest.approx(ref)
-    assert (v.ci_low, v.ci_high) == pytest.approx(stats.bootstrap_ci(xy, stats._batched_tau_b, vectorized=True))
+    expected = stats.bootstrap_ci(xy, stats._batched_tau_b, vectorized=True)
+    assert (v.ci_low, v.ci_high) == pytest.approx(expected)
 
 
 def test_a_contradiction_needs_the_opposite_p_strictly_below_alpha():
@@ -299,15 +303,18 @@ def test_proportion_test_can_decide_when_every_trial_is_on_the_claimed_side():
 
 def test_stages_are_numbered_from_one():
     plan = stats.StagePlan(multipliers=(1, 2), spend=(0.5, 1.0))
-    got = stats.staged(lambda seeds, a: (stats.one_sample_test(np.linspace(-1, 1.1, len(seeds)),
-                                                               alternative="greater", alpha=a), None), 4, plan)
+    def measure(seeds, a):
+        return stats.one_sample_test(np.linspace(-1, 1.1, len(seeds)), alternative="greater", alpha=a), None
+    got = stats.staged(measure, 4, plan)
     assert [s["stage"] for s in got.stages] == list(range(1, len(got.stages) + 1))
 
 
 def test_a_trend_test_that_cannot_decide_says_why_in_seeds_and_conditions():
     v = stats.trend_test([[1.0, 2.0, 3.0]], direction="increasing")
-    assert v.status == stats.INCONCLUSIVE and "With 1 seed and 3 conditions the smallest attainable p" in v.detail
-    assert "With 2 seeds and 2 conditions" in stats.trend_test([[1.0, 2], [1, 3]], direction="increasing").detail
+    assert v.status == stats.INCONCLUSIVE
+    assert "With 1 seed and 3 conditions the smallest attainable p" in v.detail
+    two = stats.trend_test([[1.0, 2], [1, 3]], direction="increasing")
+    assert "With 2 seeds and 2 conditions" in two.detail
 
 
 # -------------------------------------------------------------- hw1.cache, found by mutation
@@ -401,7 +408,8 @@ def test_clear_removes_leftover_temporary_folders(run_cache):
 
 def test_run_keys_do_not_depend_on_dict_order_and_allow_nan():
     from hw1 import cache
-    assert cache.run_key({"a": 1, "b": {"c": 2, "d": 3}}, "cpu") == cache.run_key({"b": {"d": 3, "c": 2}, "a": 1}, "cpu")
+    a = cache.run_key({"a": 1, "b": {"c": 2, "d": 3}}, "cpu")
+    assert a == cache.run_key({"b": {"d": 3, "c": 2}, "a": 1}, "cpu")
     assert cache.run_key({"tol": float("nan")}, "cpu") != cache.run_key({"tol": 0.0}, "cpu")
 
 
@@ -450,8 +458,8 @@ def test_a_nested_call_with_the_cache_off_counts_its_seconds_once(run_cache, mon
 def test_one_sample_test_defaults_to_bootstrap_seed_zero_and_no_claim():
     x = 1.0 + np.random.default_rng(1).normal(0.3, 1, 40)
     v = stats.one_sample_test(x, alternative="greater", null=1.0)
-    assert (v.ci_low, v.ci_high) == (stats.one_sample_test(x, alternative="greater", null=1.0, seed=0).ci_low,
-                                     stats.one_sample_test(x, alternative="greater", null=1.0, seed=0).ci_high)
+    again = stats.one_sample_test(x, alternative="greater", null=1.0, seed=0)
+    assert (v.ci_low, v.ci_high) == (again.ci_low, again.ci_high)
     assert v.ci_low != stats.one_sample_test(x, alternative="greater", null=1.0, seed=1).ci_low
     assert v.detail.startswith("Across 40 seeds, the value was > 1 in ")
 

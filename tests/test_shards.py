@@ -79,7 +79,8 @@ def test_environments_are_combined_with_each_shards_device(tmp_path, two_shards)
     env = json.loads((Path(shards.merge([a, b], tmp_path / "m").parent) / "environment.json").read_text())
     assert env["scale"] == "paper" and env["python"] == "3.11.7"  # what the shards agree on
     assert env["device"] == "cuda:0 + cuda:1"  # they differ: both named
-    assert [(s["shard"], s["device"]) for s in env["shards"]] == [("shard-fit", "cuda:0"), ("shard-rl", "cuda:1")]
+    devices = [(s["shard"], s["device"]) for s in env["shards"]]
+    assert devices == [("shard-fit", "cuda:0"), ("shard-rl", "cuda:1")]
     assert env["shards"][1]["cases"] == ["cnn-depth", "random-labels"]
 
 
@@ -90,7 +91,7 @@ def test_the_same_case_twice_with_the_same_result_is_merged_once(tmp_path):
     b = _shard(tmp_path, "b", [rec])
     index = shards.merge([a, b], tmp_path / "m")
     assert len(list((tmp_path / "m" / "records").glob("*.json"))) == 1
-    assert index.read_text().count("### `cnn-depth`") == 1
+    assert index.read_text().count("### cnn-depth\n") == 1
 
 
 def test_records_of_different_scales_are_refused(tmp_path):
@@ -163,8 +164,8 @@ def test_merge_keeps_each_shards_cpu_and_the_index_names_them(tmp_path, two_shar
     a, b, _ = two_shards
     for shard, cpu in ((a, "Intel(R) Xeon(R) Processor"), (b, "AMD EPYC 9B14")):
         env = json.loads((shard / "environment.json").read_text())
-        env["numerics"] = {"cpu": cpu, "cpu_capability": "AVX512", "torch_blas": "mkl", "numpy_blas": "openblas",
-                           "torch": "2.14.1", "numpy": "2.4.6", "knobs": {}}
+        env["numerics"] = {"cpu": cpu, "cpu_capability": "AVX512", "torch_blas": "mkl",
+                           "numpy_blas": "openblas", "torch": "2.14.1", "numpy": "2.4.6", "knobs": {}}
         report.write_json(shard / "environment.json", env)
     index = shards.merge([a, b], tmp_path / "merged")
     env = json.loads((tmp_path / "merged" / "environment.json").read_text())

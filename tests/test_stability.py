@@ -3,15 +3,15 @@ import json
 
 import pytest
 
-from hw1 import report, stability
+from hw1 import report, stability, stats
 
 
 def _record(folder, claim, case, offset, status, p, p_opp, seeds):
-    rec = {"claim": claim, "case": case, "section": "S", "statement": "s", "scale": "ci", "seed_offset": offset,
-           "seeds": list(range(offset, offset + seeds)), "figures": [],
-           "verdict": {"status": status, "test": "t", "p_value": p, "p_opposite": p_opp, "alpha": 0.05,
-                       "effect_name": "e", "effect": 0.1, "ci_low": 0.0, "ci_high": 0.2, "n": seeds,
-                       "detail": "d"}}
+    rec = {"claim": claim, "case": case, "section": "S", "statement": "s", "scale": "ci",
+           "seed_offset": offset, "seeds": list(range(offset, offset + seeds)), "figures": [],
+           "verdict": stats.Verdict(status=status, test="t", statistic=1.0, p_value=p, p_opposite=p_opp,
+                                    alpha=0.05, effect_name="e", effect=0.1, ci_low=0.0, ci_high=0.2,
+                                    n=seeds, detail="d").to_dict()}
     (folder / "records").mkdir(parents=True, exist_ok=True)
     name = f"{claim}--{case}" if case else claim
     (folder / "records" / f"{name}.json").write_text(json.dumps(rec))
@@ -22,7 +22,8 @@ def sets(tmp_path, monkeypatch):
     monkeypatch.setattr(stability, "run_dir", lambda scale, off: tmp_path / scale / f"seed-{off}")
     rows = {  # case: per offset (status, p, opposite p, seeds)
         ("a", ""): [("reproduced", 0.001, 1.0, 8)] * 3,
-        ("b", "x"): [("not shown", 0.4, 0.5, 5), ("contradicted", 1.0, 0.004, 20), ("not shown", 0.5, 0.4, 5)],
+        ("b", "x"): [("not shown", 0.4, 0.5, 5), ("contradicted", 1.0, 0.004, 20),
+                     ("not shown", 0.5, 0.4, 5)],
     }
     for (claim, case), per in rows.items():
         for off, (st, p, po, n) in zip(stability.OFFSETS, per):
@@ -34,7 +35,8 @@ def test_the_table_marks_a_case_stable_only_when_every_set_agrees(sets):
     table = stability.stability_table("ci")
     assert table["cases"]["a"]["stable"] is True
     assert table["cases"]["b [x]"]["stable"] is False
-    assert [s["status"] for s in table["cases"]["b [x]"]["sets"]] == ["not shown", "contradicted", "not shown"]
+    statuses = [s["status"] for s in table["cases"]["b [x]"]["sets"]]
+    assert statuses == ["not shown", "contradicted", "not shown"]
 
 
 def test_a_set_that_did_not_run_makes_a_case_unstable(sets):
@@ -90,25 +92,23 @@ def test_pooled_seeds_are_the_union_of_the_sets_stage_by_stage():
 
 
 def test_a_fragile_case_gets_its_pooled_verdict_in_the_table_and_the_index(tmp_path, monkeypatch):
-    import json
-
-    from hw1 import report, stability
-
     table = {"scale": "ci", "offsets": [0, 1000], "cases": {
-        "cnn-depth": {"claim": "cnn-depth", "case": "", "stable": False, "sets": [{"offset": 0, "status": "not shown", "p": 0.8, "p_opposite": 0.2,
-                                                 "seeds": 5},
-                                                {"offset": 1000, "status": "contradicted", "p": 1.0,
-                                                 "p_opposite": 0.004, "seeds": 20}]},
+        "cnn-depth": {"claim": "cnn-depth", "case": "", "stable": False, "sets": [
+            {"offset": 0, "status": "not shown", "p": 0.8, "p_opposite": 0.2, "seeds": 5},
+            {"offset": 1000, "status": "contradicted", "p": 1.0, "p_opposite": 0.004, "seeds": 20}]},
         "dnn-depth": {"claim": "dnn-depth", "case": "", "stable": True, "sets": []}}}
     assert stability.fragile_cases(table) == [("cnn-depth", "")]
     pooled = tmp_path / "pooled"
     monkeypatch.setattr(stability, "pooled_dir", lambda scale: pooled)
-    rec = {"claim": "cnn-depth", "case": "", "scale": "ci", "seed_sets": [0, 1000], "seeds": list(range(10)),
-           "verdict": {"status": "contradicted", "p_value": 0.99, "p_opposite": 0.003}, "stop": "decided"}
-    (pooled / "records").mkdir(parents=True)
-    (pooled / "records" / "cnn-depth.json").write_text(json.dumps(rec))
+    rec = report.ClaimRecord(claim="cnn-depth", case="", section="S", statement="s", scale="ci",
+                             seed_sets=(0, 1000), seeds=list(range(10)), stop="decided", reason=stats.DECIDED,
+                             verdict=stats.Verdict(status="contradicted", test="t", statistic=1.0,
+                                                   p_value=0.99, p_opposite=0.003, alpha=0.05,
+                                                   effect_name="e", effect=-0.1, ci_low=-0.2, ci_high=0.0,
+                                                   n=10, detail="d"))
+    rec.save(pooled)
     table = stability.add_pooled(table, "ci")
     assert table["cases"]["cnn-depth"]["pooled"]["status"] == "contradicted"
     text = stability.markdown(table)
     assert "contradicted (10, p = 0.99, opposite 0.003)" in text and "shallow net" in text
-    assert "pooled over the sets: contradicted" in report._stability_cell(table["cases"]["cnn-depth"])
+    assert "pooled over the sets: contradicted" in report._stability_text(table["cases"]["cnn-depth"])

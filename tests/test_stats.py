@@ -5,8 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats as sps
 
@@ -186,7 +185,8 @@ P_OPP = {S.REPRODUCED: 0.99, S.CONTRADICTED: 0.001, S.NOT_SHOWN: 0.5, S.INCONCLU
 
 
 def _verdict(status, p):
-    return S.Verdict(status, f"test{p}", 1.0, p, 0.05, "eff", p * 10, 0.0, 1.0, 8, "d", P_OPP[status])
+    return S.Verdict(status=status, test=f"test{p}", statistic=1.0, p_value=p, alpha=0.05, effect_name="eff",
+                     effect=p * 10, ci_low=0.0, ci_high=1.0, n=8, detail="d", p_opposite=P_OPP[status])
 
 
 @pytest.mark.parametrize("statuses", list(itertools.product(S.OUTCOMES, repeat=2)))
@@ -334,8 +334,9 @@ CI_PLAN = S.StagePlan(multipliers=(1, 2, 4), spend=(0.5, 0.75, 1.0), futility=0.
 
 def _part(p_claim: float, z: float, n: int = 5) -> S.Verdict:
     """A 'not shown' part with one-sided p for the claim and a standardized statistic z."""
-    return S.Verdict(S.NOT_SHOWN, "t", 0.0, p_claim, 0.025, "e", 0.0, 0.0, 0.0, n, "", 1 - p_claim,
-                     z_parts=(z,))
+    return S.Verdict(status=S.NOT_SHOWN, test="t", statistic=0.0, p_value=p_claim, alpha=0.025,
+                     effect_name="e", effect=0.0, ci_low=0.0, ci_high=0.0, n=n, detail="",
+                     p_opposite=1 - p_claim, z_parts=(z,))
 
 
 def test_futility_of_a_multi_part_claim_extrapolates_each_part_at_level_over_m():
