@@ -3,6 +3,7 @@
 Options (`pytest claims/ --help`, group hw1): --scale, --seed, --seed-sets, --set, --device,
 --claim, --figures-dir, --no-run-cache, --clear-run-cache, --progress-every.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,11 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "claim(id, section, statement): a claim of the report")
-    config.addinivalue_line("markers", "expect(scale, outcome, evidence): the outcome measured at that "
-                            "scale (reproduced, contradicted, not shown, inconclusive), with its numbers")
+    config.addinivalue_line(
+        "markers",
+        "expect(scale, outcome, evidence): the outcome measured at that "
+        "scale (reproduced, contradicted, not shown, inconclusive), with its numbers",
+    )
     config._hw1_scale = harness.chosen_scale(config)  # a bad --set is a usage error before anything runs
     if config.getoption("--seed-sets") and config.getoption("--seed"):
         raise pytest.UsageError("--seed-sets pools seed sets at their own offsets; give it without --seed")
@@ -47,8 +51,12 @@ def pytest_configure(config):
     if config.getoption("--clear-run-cache"):
         cache.clear()
     if harness.is_claims_run(config):
-        report.drop_other_runs(harness.figures_dir(config), config.getoption("--scale"),
-                               config.getoption("--seed"), config.getoption("overrides"))
+        report.drop_other_runs(
+            harness.figures_dir(config),
+            config.getoption("--scale"),
+            config.getoption("--seed"),
+            config.getoption("overrides"),
+        )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -85,9 +93,16 @@ def claim(request, scale, pytestconfig, ledger):
     record = harness.new_record(request.node, scale, pytestconfig)
     cache.reset_train_seconds()
     out = harness.figures_dir(pytestconfig)
-    yield harness.ClaimFiler(record, out, scale, ledger, pytestconfig.getoption("--seed"),
-                             harness.expectations_on(pytestconfig), harness.is_measured(request.node, scale),
-                             harness.split_of(pytestconfig, request.node))
+    yield harness.ClaimFiler(
+        record,
+        out,
+        scale,
+        ledger,
+        pytestconfig.getoption("--seed"),
+        harness.expectations_on(pytestconfig),
+        harness.is_measured(request.node, scale),
+        harness.split_of(pytestconfig, request.node),
+    )
     if record.verdict is None:  # the test failed before its verdict: say so in the report
         record.note = "the test stopped before reaching a verdict (see the pytest log)"
         record.save(out)
@@ -109,8 +124,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 def pytest_sessionfinish(session, exitstatus):
     out = harness.figures_dir(session.config)
-    if harness.is_worker(session.config) or not harness.is_claims_run(session.config) \
-            or session.config.option.collectonly or not (out / "records").is_dir():
+    if (
+        harness.is_worker(session.config)
+        or not harness.is_claims_run(session.config)
+        or session.config.option.collectonly
+        or not (out / "records").is_dir()
+    ):
         return
     harness.write_environment(session.config, out)
     report.write_index(out)

@@ -2,6 +2,7 @@
 
 Measures, stores benchmarks/results/<cpu|cuda>.json and rewrites benchmarks/README.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,13 @@ from .common import machine
 from .report import HERE, write_readme
 
 PARTS = ("ensemble", "cache", "evals", "claims", "paper")
-PART_KEYS = {"ensemble": "ensemble", "cache": "cold_warm", "evals": "evals", "claims": "claim_times",
-             "paper": "paper"}
+PART_KEYS = {
+    "ensemble": "ensemble",
+    "cache": "cold_warm",
+    "evals": "evals",
+    "claims": "claim_times",
+    "paper": "paper",
+}
 
 
 def main(argv=None) -> None:
@@ -54,17 +60,22 @@ def main(argv=None) -> None:
         from .ensemble import bench_ensemble, profile_ensemble
 
         print("vmapped ensemble vs loop over K models", flush=True)
-        res["ensemble"] = bench_ensemble(device, ks=(8,) if args.quick else (8, 32, 100),
-                                         steps=10 if args.quick else 30, repeats=args.repeats)
+        res["ensemble"] = bench_ensemble(
+            device,
+            ks=(8,) if args.quick else (8, 32, 100),
+            steps=10 if args.quick else 30,
+            repeats=args.repeats,
+        )
         res["profile"] = profile_ensemble(device)
         lap("ensemble")
     if "cache" in parts:
         from .claims_cache import bench_cold_warm
 
         print("claims run, cold vs warm run cache", flush=True)
-        res["cold_warm"] = bench_cold_warm(["claims/test_deep_vs_shallow.py", "--scale", "smoke",
-                                            "-k", "function_depth or small_budget"],
-                                           repeats=1 if args.quick else 2)
+        res["cold_warm"] = bench_cold_warm(
+            ["claims/test_deep_vs_shallow.py", "--scale", "smoke", "-k", "function_depth or small_budget"],
+            repeats=1 if args.quick else 2,
+        )
         lap("cache")
     if "evals" in parts:
         from .evals import bench_eval_cadence

@@ -4,6 +4,7 @@ The runs are subprocesses of pytest with a fresh temporary HW1_RUN_CACHE and --f
 project's cache and committed report are not touched. The warm run must retrain nothing: the set of
 entries (names and modification times) is compared before and after it.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def _entries(folder: Path) -> dict[str, int]:
     if not folder.is_dir():
         return {}
-    return {p.name: (p / "meta.json").stat().st_mtime_ns for p in folder.iterdir()
-            if p.is_dir() and not p.name.startswith(".")}
+    return {
+        p.name: (p / "meta.json").stat().st_mtime_ns
+        for p in folder.iterdir()
+        if p.is_dir() and not p.name.startswith(".")
+    }
 
 
 def _pytest(args: list[str], cache: Path, figures: Path) -> tuple[float, int, str]:
@@ -31,8 +35,19 @@ def _pytest(args: list[str], cache: Path, figures: Path) -> tuple[float, int, st
     # trainings several times slower (thread synchronisation on every tiny operation)
     env = {**os.environ, "HW1_RUN_CACHE": str(cache), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("HW1_NO_CACHE", None)
-    cmd = [sys.executable, "-m", "pytest", *args, "-p", "no:randomly", "-q", "--device", "cpu",
-           "--figures-dir", str(figures)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *args,
+        "-p",
+        "no:randomly",
+        "-q",
+        "--device",
+        "cpu",
+        "--figures-dir",
+        str(figures),
+    ]
     t = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     last = (done.stdout.strip().splitlines() or [""])[-1]
@@ -55,10 +70,18 @@ def bench_cold_warm(args: list[str], repeats: int = 2) -> dict:
             cold.append(c)
             warm.append(w)
             ratios.append(c / w)
-            print(f"  cold {c:6.1f} s, warm {w:5.1f} s, {len(before)} entries, ratio {c / w:.1f}x", flush=True)
-    return {"command": "pytest " + " ".join(args), "cold_s": spread(cold), "warm_s": spread(warm),
-            "ratio": spread(ratios), "entries": len(before), "retrained_when_warm": retrained,
-            "outcome": outcome}
+            print(
+                f"  cold {c:6.1f} s, warm {w:5.1f} s, {len(before)} entries, ratio {c / w:.1f}x", flush=True
+            )
+    return {
+        "command": "pytest " + " ".join(args),
+        "cold_s": spread(cold),
+        "warm_s": spread(warm),
+        "ratio": spread(ratios),
+        "entries": len(before),
+        "retrained_when_warm": retrained,
+        "outcome": outcome,
+    }
 
 
 def claim_times(records: Path = ROOT / "figures" / "records") -> dict:
@@ -66,11 +89,21 @@ def claim_times(records: Path = ROOT / "figures" / "records") -> dict:
     rows = []
     for f in sorted(records.glob("*.json")) if records.is_dir() else []:
         r = json.loads(f.read_text())
-        rows.append({"claim": r.get("claim"), "case": r.get("case", ""), "scale": r.get("scale"),
-                     "seconds": float(r.get("seconds", 0.0)),
-                     "train_seconds": r.get("train_seconds"), "seeds": len(r.get("seeds", [])),
-                     "stop": r.get("stop", ""),
-                     "verdict": (r.get("verdict") or {}).get("status", "no verdict")})
+        rows.append(
+            {
+                "claim": r.get("claim"),
+                "case": r.get("case", ""),
+                "scale": r.get("scale"),
+                "seconds": float(r.get("seconds", 0.0)),
+                "train_seconds": r.get("train_seconds"),
+                "seeds": len(r.get("seeds", [])),
+                "stop": r.get("stop", ""),
+                "verdict": (r.get("verdict") or {}).get("status", "no verdict"),
+            }
+        )
     rows.sort(key=lambda r: -r["seconds"])
-    return {"folder": str(records.relative_to(ROOT)) if records.is_relative_to(ROOT) else str(records),
-            "rows": rows, "total_s": sum(r["seconds"] for r in rows)}
+    return {
+        "folder": str(records.relative_to(ROOT)) if records.is_relative_to(ROOT) else str(records),
+        "rows": rows,
+        "total_s": sum(r["seconds"] for r in rows),
+    }

@@ -1,5 +1,6 @@
 """Shared helpers: the machine's description, a timer, a peak-memory probe and robust summaries of
 repeated ratios."""
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,15 @@ from hw1.provenance import cpu_model
 
 def machine(device: torch.device) -> dict:
     """What the numbers were measured on: CPU model and cores, threads, torch, GPU, load average."""
-    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "device": str(device),
-            "load_avg_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    info = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "load_avg_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -47,8 +54,13 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
 def spread(values) -> dict:
     """Median and inter-quartile range of repeated measurements."""
     v = np.asarray(values, float)
-    return {"median": float(np.median(v)), "q25": float(np.percentile(v, 25)),
-            "q75": float(np.percentile(v, 75)), "n": len(v), "values": [float(x) for x in v]}
+    return {
+        "median": float(np.median(v)),
+        "q25": float(np.percentile(v, 25)),
+        "q75": float(np.percentile(v, 75)),
+        "n": len(v),
+        "values": [float(x) for x in v],
+    }
 
 
 def fmt_spread(s: dict, unit: str = "x", digits: int = 1) -> str:

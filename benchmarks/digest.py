@@ -14,6 +14,7 @@ with the run cache off. The runs are the three of issue 15:
 A digest is the first 12 hex digits of the SHA-256 over the `params` tensors' bytes, taken in
 sorted key order. Whoever runs this on another CPU kind compares against the committed digests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,9 @@ def run_here(deterministic: bool = False) -> dict:
         torch.use_deterministic_algorithms(True)
     runs = {
         "fit": lambda: fit_target(dnn([14, 14, 8]), "sinc", seeds=[0, 1], epochs=300),
-        "dnn": lambda: fit_mnist(dnn([64, 64], n_in=784, n_out=10), seeds=[0], train_size=500,
-                                 test_size=100, epochs=2),
+        "dnn": lambda: fit_mnist(
+            dnn([64, 64], n_in=784, n_out=10), seeds=[0], train_size=500, test_size=100, epochs=2
+        ),
         "cnn": lambda: fit_mnist(cnn([4, 8]), seeds=[0], train_size=300, test_size=100, epochs=1),
     }
     out = {"digests": {}, "seconds": {}}
@@ -81,10 +83,13 @@ def stage_digests() -> dict:
     arch = dnn([14, 14, 8])
     x, y = sample_target("sinc", 256)
     xm, ym = load_mnist(True, limit=300)
-    return {"sinc_target": digest({"x": x, "y": y}), "mnist_subset": digest({"x": xm, "y": ym.float()}),
-            "fit_init": digest(init_params(arch, [0, 1])),
-            "fit_1_epoch": digest(fit_target(arch, "sinc", seeds=[0, 1], epochs=1).params),
-            "fit_10_epochs": digest(fit_target(arch, "sinc", seeds=[0, 1], epochs=10).params)}
+    return {
+        "sinc_target": digest({"x": x, "y": y}),
+        "mnist_subset": digest({"x": xm, "y": ym.float()}),
+        "fit_init": digest(init_params(arch, [0, 1])),
+        "fit_1_epoch": digest(fit_target(arch, "sinc", seeds=[0, 1], epochs=1).params),
+        "fit_10_epochs": digest(fit_target(arch, "sinc", seeds=[0, 1], epochs=10).params),
+    }
 
 
 def run_setting(env: dict, deterministic: bool = False) -> dict:
@@ -94,17 +99,23 @@ def run_setting(env: dict, deterministic: bool = False) -> dict:
         full.pop(k, None)
         if v is not None:
             full[k] = v
-    code = ("import json, sys; from benchmarks.digest import run_here; "
-            f"print(json.dumps(run_here({deterministic!r})))")
-    res = subprocess.run([sys.executable, "-c", code], cwd=HERE.parent, env=full, capture_output=True,
-                         text=True, check=True)
+    code = (
+        "import json, sys; from benchmarks.digest import run_here; "
+        f"print(json.dumps(run_here({deterministic!r})))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=HERE.parent, env=full, capture_output=True, text=True, check=True
+    )
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.digest", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--all", action="store_true", help="every setting of SETTINGS (default: torch's "
-                    "defaults and the MKL_CBWR+ATEN pin)")
+    ap.add_argument(
+        "--all",
+        action="store_true",
+        help="every setting of SETTINGS (default: torch's defaults and the MKL_CBWR+ATEN pin)",
+    )
     ap.add_argument("--repeats", type=int, default=1, help="time each setting this many times")
     ap.add_argument("--deterministic", action="store_true", help="also torch.use_deterministic_algorithms")
     ap.add_argument("--record", action="store_true", help=f"store this machine's digests in {RESULTS.name}")
@@ -114,16 +125,24 @@ def main(argv=None) -> int:
 
     names = list(SETTINGS) if args.all else ["default", "MKL_CBWR=AVX2 ATEN_CPU_CAPABILITY=avx2"]
     base = run_setting(SETTINGS["default"])["env"]
-    here = {"cpu": cpu_model(), "capability": base["cpu_capability"], "torch": base["torch"],
-            "settings": {}}
+    here = {"cpu": cpu_model(), "capability": base["cpu_capability"], "torch": base["torch"], "settings": {}}
     for name in names:
         rows = [run_setting(SETTINGS[name], args.deterministic) for _ in range(args.repeats)]
         same = len({json.dumps(r["digests"], sort_keys=True) for r in rows}) == 1
         secs = {k: sorted(r["seconds"][k] for r in rows)[len(rows) // 2] for k in rows[0]["seconds"]}
-        here["settings"][name] = {"digests": rows[0]["digests"], "stages": rows[0]["stages"],
-                                  "seconds": secs, "repeatable": same}
-        print(f"{name:48s} " + " ".join(f"{k} {v}" for k, v in rows[0]["digests"].items())
-              + "   " + " ".join(f"{k} {v:.2f}s" for k, v in secs.items()) + ("" if same else "  NOT REPEATABLE"))
+        here["settings"][name] = {
+            "digests": rows[0]["digests"],
+            "stages": rows[0]["stages"],
+            "seconds": secs,
+            "repeatable": same,
+        }
+        print(
+            f"{name:48s} "
+            + " ".join(f"{k} {v}" for k, v in rows[0]["digests"].items())
+            + "   "
+            + " ".join(f"{k} {v:.2f}s" for k, v in secs.items())
+            + ("" if same else "  NOT REPEATABLE")
+        )
     known = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"machines": []}
     if args.compare:
         for m in known["machines"]:
@@ -131,10 +150,13 @@ def main(argv=None) -> int:
                 theirs = m["settings"].get(name)
                 if theirs:
                     agree = theirs["digests"] == s["digests"]
-                    print(f"vs {m['cpu']} ({m['capability']}), {name}: {'same bits' if agree else 'DIFFERENT'}")
+                    print(
+                        f"vs {m['cpu']} ({m['capability']}), {name}: {'same bits' if agree else 'DIFFERENT'}"
+                    )
     if args.record:
-        known["machines"] = [m for m in known["machines"] if (m["cpu"], m["capability"]) !=
-                             (here["cpu"], here["capability"])] + [here]
+        known["machines"] = [
+            m for m in known["machines"] if (m["cpu"], m["capability"]) != (here["cpu"], here["capability"])
+        ] + [here]
         RESULTS.write_text(json.dumps(known, indent=1) + "\n")
     return 0
 

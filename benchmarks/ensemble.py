@@ -5,6 +5,7 @@ Both train the same K members (seed k -> build() under manual_seed(k)) full-batc
 loop time / ensemble time, so a load change during the run hits both sides of a ratio alike.
 The first repeat also checks that both give the same final losses (they are the same training).
 """
+
 from __future__ import annotations
 
 import torch
@@ -46,8 +47,9 @@ def bench_ensemble(device: torch.device, ks=(8, 32, 100), steps: int = 30, repea
             for r in range(repeats):
                 box = {}
                 run_loop = lambda: box.__setitem__("loop", _loop(arch, seeds, x, y, steps, device))
-                run_ens = lambda: box.__setitem__("ens", train_ensemble(arch, seeds, x, y, epochs=steps,
-                                                                        lr=1e-3, device=device))
+                run_ens = lambda: box.__setitem__(
+                    "ens", train_ensemble(arch, seeds, x, y, epochs=steps, lr=1e-3, device=device)
+                )
                 if r % 2 == 0:
                     a, b = timed(run_loop, device), timed(run_ens, device)
                 else:
@@ -59,17 +61,31 @@ def bench_ensemble(device: torch.device, ks=(8, 32, 100), steps: int = 30, repea
                     loop_final = torch.tensor(box["loop"])
                     ens_final = box["ens"].history["loss"][:, -1]
                     err = float(((loop_final - ens_final).abs() / loop_final.abs()).max())
-            rows.append({"net": name, "widths": list(arch.widths), "params": arch.n_params, "K": K,
-                         "steps": steps, "loop_s_per_step": spread(t_loop), "ens_s_per_step": spread(t_ens),
-                         "ratio": spread(ratios), "max_rel_diff_final_loss": err})
-            print(f"  {name:24s} K={K:3d}: loop {spread(t_loop)['median']*1e3:7.1f} ms/step, "
-                  f"ensemble {spread(t_ens)['median']*1e3:6.1f} ms/step, ratio "
-                  f"{spread(ratios)['median']:.1f}x (equal losses: rel diff {err:.1e})", flush=True)
+            rows.append(
+                {
+                    "net": name,
+                    "widths": list(arch.widths),
+                    "params": arch.n_params,
+                    "K": K,
+                    "steps": steps,
+                    "loop_s_per_step": spread(t_loop),
+                    "ens_s_per_step": spread(t_ens),
+                    "ratio": spread(ratios),
+                    "max_rel_diff_final_loss": err,
+                }
+            )
+            print(
+                f"  {name:24s} K={K:3d}: loop {spread(t_loop)['median'] * 1e3:7.1f} ms/step, "
+                f"ensemble {spread(t_ens)['median'] * 1e3:6.1f} ms/step, ratio "
+                f"{spread(ratios)['median']:.1f}x (equal losses: rel diff {err:.1e})",
+                flush=True,
+            )
     return rows
 
 
-def profile_ensemble(device: torch.device, depth: int = 3, K: int = 32, steps: int = 10,
-                     top: int = 8) -> dict:
+def profile_ensemble(
+    device: torch.device, depth: int = 3, K: int = 32, steps: int = 10, top: int = 8
+) -> dict:
     """Where one vmapped training step spends its time (torch.profiler, self time per operator)."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -82,9 +98,19 @@ def profile_ensemble(device: torch.device, depth: int = 3, K: int = 32, steps: i
     events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
     total = sum(e.self_cpu_time_total for e in events) or 1.0
     events.sort(key=lambda e: -e.self_cpu_time_total)
-    rows = [{"op": e.key, "share": e.self_cpu_time_total / total, "calls_per_step": e.count / steps}
-            for e in events[:top]]
-    return {"net": f"HW1-1 DNN depth {depth}", "widths": list(arch.widths), "K": K, "rows": rows,
-            "index_share": sum(e.self_cpu_time_total for e in events
-                               if e.key in ("aten::arange", "aten::stack", "aten::index", "aten::cat",
-                                            "aten::randperm")) / total}
+    rows = [
+        {"op": e.key, "share": e.self_cpu_time_total / total, "calls_per_step": e.count / steps}
+        for e in events[:top]
+    ]
+    return {
+        "net": f"HW1-1 DNN depth {depth}",
+        "widths": list(arch.widths),
+        "K": K,
+        "rows": rows,
+        "index_share": sum(
+            e.self_cpu_time_total
+            for e in events
+            if e.key in ("aten::arange", "aten::stack", "aten::index", "aten::cat", "aten::randperm")
+        )
+        / total,
+    }

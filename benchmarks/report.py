@@ -1,4 +1,5 @@
 """benchmarks/README.md, regenerated from every results/*.json (one file per machine kind)."""
+
 from __future__ import annotations
 
 import json
@@ -60,11 +61,18 @@ def _table_row(what: str, base: str, ours: str, ratio: dict, res: dict, part: st
 
 
 def _ensemble_rows(res: dict) -> list[str]:
-    return [_table_row(f"train K={r['K']} × {r['net']} (widths {r['widths']}, {r['params']} params), "
-                       f"{r['steps']} full-batch Adam steps",
-                       f"loop of `train_model`: {r['loop_s_per_step']['median']*1e3:.1f} ms/step",
-                       f"vmapped `train_ensemble`: {r['ens_s_per_step']['median']*1e3:.1f} ms/step",
-                       r["ratio"], res, "ensemble") for r in res.get("ensemble", [])]
+    return [
+        _table_row(
+            f"train K={r['K']} × {r['net']} (widths {r['widths']}, {r['params']} params), "
+            f"{r['steps']} full-batch Adam steps",
+            f"loop of `train_model`: {r['loop_s_per_step']['median'] * 1e3:.1f} ms/step",
+            f"vmapped `train_ensemble`: {r['ens_s_per_step']['median'] * 1e3:.1f} ms/step",
+            r["ratio"],
+            res,
+            "ensemble",
+        )
+        for r in res.get("ensemble", [])
+    ]
 
 
 def _cache_rows(res: dict) -> list[str]:
@@ -72,17 +80,32 @@ def _cache_rows(res: dict) -> list[str]:
     if not c:
         return []
     what = f"`{c['command']}` ({c['entries']} trained runs; warm run retrained {c['retrained_when_warm']})"
-    return [_table_row(what, f"cold cache: {fmt_spread(c['cold_s'], ' s')}",
-                       f"warm cache: {fmt_spread(c['warm_s'], ' s')}", c["ratio"], res, "cache")]
+    return [
+        _table_row(
+            what,
+            f"cold cache: {fmt_spread(c['cold_s'], ' s')}",
+            f"warm cache: {fmt_spread(c['warm_s'], ' s')}",
+            c["ratio"],
+            res,
+            "cache",
+        )
+    ]
 
 
 def _eval_rows(res: dict) -> list[str]:
-    return [_table_row(f"train K={r['seeds']} × ci {r['task']} batch-size run, batch {r['batch']}, "
-                       f"{r['epochs']} epochs, both sets evaluated (parameters bit-identical: "
-                       f"{'yes' if r['identical_params'] else 'NO'})",
-                       f"every epoch: {fmt_spread(r['base_s'], ' s')}",
-                       f"every {r['eval_every']} epochs (`eval_every`): {fmt_spread(r['ours_s'], ' s')}",
-                       r["ratio"], res, "evals") for r in res.get("evals", [])]
+    return [
+        _table_row(
+            f"train K={r['seeds']} × ci {r['task']} batch-size run, batch {r['batch']}, "
+            f"{r['epochs']} epochs, both sets evaluated (parameters bit-identical: "
+            f"{'yes' if r['identical_params'] else 'NO'})",
+            f"every epoch: {fmt_spread(r['base_s'], ' s')}",
+            f"every {r['eval_every']} epochs (`eval_every`): {fmt_spread(r['ours_s'], ' s')}",
+            r["ratio"],
+            res,
+            "evals",
+        )
+        for r in res.get("evals", [])
+    ]
 
 
 def _not_faster(results: list[dict]) -> list[str]:
@@ -90,22 +113,28 @@ def _not_faster(results: list[dict]) -> list[str]:
     for res in results:
         slow = [r for r in res.get("ensemble", []) if r["ratio"]["median"] < 5]
         for r in slow:
-            lines.append(f"- {part_label(res, 'ensemble')}: K={r['K']}, {r['net']} — "
-                         f"{r['ratio']['median']:.1f}x")
+            lines.append(
+                f"- {part_label(res, 'ensemble')}: K={r['K']}, {r['net']} — {r['ratio']['median']:.1f}x"
+            )
     return lines
 
 
 def _target(results: list[dict]) -> list[str]:
     lines = []
     for res in results:
-        deep = [r for r in res.get("ensemble", []) if r["K"] >= 32 and r["net"].startswith("HW1-1")
-                and len(r["widths"]) >= 3]
+        deep = [
+            r
+            for r in res.get("ensemble", [])
+            if r["K"] >= 32 and r["net"].startswith("HW1-1") and len(r["widths"]) >= 3
+        ]
         if deep:
             worst = min(deep, key=lambda r: r["ratio"]["median"])
             met = all(r["ratio"]["median"] >= 5 for r in deep)
-            lines.append(f"- {part_label(res, 'ensemble')}: **{'met' if met else 'NOT met'}** — lowest median ratio "
-                         f"{worst['ratio']['median']:.1f}× (K={worst['K']}, {worst['net']}), over "
-                         f"{len(deep)} (network, K) pairs.")
+            lines.append(
+                f"- {part_label(res, 'ensemble')}: **{'met' if met else 'NOT met'}** — lowest median ratio "
+                f"{worst['ratio']['median']:.1f}× (K={worst['K']}, {worst['net']}), over "
+                f"{len(deep)} (network, K) pairs."
+            )
     return lines or ["- not measured (run the ensemble part with K ≥ 32)"]
 
 
@@ -129,10 +158,14 @@ def _profile(res: dict) -> list[str]:
     p = res.get("profile")
     if not p:
         return []
-    lines = [f"Profile of the vmapped step, K={p['K']} × {p['net']} (widths {p['widths']}), "
-             f"{part_label(res, 'ensemble')} — share of operator self time (torch.profiler); building the "
-             f"minibatch indices (`batch_order`, stack, index) takes {100 * p['index_share']:.1f}%:", "",
-             "| operator | share | calls per step |", "| --- | ---: | ---: |"]
+    lines = [
+        f"Profile of the vmapped step, K={p['K']} × {p['net']} (widths {p['widths']}), "
+        f"{part_label(res, 'ensemble')} — share of operator self time (torch.profiler); building the "
+        f"minibatch indices (`batch_order`, stack, index) takes {100 * p['index_share']:.1f}%:",
+        "",
+        "| operator | share | calls per step |",
+        "| --- | ---: | ---: |",
+    ]
     lines += [f"| `{r['op']}` | {100 * r['share']:.1f}% | {r['calls_per_step']:.0f} |" for r in p["rows"]]
     return lines + [""]
 
@@ -147,20 +180,35 @@ def _claim_table(res: dict) -> list[str]:
     if not ct:
         return []
     if not ct["rows"]:
-        return [f"No records in `{ct['folder']}` yet: run `pytest claims/` at ci scale first, then "
-                f"`python -m benchmarks --only claims` (records are written by the harness)."]
+        return [
+            f"No records in `{ct['folder']}` yet: run `pytest claims/` at ci scale first, then "
+            f"`python -m benchmarks --only claims` (records are written by the harness)."
+        ]
     suite = res.get("suite")
-    head = ([f"**The whole ci suite**, {suite['what']}: {suite['claims_s']} s of wall time "
-             f"({suite['claims_s'] / 60:.1f} min; the unit tests {suite['unit_tests_s']} s more), "
-             f"{suite['when']}, {suite['machine']}.", ""] if suite else [])
-    lines = head + [f"From `{ct['folder']}/*.json` (`seconds`: wall time of each claim case in its last run, "
-             f"training included unless its runs were already cached; `trained`: what training every run "
-             f"it read cost, cached or not, counted once per case, so runs shared between cases count in "
-             f"each). Total {ct['total_s']:.0f} s.", "",
-             "| claim | case | scale | outcome | seeds used | seconds | trained (s) |",
-             "| --- | --- | --- | --- | ---: | ---: | ---: |"]
-    lines += [f"| {r['claim']} | {r['case']} | {r['scale']} | {r['verdict']} | {r.get('seeds', '')} | "
-              f"{r['seconds']:.1f} | {_trained(r)} |" for r in ct["rows"]]
+    head = (
+        [
+            f"**The whole ci suite**, {suite['what']}: {suite['claims_s']} s of wall time "
+            f"({suite['claims_s'] / 60:.1f} min; the unit tests {suite['unit_tests_s']} s more), "
+            f"{suite['when']}, {suite['machine']}.",
+            "",
+        ]
+        if suite
+        else []
+    )
+    lines = head + [
+        f"From `{ct['folder']}/*.json` (`seconds`: wall time of each claim case in its last run, "
+        f"training included unless its runs were already cached; `trained`: what training every run "
+        f"it read cost, cached or not, counted once per case, so runs shared between cases count in "
+        f"each). Total {ct['total_s']:.0f} s.",
+        "",
+        "| claim | case | scale | outcome | seeds used | seconds | trained (s) |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {r['claim']} | {r['case']} | {r['scale']} | {r['verdict']} | {r.get('seeds', '')} | "
+        f"{r['seconds']:.1f} | {_trained(r)} |"
+        for r in ct["rows"]
+    ]
     return lines
 
 
@@ -176,7 +224,9 @@ def _count(it: dict, runs: dict) -> tuple[str, float]:
     """(what an item counts, its CPU seconds per unit)."""
     if it["runs"]:
         steps = sum(runs[k].get("steps", it["steps"]) for k in it["runs"])
-        per = sum(runs[k].get("steps", it["steps"]) * runs[k]["s_per_step"] for k in it["runs"]) / max(steps, 1)
+        per = sum(runs[k].get("steps", it["steps"]) * runs[k]["s_per_step"] for k in it["runs"]) / max(
+            steps, 1
+        )
         ev = sum(runs[k].get("evals", it["evals"]) for k in it["runs"])
         evals = f" + {ev:,} evaluations of {it['eval_images']:,}" if ev and it["eval_images"] else ""
         n = len(it["runs"])
@@ -193,8 +243,8 @@ def _gpu_runs(results: list[dict]) -> tuple[dict, dict, str]:
         return {}, {}, ""
     pc = gpu.get("paper", {})
     if "runs" in pc:  # measured with this estimate: every item on the GPU runner itself
-        return pc["runs"], {(i["claim"], i["what"]): i["s"] for i in pc["items"]}, part_label(gpu, 'paper')
-    return legacy_gpu_runs(gpu), {}, part_label(gpu, 'paper')
+        return pc["runs"], {(i["claim"], i["what"]): i["s"] for i in pc["items"]}, part_label(gpu, "paper")
+    return legacy_gpu_runs(gpu), {}, part_label(gpu, "paper")
 
 
 def _paper_rows(cpu: dict, results: list[dict]) -> tuple[list[dict], str]:
@@ -241,16 +291,30 @@ def _paper_table(results: list[dict]) -> list[str]:
         return ["Not measured with this estimate yet: `python -m benchmarks --only paper`.", ""]
     rows, gpu_label = _paper_rows(cpu, results)
     when = cpu.get("part_info", {}).get("paper", cpu)
-    lines = [PAPER_INTRO, "", f"CPU: {part_label(cpu, 'paper')}, load average "
-             f"{when['machine']['load_avg_start']:.1f} at start, measured {when['when']}. GPU: "
-             + (f"{gpu_label} where measured; derived from it elsewhere (column *GPU from*)." if gpu_label
-                else "no GPU results; GPU column = host CPU items only."), "",
-             "| claim case | what dominates | count | CPU s per step or call | CPU h | GPU min | GPU from |",
-             "| --- | --- | --- | ---: | ---: | ---: | --- |"]
+    lines = [
+        PAPER_INTRO,
+        "",
+        f"CPU: {part_label(cpu, 'paper')}, load average "
+        f"{when['machine']['load_avg_start']:.1f} at start, measured {when['when']}. GPU: "
+        + (
+            f"{gpu_label} where measured; derived from it elsewhere (column *GPU from*)."
+            if gpu_label
+            else "no GPU results; GPU column = host CPU items only."
+        ),
+        "",
+        "| claim case | what dominates | count | CPU s per step or call | CPU h | GPU min | GPU from |",
+        "| --- | --- | --- | ---: | ---: | ---: | --- |",
+    ]
     for r in rows:
-        what = r["what"] + (f" *(shares: {r['shares']})*" if r["shares"] else "") + (f" — {r['note']}" if r["note"] else "")
-        lines.append(f"| {r['claim']} | {what} | {r['count']} | {r['per']:.3g} | {_h(r['cpu'])} | "
-                     f"{_min(r['gpu'])} | {r['gpu_how']} |")
+        what = (
+            r["what"]
+            + (f" *(shares: {r['shares']})*" if r["shares"] else "")
+            + (f" — {r['note']}" if r["note"] else "")
+        )
+        lines.append(
+            f"| {r['claim']} | {what} | {r['count']} | {r['per']:.3g} | {_h(r['cpu'])} | "
+            f"{_min(r['gpu'])} | {r['gpu_how']} |"
+        )
     lines += ["", _totals(rows), ""]
     return lines
 
@@ -262,19 +326,24 @@ def _totals(rows: list[dict]) -> str:
         g[0] += r["cpu"]
         g[1] += r["gpu"] if r["gpu"] is not None else float("nan")
         g[2] += r["cpu"] if r["host"] else 0.0
-    lines = ["Per shard (one CI job each, `.github/workflows/claims-gpu.yml`) and in all. The harness adds "
-             "seeds in stages (1x, 2x, 4x the base count; a later stage trains and measures only the seeds "
-             "it adds, each cached per seed), so a case that no stage decides costs up to 4x: the 4x column "
-             "is that worst case for every case at once (an upper bound on a GPU, where a larger vmapped "
-             "ensemble costs less than proportionally).", "",
-             "| shard | CPU h (1x) | CPU h (4x) | GPU-runner h (1x) | GPU-runner h (4x) | of which host CPU h (1x) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "Per shard (one CI job each, `.github/workflows/claims-gpu.yml`) and in all. The harness adds "
+        "seeds in stages (1x, 2x, 4x the base count; a later stage trains and measures only the seeds "
+        "it adds, each cached per seed), so a case that no stage decides costs up to 4x: the 4x column "
+        "is that worst case for every case at once (an upper bound on a GPU, where a larger vmapped "
+        "ensemble costs less than proportionally).",
+        "",
+        "| shard | CPU h (1x) | CPU h (4x) | GPU-runner h (1x) | GPU-runner h (4x) | of which host CPU h (1x) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     tot = [0.0, 0.0, 0.0]
     for name, (c, g, h) in groups.items():
         lines.append(f"| {name} | {_h(c)} | {_h(4 * c)} | {_h(g)} | {_h(4 * g)} | {_h(h)} |")
         tot = [tot[0] + c, tot[1] + g, tot[2] + h]
-    lines.append(f"| **all claims, one machine** | **{_h(tot[0])}** | **{_h(4 * tot[0])}** | **{_h(tot[1])}** | "
-                 f"**{_h(4 * tot[1])}** | **{_h(tot[2])}** |")
+    lines.append(
+        f"| **all claims, one machine** | **{_h(tot[0])}** | **{_h(4 * tot[0])}** | **{_h(tot[1])}** | "
+        f"**{_h(4 * tot[1])}** | **{_h(tot[2])}** |"
+    )
     return "\n".join(lines)
 
 
@@ -289,29 +358,56 @@ def _memory_table(results: list[dict]) -> list[str]:
             r = runs[k]
             if "step_bytes" in r:
                 where = "GPU"
-                cands.append((r["step_bytes"], where, f"training step of {k} ({r['members']} members at once)",
-                              "analytic: 16 B/param/member + layer outputs x batch"))
-                cands.append((r["eval_bytes"], where, f"evaluation chunk of {k}", "analytic: largest layer in+out x 2000"))
+                cands.append(
+                    (
+                        r["step_bytes"],
+                        where,
+                        f"training step of {k} ({r['members']} members at once)",
+                        "analytic: 16 B/param/member + layer outputs x batch",
+                    )
+                )
+                cands.append(
+                    (
+                        r["eval_bytes"],
+                        where,
+                        f"evaluation chunk of {k}",
+                        "analytic: largest layer in+out x 2000",
+                    )
+                )
         if it.get("peak_bytes"):
-            cands.append((it["peak_bytes"], "host RAM", it["what"], "measured: peak RSS growth on CPU"
-                          + (f" ({it['note']})" if it["note"] else "")))
+            cands.append(
+                (
+                    it["peak_bytes"],
+                    "host RAM",
+                    it["what"],
+                    "measured: peak RSS growth on CPU" + (f" ({it['note']})" if it["note"] else ""),
+                )
+            )
         for c in cands or [(0, "—", "reads cached runs only", "—")]:
             if it["claim"] not in peaks or c[0] > peaks[it["claim"]][0]:
                 peaks[it["claim"]] = c
-    lines = ["Peak memory each claim case needs at paper scale beyond the interpreter and the data (the "
-             "largest of its items; a case that only reads cached runs needs little). Training steps and "
-             "evaluation chunks are analytic, for the vmapped path a GPU takes (`footprint` in "
-             "`benchmarks/paper_cost.py`: a lower bound, the allocator and vmap's copies come on top); the "
-             "measurements are measured on CPU as the growth of the process's resident memory (sampled every "
-             "2 ms) during the call, at the real size or scaled linearly from a smaller point count.", "",
-             "| claim case | peak | where | dominated by | how obtained |", "| --- | ---: | --- | --- | --- |"]
+    lines = [
+        "Peak memory each claim case needs at paper scale beyond the interpreter and the data (the "
+        "largest of its items; a case that only reads cached runs needs little). Training steps and "
+        "evaluation chunks are analytic, for the vmapped path a GPU takes (`footprint` in "
+        "`benchmarks/paper_cost.py`: a lower bound, the allocator and vmap's copies come on top); the "
+        "measurements are measured on CPU as the growth of the process's resident memory (sampled every "
+        "2 ms) during the call, at the real size or scaled linearly from a smaller point count.",
+        "",
+        "| claim case | peak | where | dominated by | how obtained |",
+        "| --- | ---: | --- | --- | --- |",
+    ]
     for claim, (b, where, what, how) in peaks.items():
         lines.append(f"| {claim} | {f'{b / 2**30:.2f} GiB' if b else '—'} | {where} | {what} | {how} |")
-    return lines + ["", "`tests/test_paper_shapes.py` runs every one of these paths at its real size (the measurements "
-                    "on fewer points) and holds the minimal-ratio Hessian to a budget of 16 GiB per claim case (the "
-                    "memory of the smallest GitHub GPU runner's T4, about half its 28 GB of host RAM): "
-                    "`hessian_eigenvalues` takes as many members at once as fit in "
-                    "`landscape.HESSIAN_MEMORY` (one at a time for the paper's 1000-parameter nets).", ""]
+    return lines + [
+        "",
+        "`tests/test_paper_shapes.py` runs every one of these paths at its real size (the measurements "
+        "on fewer points) and holds the minimal-ratio Hessian to a budget of 16 GiB per claim case (the "
+        "memory of the smallest GitHub GPU runner's T4, about half its 28 GB of host RAM): "
+        "`hessian_eigenvalues` takes as many members at once as fit in "
+        "`landscape.HESSIAN_MEMORY` (one at a time for the paper's 1000-parameter nets).",
+        "",
+    ]
 
 
 def _machine_lines(res: dict) -> list[str]:
@@ -323,10 +419,13 @@ def _machine_lines(res: dict) -> list[str]:
         by.setdefault((label(m), m["torch"], m["python"], m["load_avg_start"], i["when"]), []).append(part)
     out = []
     for (lab, torch_v, py, load, when), parts in by.items():
-        secs = ", ".join(f"{p} {res['part_s'][p]:.0f} s" for p in parts if p in res.get("part_s", {})) \
-            or (f"{res['wall_s']:.0f} s" if "wall_s" in res and parts == ["all parts"] else "")
-        out.append(f"{', '.join(parts)} on {lab}; torch {torch_v}, Python {py}, load average {load:.1f} at "
-                   f"start, measured {when}" + (f" ({secs})" if secs else ""))
+        secs = ", ".join(f"{p} {res['part_s'][p]:.0f} s" for p in parts if p in res.get("part_s", {})) or (
+            f"{res['wall_s']:.0f} s" if "wall_s" in res and parts == ["all parts"] else ""
+        )
+        out.append(
+            f"{', '.join(parts)} on {lab}; torch {torch_v}, Python {py}, load average {load:.1f} at "
+            f"start, measured {when}" + (f" ({secs})" if secs else "")
+        )
     return out
 
 
@@ -336,26 +435,42 @@ def write_readme(path: Path = HERE / "README.md") -> Path:
     lines = [HEADER, "## Results", ""]
     for res in results:
         lines.append(f"- `{res['kind']}`: " + "; ".join(_machine_lines(res)) + ".")
-    lines += ["", "| what | baseline | ours | ratio: median [IQR] | machine |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "| what | baseline | ours | ratio: median [IQR] | machine |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for res in results:
         lines += _ensemble_rows(res) + _cache_rows(res) + _eval_rows(res)
-    lines += ["", "The cold/warm row is a smoke-scale subset (seconds of training), so its warm time is the "
-              "floor of any run (pytest and torch start-up, measuring, drawing and filing the figures) and "
-              "the ratio is small; at ci scale the training is minutes per claim (the table of claim times "
-              "below) and a warm run costs about that same floor.", "",
-              "Every ensemble row was checked to train the same models as the loop (largest relative "
-              "difference of the final losses, first repeat: "
-              + ", ".join(f"{max(r['max_rel_diff_final_loss'] for r in res['ensemble']):.1e} on `{res['kind']}`"
-                          for res in results if res.get("ensemble")) + ").", "",
-              "### Target: the ensemble at least 5× the loop for K ≥ 32 on the deep narrow DNNs", ""]
+    lines += [
+        "",
+        "The cold/warm row is a smoke-scale subset (seconds of training), so its warm time is the "
+        "floor of any run (pytest and torch start-up, measuring, drawing and filing the figures) and "
+        "the ratio is small; at ci scale the training is minutes per claim (the table of claim times "
+        "below) and a warm run costs about that same floor.",
+        "",
+        "Every ensemble row was checked to train the same models as the loop (largest relative "
+        "difference of the final losses, first repeat: "
+        + ", ".join(
+            f"{max(r['max_rel_diff_final_loss'] for r in res['ensemble']):.1e} on `{res['kind']}`"
+            for res in results
+            if res.get("ensemble")
+        )
+        + ").",
+        "",
+        "### Target: the ensemble at least 5× the loop for K ≥ 32 on the deep narrow DNNs",
+        "",
+    ]
     lines += _target(results) + ["", "### Where the vmapped ensemble is not 5× faster", ""]
     lines += _not_faster(results) or ["- nowhere in these runs"]
     lines += ["", WHY, ""]
     for res in results:
         per = [r["loop_s_per_step"]["median"] / r["K"] * 1e3 for r in res.get("ensemble", [])]
         if per:
-            lines.append(f"- Loop cost per member and step on {part_label(res, 'ensemble')}: "
-                         f"{min(per):.2f} to {max(per):.2f} ms.")
+            lines.append(
+                f"- Loop cost per member and step on {part_label(res, 'ensemble')}: "
+                f"{min(per):.2f} to {max(per):.2f} ms."
+            )
     lines.append("")
     for res in results:
         lines += _profile(res)
@@ -378,13 +493,16 @@ def _digest_section(path: Path = HERE / "results" / "digests.json") -> list[str]
     machines = known["machines"]
     settings = list(dict.fromkeys(name for m in machines for name in m["settings"]))
     runs = ("fit", "dnn", "cnn")
-    lines = ["Float results differ between CPUs: torch's BLAS (MKL) and its vector kernels (ATen) take "
-             "another code path on each. `python -m benchmarks.digest` trains three small runs (a fit "
-             "DNN, an MNIST DNN, an MNIST CNN; one thread, no cache) in a fresh interpreter per setting "
-             "of the knobs and prints a digest of the parameters (" + known.get("definition", "") + "). "
-             "Same digest = same bits.", "",
-             "| setting | machine | " + " | ".join(runs) + " | seconds (fit, dnn, cnn) |",
-             "| --- | --- | " + " | ".join("---" for _ in runs) + " | --- |"]
+    lines = [
+        "Float results differ between CPUs: torch's BLAS (MKL) and its vector kernels (ATen) take "
+        "another code path on each. `python -m benchmarks.digest` trains three small runs (a fit "
+        "DNN, an MNIST DNN, an MNIST CNN; one thread, no cache) in a fresh interpreter per setting "
+        "of the knobs and prints a digest of the parameters (" + known.get("definition", "") + "). "
+        "Same digest = same bits.",
+        "",
+        "| setting | machine | " + " | ".join(runs) + " | seconds (fit, dnn, cnn) |",
+        "| --- | --- | " + " | ".join("---" for _ in runs) + " | --- |",
+    ]
     for name in settings:
         for m in machines:
             s = m["settings"].get(name)
@@ -392,17 +510,31 @@ def _digest_section(path: Path = HERE / "results" / "digests.json") -> list[str]
                 continue
             secs = s.get("seconds")
             cost = ", ".join(f"{secs[r]:.2f}" for r in runs) if secs else "—"
-            lines.append(f"| `{name}` | {m['cpu']}, {m['capability']}"
-                         + (f" ({m['source']})" if m.get("source") else "") + " | "
-                         + " | ".join(s["digests"][r] for r in runs) + f" | {cost} |")
+            lines.append(
+                f"| `{name}` | {m['cpu']}, {m['capability']}"
+                + (f" ({m['source']})" if m.get("source") else "")
+                + " | "
+                + " | ".join(s["digests"][r] for r in runs)
+                + f" | {cost} |"
+            )
     groups = {}
     for name in settings:
-        digests = {json.dumps(m["settings"][name]["digests"], sort_keys=True) for m in machines
-                   if name in m["settings"]}
+        digests = {
+            json.dumps(m["settings"][name]["digests"], sort_keys=True)
+            for m in machines
+            if name in m["settings"]
+        }
         groups[name] = len(digests)
-    shared = [n for n, k in groups.items() if k == 1 and sum(n in m["settings"] for m in machines) == len(machines)]
-    lines += ["", "Settings under which every machine above trains the same bits: "
-              + (", ".join(f"`{n}`" for n in shared) if shared else "**none**") + ".", ""]
+    shared = [
+        n for n, k in groups.items() if k == 1 and sum(n in m["settings"] for m in machines) == len(machines)
+    ]
+    lines += [
+        "",
+        "Settings under which every machine above trains the same bits: "
+        + (", ".join(f"`{n}`" for n in shared) if shared else "**none**")
+        + ".",
+        "",
+    ]
     lines += [NO_PIN]
     return lines
 

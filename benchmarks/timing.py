@@ -5,6 +5,7 @@ read from the records the run wrote (`<figures dir>/records/*.json`) and its `en
 
 `benchmarks/gpu_paper.sh` writes it after the paper suite; nothing here runs a claim.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,16 @@ def rows(folder: Path) -> list[dict]:
     out = []
     for f in sorted((folder / "records").glob("*.json")):
         r = json.loads(f.read_text())
-        out.append({"claim": r["claim"], "case": r.get("case") or "", "outcome": r["verdict"]["status"],
-                    "seeds": len(r.get("seeds") or []), "seconds": r.get("seconds"),
-                    "trained": r.get("train_seconds")})
+        out.append(
+            {
+                "claim": r["claim"],
+                "case": r.get("case") or "",
+                "outcome": r["verdict"]["status"],
+                "seeds": len(r.get("seeds") or []),
+                "seconds": r.get("seconds"),
+                "trained": r.get("train_seconds"),
+            }
+        )
     return sorted(out, key=lambda r: -(r["seconds"] or 0))
 
 
@@ -28,13 +36,20 @@ def table(folder: Path, wall: float | None = None) -> str:
     found = rows(folder)
     num = env.get("numerics", {})
     where = num.get("accelerator") or num.get("cpu") or "unknown machine"
-    lines = [f"# Timing: {env.get('scale', '?')} scale, {len(found)} claim cases",
-             "", f"Device `{env.get('device', '?')}` ({where}), torch {env.get('torch', '?')}."]
+    lines = [
+        f"# Timing: {env.get('scale', '?')} scale, {len(found)} claim cases",
+        "",
+        f"Device `{env.get('device', '?')}` ({where}), torch {env.get('torch', '?')}.",
+    ]
     if wall is not None:
         lines.append(f"Wall time of the whole run: {wall:.0f} s ({wall / 60:.1f} min).")
     total = sum(r["seconds"] or 0 for r in found)
-    lines += [f"Sum of the cases' own wall times: {total:.0f} s (cases run side by side on the workers).", "",
-              "| claim | case | outcome | seeds | seconds | trained (s) |", "| --- | --- | --- | ---: | ---: | ---: |"]
+    lines += [
+        f"Sum of the cases' own wall times: {total:.0f} s (cases run side by side on the workers).",
+        "",
+        "| claim | case | outcome | seeds | seconds | trained (s) |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
+    ]
     for r in found:
         sec = "" if r["seconds"] is None else f"{r['seconds']:.1f}"
         tr = "" if r["trained"] is None else f"{r['trained']:.0f}"

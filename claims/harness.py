@@ -10,6 +10,7 @@ The ledger check (syrupy snapshots of each case's outcome, and strict expectatio
 default seeds and settings of a ledger scale; under --seed, --seed-sets or --set it is off, and an
 outcome that differs from the ledger is listed in the terminal summary and the index instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,22 +57,50 @@ def _seed(text: str) -> int:
 
 def add_options(parser) -> None:
     g = parser.getgroup("hw1", "hw1 claims")
-    g.addoption("--scale", choices=("smoke", "ci", "paper"), default="ci",
-                help="smoke: seconds, decides nothing; ci (default): CPU scale that decides every "
-                     "claim; paper: the report's settings (GPU)")
-    g.addoption("--seed", type=_seed, default=0, help="shift every seed by N to rerun on fresh seeds "
-                "(the ledger check is off; outcomes that differ from it are listed, not failed)")
-    g.addoption("--seed-sets", type=_seed_sets, default=None, metavar="OFFSETS",
-                help="pool disjoint seed sets, e.g. 0,1000,2000: each stage uses the first seeds of "
-                     "every set (k sets: k x the base count); the pooled verdict of hw1.stability")
-    g.addoption("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", dest="overrides",
-                help="override one config field of the scale, e.g. --set fit.epochs=5000 (repeatable; "
-                     "sections fit, mnist, opt, gen, stages; the ledger check is off)")
+    g.addoption(
+        "--scale",
+        choices=("smoke", "ci", "paper"),
+        default="ci",
+        help="smoke: seconds, decides nothing; ci (default): CPU scale that decides every "
+        "claim; paper: the report's settings (GPU)",
+    )
+    g.addoption(
+        "--seed",
+        type=_seed,
+        default=0,
+        help="shift every seed by N to rerun on fresh seeds "
+        "(the ledger check is off; outcomes that differ from it are listed, not failed)",
+    )
+    g.addoption(
+        "--seed-sets",
+        type=_seed_sets,
+        default=None,
+        metavar="OFFSETS",
+        help="pool disjoint seed sets, e.g. 0,1000,2000: each stage uses the first seeds of "
+        "every set (k sets: k x the base count); the pooled verdict of hw1.stability",
+    )
+    g.addoption(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        dest="overrides",
+        help="override one config field of the scale, e.g. --set fit.epochs=5000 (repeatable; "
+        "sections fit, mnist, opt, gen, stages; the ledger check is off)",
+    )
     g.addoption("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
-    g.addoption("--figures-dir", default=None,
-                help="where the report is written (default: figures/, figures/smoke/ at smoke scale)")
-    g.addoption("--claim", action="append", default=[], metavar="ID",
-                help="run only this claim (repeatable), e.g. --claim function-depth")
+    g.addoption(
+        "--figures-dir",
+        default=None,
+        help="where the report is written (default: figures/, figures/smoke/ at smoke scale)",
+    )
+    g.addoption(
+        "--claim",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="run only this claim (repeatable), e.g. --claim function-depth",
+    )
     g.addoption("--no-run-cache", action="store_true", help="train everything afresh, store nothing")
     g.addoption("--clear-run-cache", action="store_true", help="empty the run cache before running")
 
@@ -100,8 +129,11 @@ def figures_dir(config) -> Path:
 
 def expectations_on(config) -> bool:
     """Measured outcomes are strict expectations: the default seeds and settings of a scale."""
-    return (config.getoption("--seed") == 0 and not config.getoption("overrides")
-            and not config.getoption("--seed-sets"))
+    return (
+        config.getoption("--seed") == 0
+        and not config.getoption("overrides")
+        and not config.getoption("--seed-sets")
+    )
 
 
 def ledger_on(config) -> bool:
@@ -135,8 +167,10 @@ def number_in_report_order(items) -> None:
     claims module), kept on the item for its record; the modules are collected alphabetically, not
     by section. Parametrized cases keep their parameters' order (a stable sort)."""
     claims = [it for it in items if claim_mark(it) is not None]
+
     def where(it):
         return claim_mark(it).kwargs["section"], str(it.path), it.location[1]
+
     for k, it in enumerate(sorted(claims, key=where)):
         it.stash[ORDER] = k
 
@@ -148,8 +182,9 @@ def select_claims(config, items) -> None:
     known = {m.args[0] for it in items for m in it.iter_markers("claim")}
     unknown = sorted(set(wanted) - known)
     if unknown and known:
-        raise pytest.UsageError(f"unknown claim(s) {', '.join(unknown)}; "
-                                f"known claims: {', '.join(sorted(known))}")
+        raise pytest.UsageError(
+            f"unknown claim(s) {', '.join(unknown)}; known claims: {', '.join(sorted(known))}"
+        )
     keep = [it for it in items if any(m.args[0] in wanted for m in it.iter_markers("claim"))]
     config.hook.pytest_deselected(items=[it for it in items if it not in keep])
     items[:] = keep
@@ -165,8 +200,11 @@ def longest_first(config, items) -> None:
     if not any(claim_mark(it) is not None for it in items):
         return
     claims = [it for it in items if claim_mark(it) is not None]
-    seconds = {r.label: float(r.train_seconds or r.seconds) for r in report.load_records(ROOT / "figures")
-               if r.scale == "ci"}
+    seconds = {
+        r.label: float(r.train_seconds or r.seconds)
+        for r in report.load_records(ROOT / "figures")
+        if r.scale == "ci"
+    }
     if not seconds:
         return
     lpt = sorted(claims, key=lambda it: -seconds.get(case_label(it), 0.0))  # stable: ties keep their order
@@ -183,7 +221,7 @@ def first_chunks(lpt: list, workers: int) -> list:
     chunk = max(min(len(lpt) // max(workers, 1) // 4, len(lpt)), 2)
     if workers < 2 or len(lpt) < 2 * workers * chunk:
         return list(lpt)
-    head, rest = lpt[:workers * chunk], lpt[workers * chunk:]
+    head, rest = lpt[: workers * chunk], lpt[workers * chunk :]
     deal = [[] for _ in range(workers)]
     for i, it in enumerate(head):
         row, col = divmod(i, workers)
@@ -220,8 +258,11 @@ def mark_expected_failures(config, items) -> None:
             if mark.args[0] == scale and mark.args[1] != "reproduced":
                 split = split_of(config, item) or frozenset()
                 reason = f"{mark.args[1]}: " + mark.kwargs.get("evidence", "")
-                item.add_marker(pytest.mark.xfail(strict=strict and "reproduced" not in split,
-                                                  raises=ClaimNotReproduced, reason=reason))
+                item.add_marker(
+                    pytest.mark.xfail(
+                        strict=strict and "reproduced" not in split, raises=ClaimNotReproduced, reason=reason
+                    )
+                )
 
 
 # ------------------------------------------------------------------------------ the ledger
@@ -253,13 +294,23 @@ def new_record(item, scale, config) -> ClaimRecord:
     for m in item.iter_markers("expect"):
         if m.args[0] == scale.name:
             expected, evidence = m.args[1], m.kwargs.get("evidence", "")
-    return ClaimRecord(claim=mark.args[0], case=callspec.id if callspec else "",
-                       section=mark.kwargs["section"], statement=mark.kwargs["statement"],
-                       scale=scale.name, seeds=[], order=item.stash.get(ORDER, 0), expected=expected,
-                       expected_evidence=evidence, config=scale.to_dict(), overrides=list(scale.overrides),
-                       seed_offset=config.getoption("--seed"), ledger=ledger_on(config),
-                       seed_sets=tuple(config.getoption("--seed-sets") or ()),
-                       departures=departures(scale, mark.args[0]))
+    return ClaimRecord(
+        claim=mark.args[0],
+        case=callspec.id if callspec else "",
+        section=mark.kwargs["section"],
+        statement=mark.kwargs["statement"],
+        scale=scale.name,
+        seeds=[],
+        order=item.stash.get(ORDER, 0),
+        expected=expected,
+        expected_evidence=evidence,
+        config=scale.to_dict(),
+        overrides=list(scale.overrides),
+        seed_offset=config.getoption("--seed"),
+        ledger=ledger_on(config),
+        seed_sets=tuple(config.getoption("--seed-sets") or ()),
+        departures=departures(scale, mark.args[0]),
+    )
 
 
 def is_measured(item, scale) -> bool:
@@ -281,8 +332,17 @@ class ClaimFiler:
         claim.conclude(verdict, s)        # records; raises unless the outcome is as expected
     """
 
-    def __init__(self, record, out: Path, scale, snapshot, offset: int, strict: bool,
-                 measured: bool, split: frozenset[str] | None = None):
+    def __init__(
+        self,
+        record,
+        out: Path,
+        scale,
+        snapshot,
+        offset: int,
+        strict: bool,
+        measured: bool,
+        split: frozenset[str] | None = None,
+    ):
         self.record, self.out = record, out
         self.split = split  # a fragile case's measured outcomes (figures/stability.json), else None
         self.scale, self.offset = scale, offset
@@ -299,7 +359,7 @@ class ClaimFiler:
         if sets:  # the union of the sets' seeds, stage by stage
             base, pick = base * len(sets), (lambda n: pooled_seeds(n, sets))
         else:
-            pick = (lambda n: seeds_for(n, self.offset))
+            pick = lambda n: seeds_for(n, self.offset)
         self.staging = stats.staged(measure, base, self.scale.stages, alpha=self.scale.alpha, seeds_for=pick)
         return self.staging.verdict, self.staging.seeds, self.staging.payload
 
@@ -322,8 +382,9 @@ class ClaimFiler:
             self.record.stages, self.record.reason = self.staging.stages, self.staging.reason
             self.record.stop = self.staging.stop
         self.record.train_seconds = cache.train_seconds()
-        self.record.differs_from_ledger = (self.scale.decides and self.measured
-                                           and verdict.status != self.record.expected)
+        self.record.differs_from_ledger = (
+            self.scale.decides and self.measured and verdict.status != self.record.expected
+        )
         self.record.within_fragile_split = self.record.differs_from_ledger and self._within_split(verdict)
         self.record.conclude(verdict)
         self.record.save(self.out)
@@ -332,11 +393,23 @@ class ClaimFiler:
         if not self.scale.decides:
             verdict = stats.inconclusive(
                 f"{self.scale.name} scale only exercises the code and decides nothing "
-                f"(it computed: {verdict.summary()})", test=verdict.test, n=verdict.n)
+                f"(it computed: {verdict.summary()})",
+                test=verdict.test,
+                n=verdict.n,
+            )
         self._file_record(verdict, seeds, note)
         if self.snapshot is not None:  # only what a machine cannot change: hw1.ledger
-            assert ledger.entry(self.record.claim, self.record.case, verdict.status, verdict.test,
-                                self.structures, self.split) == self.snapshot
+            assert (
+                ledger.entry(
+                    self.record.claim,
+                    self.record.case,
+                    verdict.status,
+                    verdict.test,
+                    self.structures,
+                    self.split,
+                )
+                == self.snapshot
+            )
         if not self.scale.decides:
             pytest.skip(f"{self.scale.name} scale decides nothing: verdict recorded as inconclusive")
         self._assert_outcome(verdict)
@@ -354,8 +427,9 @@ class ClaimFiler:
         if got == expected or expected == stats.REPRODUCED and strict and not self._within_split(verdict):
             raise ClaimNotReproduced(what)
         if strict and self._within_split(verdict):  # listed in the summary and the index, not failed
-            raise ClaimNotReproduced(f"fragile case, outcome within its measured split "
-                                     f"({', '.join(sorted(self.split))}): {what}")
+            raise ClaimNotReproduced(
+                f"fragile case, outcome within its measured split ({', '.join(sorted(self.split))}): {what}"
+            )
         if not strict:  # fresh seeds or settings, or a case never measured at this scale
             why = "expected" if self.measured else "not yet measured at this scale; assumed"
             if expected == stats.REPRODUCED:
@@ -376,14 +450,18 @@ def summary(config) -> list[str]:
     if not records:
         return []
     lines = report.summary_lines(records)
-    differ = [r for r in records
-              if r.differs_from_ledger and (not ledger_on(config) or r.within_fragile_split)]
+    differ = [
+        r for r in records if r.differs_from_ledger and (not ledger_on(config) or r.within_fragile_split)
+    ]
     if differ:
         lines.append("")
-        lines.append(f"{len(differ)} fragile case(s) ended in another outcome of their measured split "
-                     "(figures/STABILITY.md); not an error:" if ledger_on(config) else
-                     f"{len(differ)} outcome(s) differ from the ledger (the ledger check is off under "
-                     "--seed/--set; these are results, not errors):")
+        lines.append(
+            f"{len(differ)} fragile case(s) ended in another outcome of their measured split "
+            "(figures/STABILITY.md); not an error:"
+            if ledger_on(config)
+            else f"{len(differ)} outcome(s) differ from the ledger (the ledger check is off under "
+            "--seed/--set; these are results, not errors):"
+        )
         lines += [f"  {r.label}: {r.status} (ledger: {r.expected})" for r in differ]
     return lines + [f"report: {figures_dir(config) / 'INDEX.md'}"]
 
@@ -391,11 +469,18 @@ def summary(config) -> list[str]:
 def write_environment(config, out: Path) -> None:
     """out/environment.json: the run's scale, options, device, CPU and versions."""
     scale, device = config._hw1_scale, config._hw1_device
-    env = {"scale": scale.name, "seed_offset": config.getoption("--seed"),
-           "overrides": list(scale.overrides), "ledger_check": ledger_on(config),
-           "device": str(device), "python": platform.python_version(),
-           "machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
-           "numerics": numerics()}  # CPU, torch's vector capability, BLAS, versions
+    env = {
+        "scale": scale.name,
+        "seed_offset": config.getoption("--seed"),
+        "overrides": list(scale.overrides),
+        "ledger_check": ledger_on(config),
+        "device": str(device),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "numerics": numerics(),
+    }  # CPU, torch's vector capability, BLAS, versions
     if device.type == "cuda":
         env["device_name"] = torch.cuda.get_device_name(device)
     report.write_json(out / "environment.json", env)

@@ -14,6 +14,7 @@ Off with `--progress-every 0` and under `-q`. Register it in the root conftest.p
 (from the repository root). Hooks: pytest_addoption, pytest_configure, pytest_sessionfinish,
 pytest_unconfigure.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,9 +29,13 @@ from hw1 import progress
 
 def pytest_addoption(parser):
     parser.getgroup("hw1", "hw1 claims").addoption(
-        "--progress-every", type=float, default=30.0, metavar="SECONDS",
+        "--progress-every",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
         help="print what trains (and its ETA) every SECONDS, also under -n (default 30; 0 = off; "
-             "-q turns it off too)")
+        "-q turns it off too)",
+    )
 
 
 class Reporter(threading.Thread):

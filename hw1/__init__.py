@@ -3,6 +3,7 @@
 The public, cached API (`hw1.api`): `dnn`, `cnn` (architectures) and `fit_target`, `fit_mnist`
 (training, one cache entry per seed). `import hw1` stays light: they load on first use.
 """
+
 __all__ = ["dnn", "cnn", "fit_target", "fit_mnist"]
 
 

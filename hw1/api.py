@@ -17,6 +17,7 @@ The result is an `Ensemble`: `params` (K, ...) per seed, `history` (K, epochs) m
 training (history['loss'][:, -1] is the last epoch's mean loss, before the last update), and
 `final_loss` (K,), the training loss after the last update.
 """
+
 from __future__ import annotations
 
 import torch
@@ -64,9 +65,19 @@ def _recorder(epochs: int, record_grad_norm: bool, snapshot_every: int, k: int):
 
 
 @cache.per_seed(result=ensemble_of("mse"))
-def fit_target(arch: Arch, target: str, seeds: list[int], *, n_points: int = 256, epochs: int = 2000,
-               lr: float = 1e-3, batch_size: int | None = None, record_grad_norm: bool = False,
-               snapshot_every: int = 0, device: torch.device | str = "cpu"):
+def fit_target(
+    arch: Arch,
+    target: str,
+    seeds: list[int],
+    *,
+    n_points: int = 256,
+    epochs: int = 2000,
+    lr: float = 1e-3,
+    batch_size: int | None = None,
+    record_grad_norm: bool = False,
+    snapshot_every: int = 0,
+    device: torch.device | str = "cpu",
+):
     """Fit `arch` (one input, one output) to the target function `target` ('sinc', 'sincos',
     'square'; hw1.data.TARGETS) on an even grid of `n_points`, MSE, Adam, one model per seed.
 
@@ -76,15 +87,34 @@ def fit_target(arch: Arch, target: str, seeds: list[int], *, n_points: int = 256
     'snapshot_epoch' (K, T); and final_loss (K,): the MSE after the last update.
     """
     x, y = sample_target(target, n_points)
-    return train_ensemble(arch, seeds, x, y, epochs=epochs, lr=lr, loss="mse", batch_size=batch_size,
-                          device=device, name=f"fit {target} {_describe(arch)}",
-                          on_epoch=_recorder(epochs, record_grad_norm, snapshot_every, len(seeds)))
+    return train_ensemble(
+        arch,
+        seeds,
+        x,
+        y,
+        epochs=epochs,
+        lr=lr,
+        loss="mse",
+        batch_size=batch_size,
+        device=device,
+        name=f"fit {target} {_describe(arch)}",
+        on_epoch=_recorder(epochs, record_grad_norm, snapshot_every, len(seeds)),
+    )
 
 
 @cache.per_seed(result=ensemble_of("ce"))
-def fit_mnist(arch, seeds: list[int], *, train_size: int | None = None, test_size: int | None = None,
-              epochs: int = 20, batch_size: int = 128, lr: float = 1e-3, eval_every: int | None = None,
-              device: torch.device | str = "cpu"):
+def fit_mnist(
+    arch,
+    seeds: list[int],
+    *,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    epochs: int = 20,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    eval_every: int | None = None,
+    device: torch.device | str = "cpu",
+):
     """Train `arch` (`cnn(...)`, `dnn(..., n_in=784, n_out=10)` or models.Arch) on MNIST with
     cross-entropy, minibatches and Adam, one model per seed.
 
@@ -98,7 +128,17 @@ def fit_mnist(arch, seeds: list[int], *, train_size: int | None = None, test_siz
     xt, yt = load_mnist(False, limit=test_size)
     if isinstance(arch, Arch) and arch.kind == "dnn":  # models.Arch DNNs take flat images
         x, xt = x.flatten(1), xt.flatten(1)
-    return train_ensemble(arch, seeds, x, y, epochs=epochs, lr=lr, loss="ce", batch_size=batch_size,
-                          device=device, eval_sets={"train": (x, y), "test": (xt, yt)},
-                          eval_every=eval_every or epochs,
-                          name=f"mnist {_describe(arch)}")
+    return train_ensemble(
+        arch,
+        seeds,
+        x,
+        y,
+        epochs=epochs,
+        lr=lr,
+        loss="ce",
+        batch_size=batch_size,
+        device=device,
+        eval_sets={"train": (x, y), "test": (xt, yt)},
+        eval_every=eval_every or epochs,
+        name=f"mnist {_describe(arch)}",
+    )

@@ -32,6 +32,7 @@ so a test on cached runs can still say what they cost.
 
 Where: `HW1_RUN_CACHE`, else `<HW1_CACHE_DIR or .cache>/runs`. `HW1_NO_CACHE=1` bypasses it.
 """
+
 from __future__ import annotations
 
 import ast
@@ -88,8 +89,12 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
     return tree
 
@@ -132,7 +137,8 @@ def _module_digest(path: Path) -> str:
         raise StaleCodeError(
             f"run cache: hw1/{path.name} changed on disk after this process loaded it, so the code "
             f"that would train is not the code a cache key would name; nothing was trained or stored. "
-            f"Start the run again (a new pytest or python process) to use the new code.")
+            f"Start the run again (a new pytest or python process) to use the new code."
+        )
     return digest
 
 
@@ -143,8 +149,10 @@ def code_version(modules: tuple[str, ...] = ()) -> str:
     for name in sorted(set(CORE_MODULES) | set(modules)):
         path = SOURCE_DIR / f"{name}.py"
         if not path.is_file():
-            raise ValueError(f"run cache: module {name!r} names no file {path}; pass hw1 module names "
-                             f"(e.g. modules=('landscape',))")
+            raise ValueError(
+                f"run cache: module {name!r} names no file {path}; pass hw1 module names "
+                f"(e.g. modules=('landscape',))"
+            )
         h.update(f"{name}:{_module_digest(path)};".encode())
     return h.hexdigest()[:16]
 
@@ -153,15 +161,22 @@ def _jsonable(value):
     """JSON form of the spec values json cannot write itself; anything else is refused."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         # the class and every field (nested dataclasses too), less those declared NOT_IN_KEY
-        return {"__class__": f"{type(value).__module__}.{type(value).__qualname__}",
-                **{f.name: getattr(value, f.name) for f in dataclasses.fields(value)
-                   if not f.metadata.get(NOT_IN_KEY)}}
+        return {
+            "__class__": f"{type(value).__module__}.{type(value).__qualname__}",
+            **{
+                f.name: getattr(value, f.name)
+                for f in dataclasses.fields(value)
+                if not f.metadata.get(NOT_IN_KEY)
+            },
+        }
     if isinstance(value, (torch.device, torch.dtype, Path)):
         return str(value)
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy / torch scalars
         return value.item()
-    raise TypeError(f"run cache: spec value {value!r} of type {type(value).__name__} has no stable "
-                    f"JSON form; put the numbers that define it in the spec instead")
+    raise TypeError(
+        f"run cache: spec value {value!r} of type {type(value).__name__} has no stable "
+        f"JSON form; put the numbers that define it in the spec instead"
+    )
 
 
 def _canonical(spec: dict) -> str:
@@ -174,9 +189,14 @@ def run_key(spec: dict, device: torch.device | str, modules: tuple[str, ...] = (
     """Key of a run: its spec, the code version, the device class, the torch version and dtype,
     and any numeric knob set in the environment (`hw1.provenance.KNOBS`: MKL_CBWR, ...), which
     changes the bits a CPU trains; with none set the key is as it always was."""
-    parts = {"spec": json.loads(_canonical(spec)), "code": code_version(modules),
-             "device": torch.device(device).type, "torch": torch.__version__,
-             "dtype": str(torch.get_default_dtype()), "format": FORMAT}
+    parts = {
+        "spec": json.loads(_canonical(spec)),
+        "code": code_version(modules),
+        "device": torch.device(device).type,
+        "torch": torch.__version__,
+        "dtype": str(torch.get_default_dtype()),
+        "format": FORMAT,
+    }
     if set_knobs := knobs():
         parts["numerics"] = set_knobs
     blob = json.dumps(parts, sort_keys=True)
@@ -189,8 +209,11 @@ def _sha(path: Path) -> str:
 
 def _discard(entry: Path, why: str) -> None:
     STATS["corrupt"] += 1
-    warnings.warn(f"run cache entry {entry.name} is unusable ({why}); discarding and retraining",
-                  CacheWarning, stacklevel=4)
+    warnings.warn(
+        f"run cache entry {entry.name} is unusable ({why}); discarding and retraining",
+        CacheWarning,
+        stacklevel=4,
+    )
     shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -205,8 +228,9 @@ def _load(entry: Path, discard: bool = True) -> tuple[dict[str, torch.Tensor], d
             raise ValueError("checksum mismatch")
         # weights_only: tensors and plain containers only, no code from the file is ever run
         got = torch.load(entry / "tensors.pt", weights_only=True, map_location="cpu")
-        if not isinstance(got, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                                for k, v in got.items()):
+        if not isinstance(got, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in got.items()
+        ):
             raise ValueError("tensors.pt does not hold a dict of named tensors")
         return got, meta
     except Exception as e:  # any unreadable entry is discarded, never trusted
@@ -227,8 +251,13 @@ def _store(entry: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
     try:
         _write(tmp / "tensors.pt", lambda f: torch.save(tensors, f))
-        meta = {"format": FORMAT, "key": entry.name, "sha256": _sha(tmp / "tensors.pt"),
-                "torch": torch.__version__, **meta}
+        meta = {
+            "format": FORMAT,
+            "key": entry.name,
+            "sha256": _sha(tmp / "tensors.pt"),
+            "torch": torch.__version__,
+            **meta,
+        }
         _write(tmp / "meta.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
         shutil.rmtree(entry, ignore_errors=True)
         os.replace(tmp, entry)
@@ -248,16 +277,21 @@ def _split(result, seeds: list[int]) -> list[dict[str, torch.Tensor]]:
     """compute(seeds)'s result, dim 0 = seeds, as one {name: (1, ...)} dict per seed."""
     if hasattr(result, "to_tensors"):  # an Ensemble
         result = result.to_tensors()
-    if not isinstance(result, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                               for k, v in result.items()):
-        raise TypeError("run cache: compute(seeds) must return a dict of str -> torch.Tensor (or an Ensemble)")
+    if not isinstance(result, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in result.items()
+    ):
+        raise TypeError(
+            "run cache: compute(seeds) must return a dict of str -> torch.Tensor (or an Ensemble)"
+        )
     for name, v in result.items():
         if v.ndim == 0 or v.shape[0] != len(seeds):
-            raise ValueError(f"run cache: compute(seeds) must return tensors with one row per seed "
-                             f"(first dimension {len(seeds)} for seeds {seeds}); {name!r} has shape "
-                             f"{tuple(v.shape)}. Put per-run values in rows, and constants in the "
-                             f"function's result hook instead")
-    return [{n: _own(v[i:i + 1]) for n, v in result.items()} for i in range(len(seeds))]
+            raise ValueError(
+                f"run cache: compute(seeds) must return tensors with one row per seed "
+                f"(first dimension {len(seeds)} for seeds {seeds}); {name!r} has shape "
+                f"{tuple(v.shape)}. Put per-run values in rows, and constants in the "
+                f"function's result hook instead"
+            )
+    return [{n: _own(v[i : i + 1]) for n, v in result.items()} for i in range(len(seeds))]
 
 
 def _join(parts: list[dict[str, torch.Tensor]], seeds: list[int]) -> dict[str, torch.Tensor]:
@@ -265,8 +299,10 @@ def _join(parts: list[dict[str, torch.Tensor]], seeds: list[int]) -> dict[str, t
     names = set(parts[0])
     for s, p in zip(seeds, parts):
         if set(p) != names:
-            raise ValueError(f"run cache: seed {s}'s entry holds {sorted(p)}, seed {seeds[0]}'s "
-                             f"{sorted(names)}; the runs of one spec must have the same tensors")
+            raise ValueError(
+                f"run cache: seed {s}'s entry holds {sorted(p)}, seed {seeds[0]}'s "
+                f"{sorted(names)}; the runs of one spec must have the same tensors"
+            )
     return {n: torch.cat([p[n] for p in parts]) for n in parts[0]}
 
 
@@ -334,14 +370,22 @@ def _fill(root: Path, spec: dict, keys: dict[int, str], compute: Callable, found
     if missing:
         parts, each = _compute(compute, missing)
         for s, part in zip(missing, parts):
-            _store(root / keys[s], part, {"spec": json.loads(_canonical(spec)), "seed": s,
-                                          "seconds": each, "group_seeds": missing})
+            _store(
+                root / keys[s],
+                part,
+                {"spec": json.loads(_canonical(spec)), "seed": s, "seconds": each, "group_seeds": missing},
+            )
             found[s] = part, each
     return found, len(missing)
 
 
-def cached_seeds(spec: dict, seeds, device: torch.device | str, compute: Callable[[list[int]], dict],
-                 modules: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+def cached_seeds(
+    spec: dict,
+    seeds,
+    device: torch.device | str,
+    compute: Callable[[list[int]], dict],
+    modules: tuple[str, ...] = (),
+) -> dict[str, torch.Tensor]:
     """The tensors of the runs `spec` for `seeds`: each seed loaded, or computed with the other
     missing ones in one call `compute(missing)`, then stored one entry per seed.
 
@@ -376,8 +420,9 @@ def cached_seeds(spec: dict, seeds, device: torch.device | str, compute: Callabl
 def _modules_of(fn: Callable, args: dict) -> tuple[str, ...]:
     """The hw1 modules whose code a call depends on beyond the core: the function's own module and
     those defining the dataclasses passed to it (e.g. an architecture class)."""
-    owners = [fn.__module__] + [type(v).__module__ for v in args.values()
-                                if dataclasses.is_dataclass(v) and not isinstance(v, type)]
+    owners = [fn.__module__] + [
+        type(v).__module__ for v in args.values() if dataclasses.is_dataclass(v) and not isinstance(v, type)
+    ]
     # hw1.config's dataclasses are plain values (all in the key already): its code (overrides,
     # departures, the scales) trains nothing, so editing it must not discard runs.
     return tuple(sorted({m.split(".", 1)[1] for m in owners if m.startswith("hw1.")} - {"config"}))
@@ -390,8 +435,12 @@ def _source_digest(fn: Callable) -> str | None:
     return _code_digest(Path(inspect.getsourcefile(fn)).read_bytes())
 
 
-def per_seed(fn: Callable | None = None, *, modules: tuple[str, ...] = (),
-             result: Callable[[dict, dict], object] | None = None):
+def per_seed(
+    fn: Callable | None = None,
+    *,
+    modules: tuple[str, ...] = (),
+    result: Callable[[dict, dict], object] | None = None,
+):
     """Decorator: cache fn(..., seeds, ..., device) one entry per seed (`cached_seeds`).
 
     fn trains all the seeds it is given at once and returns {name: (len(seeds), ...)} tensors or

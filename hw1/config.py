@@ -4,6 +4,7 @@ the power to decide every claim) and `paper` (the report's settings, for a GPU).
 Each section of the report has its own dataclass; a `Scale` bundles them. Vary one with
 `dataclasses.replace`; `Scale.to_dict()` is saved beside every result it produced.
 """
+
 from __future__ import annotations
 
 import ast
@@ -23,6 +24,7 @@ _NOT_TRAINING = {"not_in_run_key": True}  # hw1.cache.NOT_IN_KEY
 
 def _design(default):
     return field(default=default, metadata=_NOT_TRAINING)
+
 
 SCALE_NAMES = ("smoke", "ci", "paper")
 
@@ -181,34 +183,85 @@ REPORT = Scale("paper", decides=True)
 PAPER = replace(REPORT, gen=replace(REPORT.gen, rl_eval_every=20))
 
 CI = Scale(
-    "ci", decides=True,
+    "ci",
+    decides=True,
     fit=FitConfig(epochs=2000, seeds=8, snapshot_every=20, crossover_budgets=(40, 160, 1000)),
     # 90k-parameter CNNs cost ~7 ms per image-step on one CPU core: at CI scale a 20k budget.
     mnist=MnistConfig(train_size=4000, test_size=2000, epochs=3, seeds=5, cnn_budget=20_000),
     # HW1-2: 200-parameter one-layer nets for the minimal ratio (a 200 x 200 Hessian is cheap)
     opt=OptConfig(ratio_runs=40, ratio_budget=200, mse_epochs=3000, gn_epochs=300, n_dirs=100, grid=31),
     # HW1-3 at CI: MLPs (channels=()) on MNIST subsets, fewer epochs; see GenConfig
-    gen=GenConfig(seeds=6, rl_train_size=500, rl_test_size=1000, rl_channels=(), rl_widths=(256,),
-                  rl_epochs=60, rl_batch=50, pg_seeds=5, pg_train_size=1000, pg_test_size=1000,
-                  pg_channels=(), pg_depth=2, pg_widths=(8, 12, 16, 24, 32, 48, 64, 96, 128, 192),
-                  pg_epochs=20, pg_batch=50, bs_train_size=1000, bs_test_size=1000, bs_channels=(),
-                  bs_widths=(64, 64, 64, 64), bs_epochs=20, bs_min_steps=200, bs_target_loss=0.01,
-                  fit_epochs=60, fit_min_steps=2000, sens_points=500, sharp_points=1000),
+    gen=GenConfig(
+        seeds=6,
+        rl_train_size=500,
+        rl_test_size=1000,
+        rl_channels=(),
+        rl_widths=(256,),
+        rl_epochs=60,
+        rl_batch=50,
+        pg_seeds=5,
+        pg_train_size=1000,
+        pg_test_size=1000,
+        pg_channels=(),
+        pg_depth=2,
+        pg_widths=(8, 12, 16, 24, 32, 48, 64, 96, 128, 192),
+        pg_epochs=20,
+        pg_batch=50,
+        bs_train_size=1000,
+        bs_test_size=1000,
+        bs_channels=(),
+        bs_widths=(64, 64, 64, 64),
+        bs_epochs=20,
+        bs_min_steps=200,
+        bs_target_loss=0.01,
+        fit_epochs=60,
+        fit_min_steps=2000,
+        sens_points=500,
+        sharp_points=1000,
+    ),
 )
 
 SMOKE = Scale(
-    "smoke", decides=False, stages=SINGLE,
+    "smoke",
+    decides=False,
+    stages=SINGLE,
     fit=FitConfig(epochs=60, seeds=2, n_points=64, snapshot_every=10, crossover_budgets=(40, 1000)),
     mnist=MnistConfig(train_size=256, test_size=256, epochs=1, seeds=2, batch_size=64, cnn_budget=5_000),
-    opt=OptConfig(seeds=2, ratio_runs=4, ratio_budget=40, n_points=64, mse_epochs=60, gn_epochs=10,
-                  n_dirs=8, grid=7),
-    gen=GenConfig(seeds=2, pg_seeds=2, rl_train_size=100, rl_test_size=200, rl_channels=(), rl_epochs=3,
-                  rl_batch=50, pg_train_size=200, pg_test_size=200, pg_channels=(), pg_depth=2,
-                  pg_widths=(8, 16, 32), pg_epochs=2, pg_batch=50, bs_train_size=200,
-                  bs_test_size=200, bs_channels=(), bs_widths=(16, 16), bs_epochs=2, bs_min_steps=2,
-                  fit_min_steps=5,
-                  batch_sizes=(50, 200), interp_batches=(50, 200), n_alphas=7, fit_points=200,
-                  fit_epochs=3, sens_points=50, sharp_points=100, sharp_n=3, keskar_iters=2),
+    opt=OptConfig(
+        seeds=2, ratio_runs=4, ratio_budget=40, n_points=64, mse_epochs=60, gn_epochs=10, n_dirs=8, grid=7
+    ),
+    gen=GenConfig(
+        seeds=2,
+        pg_seeds=2,
+        rl_train_size=100,
+        rl_test_size=200,
+        rl_channels=(),
+        rl_epochs=3,
+        rl_batch=50,
+        pg_train_size=200,
+        pg_test_size=200,
+        pg_channels=(),
+        pg_depth=2,
+        pg_widths=(8, 16, 32),
+        pg_epochs=2,
+        pg_batch=50,
+        bs_train_size=200,
+        bs_test_size=200,
+        bs_channels=(),
+        bs_widths=(16, 16),
+        bs_epochs=2,
+        bs_min_steps=2,
+        fit_min_steps=5,
+        batch_sizes=(50, 200),
+        interp_batches=(50, 200),
+        n_alphas=7,
+        fit_points=200,
+        fit_epochs=3,
+        sens_points=50,
+        sharp_points=100,
+        sharp_n=3,
+        keskar_iters=2,
+    ),
 )
 
 SCALES = {s.name: s for s in (SMOKE, CI, PAPER)}
@@ -228,12 +281,20 @@ def describe_plan(plan: StagePlan, alpha: float) -> str:
         return f"Seeds come in one stage, tested at α = {alpha * plan.spend[0]:g}."
     more = ", then ".join(f"{m / plan.multipliers[0]:g}×" for m in plan.multipliers[1:])
     spent = ", ".join(_fraction(x / alpha) for x in plan.levels(alpha))
-    futility = (f", and an early stop when even {plan.multipliers[-1] / plan.multipliers[0]:g}× the "
-                f"seeds would reach significance either way with a chance under {plan.futility:.0%} "
-                "(futility)") if plan.futility > 0 else ""
-    return (f"Seeds come in {len(plan.multipliers)} stages: a case not decided by its first stage "
-            f"gets {more} the seeds, with α = {alpha:g} spent {spent} over the stages (by the union "
-            f"bound a false outcome stays ≤ α){futility}.")
+    futility = (
+        (
+            f", and an early stop when even {plan.multipliers[-1] / plan.multipliers[0]:g}× the "
+            f"seeds would reach significance either way with a chance under {plan.futility:.0%} "
+            "(futility)"
+        )
+        if plan.futility > 0
+        else ""
+    )
+    return (
+        f"Seeds come in {len(plan.multipliers)} stages: a case not decided by its first stage "
+        f"gets {more} the seeds, with α = {alpha:g} spent {spent} over the stages (by the union "
+        f"bound a false outcome stays ≤ α){futility}."
+    )
 
 
 def get_scale(name: str) -> Scale:
@@ -313,7 +374,7 @@ def apply_overrides(scale: Scale, items) -> Scale:
     """
     items = list(items)
     changes: dict[str, dict] = {}  # section -> {field: value}, applied together (a StagePlan
-    for item in items:             # checks its fields against each other)
+    for item in items:  # checks its fields against each other)
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
@@ -323,8 +384,10 @@ def apply_overrides(scale: Scale, items) -> Scale:
             continue
         sec, _, name = key.partition(".")
         if sec not in SECTIONS:
-            raise OverrideError(f"--set {item!r}: unknown section {sec!r}; sections: "
-                                f"{', '.join(SECTIONS)} (and top-level {', '.join(_TOP)})")
+            raise OverrideError(
+                f"--set {item!r}: unknown section {sec!r}; sections: "
+                f"{', '.join(SECTIONS)} (and top-level {', '.join(_TOP)})"
+            )
         hints = typing.get_type_hints(type(getattr(scale, sec)))
         if name not in hints:
             valid = ", ".join(k for k in _valid_keys(scale) if k.startswith(sec + "."))
@@ -356,12 +419,14 @@ CLAIM_SETTINGS = {
     "params-vs-generalization": ("gen.pg_*",),
     "interpolation": ("gen.bs_*", "gen.seeds", "gen.interp_batches", "gen.n_alphas"),
     "sensitivity": ("gen.bs_*", "gen.fit_*", "gen.seeds", "gen.batch_sizes", "gen.sens_points"),
-    "sharpness": ("gen.bs_*", "gen.fit_*", "gen.seeds", "gen.batch_sizes", "gen.sharp_*",
-                  "gen.keskar_*"),
+    "sharpness": ("gen.bs_*", "gen.fit_*", "gen.seeds", "gen.batch_sizes", "gen.sharp_*", "gen.keskar_*"),
 }
 # Settings whose cut to under half the report's plausibly decides an outcome.
-DECISIVE = {"training": ("*epochs*", "*min_steps*"), "data": ("*train_size*", "*n_points*", "*fit_points*"),
-            "model": ("*channels*", "*budget*")}
+DECISIVE = {
+    "training": ("*epochs*", "*min_steps*"),
+    "data": ("*train_size*", "*n_points*", "*fit_points*"),
+    "model": ("*channels*", "*budget*"),
+}
 _NOT_SETTINGS = ("*.seeds", "*_seeds")  # our statistical design, not a departure from the report
 
 
@@ -393,21 +458,45 @@ def departures(scale: Scale, claim: str, report: Scale | None = None) -> list[di
     globs = CLAIM_SETTINGS.get(claim, ())
     out = []
     for key in mine:
-        if not any(fnmatch.fnmatch(key, g) for g in globs) or mine[key] == theirs[key] \
-                or any(fnmatch.fnmatch(key, g) for g in _NOT_SETTINGS):
+        if (
+            not any(fnmatch.fnmatch(key, g) for g in globs)
+            or mine[key] == theirs[key]
+            or any(fnmatch.fnmatch(key, g) for g in _NOT_SETTINGS)
+        ):
             continue
         a, b = _size(mine[key], key), _size(theirs[key], key)
         ratio = a / b if a is not None and b else None
         kind = next((k for k, gs in DECISIVE.items() if any(fnmatch.fnmatch(key, g) for g in gs)), "")
         decisive = kind if ratio is not None and ratio < 0.5 else ""
-        out.append({"field": key, "value": mine[key], "report": theirs[key], "ratio": ratio,
-                    "decisive": decisive})
+        out.append(
+            {"field": key, "value": mine[key], "report": theirs[key], "ratio": ratio, "decisive": decisive}
+        )
     if tf32():  # a numeric knob, not a setting: TF32 products where the report computed in float32
-        out.append({"field": "numerics.tf32 (HW1_TF32)", "value": True, "report": False, "ratio": None,
-                    "decisive": ""})
+        out.append(
+            {
+                "field": "numerics.tf32 (HW1_TF32)",
+                "value": True,
+                "report": False,
+                "ratio": None,
+                "decisive": "",
+            }
+        )
     return out
 
 
-__all__ = ["FitConfig", "MnistConfig", "OptConfig", "GenConfig", "Scale", "SCALES", "get_scale",
-           "seeds_for", "replace", "apply_overrides", "OverrideError", "departures", "StagePlan",
-           "describe_plan"]
+__all__ = [
+    "FitConfig",
+    "MnistConfig",
+    "OptConfig",
+    "GenConfig",
+    "Scale",
+    "SCALES",
+    "get_scale",
+    "seeds_for",
+    "replace",
+    "apply_overrides",
+    "OverrideError",
+    "departures",
+    "StagePlan",
+    "describe_plan",
+]

@@ -6,6 +6,7 @@ files, decompressed once (atomically) into a cache folder, and read through
 ``torchvision.datasets.MNIST``. ``HW1_MNIST_DIR`` points the project at a user's own copy (a folder
 holding the four files, gzipped or not). Nothing is ever downloaded.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -58,10 +59,15 @@ def _sinc(x: torch.Tensor) -> torch.Tensor:
 
 TARGETS = {
     "sinc": Target("sinc", "|sin(5πx)/(5πx)|", (0.0, 1.0), _sinc),
-    "sincos": Target("sincos", "sin(3πx)+cos(6πx)", (0.0, 1.0),
-                     lambda x: torch.sin(3 * math.pi * x) + torch.cos(6 * math.pi * x)),
-    "square": Target("square", "sign(sin(5πx))", (0.0, 1.0),
-                     lambda x: torch.sign(torch.sin(5 * math.pi * x))),
+    "sincos": Target(
+        "sincos",
+        "sin(3πx)+cos(6πx)",
+        (0.0, 1.0),
+        lambda x: torch.sin(3 * math.pi * x) + torch.cos(6 * math.pi * x),
+    ),
+    "square": Target(
+        "square", "sign(sin(5πx))", (0.0, 1.0), lambda x: torch.sign(torch.sin(5 * math.pi * x))
+    ),
 }
 
 
@@ -95,8 +101,10 @@ def _md5(path: Path) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     except (OSError, EOFError) as e:  # truncated or not gzip at all
-        raise DataError(f"MNIST file {path} cannot be read ({e}); restore it from the repository "
-                        f"(git checkout -- data/mnist) or point HW1_MNIST_DIR at a good copy") from e
+        raise DataError(
+            f"MNIST file {path} cannot be read ({e}); restore it from the repository "
+            f"(git checkout -- data/mnist) or point HW1_MNIST_DIR at a good copy"
+        ) from e
     return h.hexdigest()
 
 
@@ -111,13 +119,17 @@ def verify_mnist(src: Path | None = None) -> dict[str, Path]:
     for name, md5 in MNIST_MD5.items():
         cands = [p for p in (src / name, src / f"{name}.gz") if p.is_file()]
         if not cands:
-            raise DataError(f"MNIST file {name}(.gz) is missing from {src}; restore data/mnist from the "
-                            f"repository (git checkout -- data/mnist) or set HW1_MNIST_DIR to a folder "
-                            f"holding the four MNIST IDX files")
+            raise DataError(
+                f"MNIST file {name}(.gz) is missing from {src}; restore data/mnist from the "
+                f"repository (git checkout -- data/mnist) or set HW1_MNIST_DIR to a folder "
+                f"holding the four MNIST IDX files"
+            )
         got = _md5(cands[0])
         if got != md5:
-            raise DataError(f"MNIST file {cands[0]} is corrupted: md5 of its contents is {got}, expected "
-                            f"{md5}; restore it (git checkout -- data/mnist) or fix HW1_MNIST_DIR")
+            raise DataError(
+                f"MNIST file {cands[0]} is corrupted: md5 of its contents is {got}, expected "
+                f"{md5}; restore it (git checkout -- data/mnist) or fix HW1_MNIST_DIR"
+            )
         found[name] = cands[0]
     return found
 
@@ -148,8 +160,9 @@ def _mnist_tensors(train: bool, src: str) -> tuple[torch.Tensor, torch.Tensor]:
     return x, ds.targets.clone()
 
 
-def load_mnist(train: bool = True, *, limit: int | None = None, seed: int = 0,
-               src: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_mnist(
+    train: bool = True, *, limit: int | None = None, seed: int = 0, src: Path | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST as normalised tensors. -> x (N, 1, 28, 28) float32, y (N,) int64.
 
     `limit` takes a class-stratified random subset of that size (seeded), so small subsets keep the

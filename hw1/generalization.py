@@ -12,6 +12,7 @@ Measurements: chance_accuracy, interpolate, sensitivity (the report's loss-gradi
 Novak et al.'s softmax-Jacobian norm), gaussian_sharpness (the report's) and keskar_sharpness
 (Keskar et al.'s epsilon-sharpness, L-BFGS-B in a box).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,9 +66,21 @@ def random_label_runs(cfg: GenConfig, seeds: list[int], device="cpu") -> Ensembl
     arch = random_label_arch(cfg)
     (x, y), (xt, yt) = mnist_sets(cfg.rl_train_size, cfg.rl_test_size)
     yp = [permute_labels(y, s) for s in seeds]  # each seed its own permutation: independent replicates
-    return train_ensemble(arch, seeds, x, yp, epochs=cfg.rl_epochs, lr=cfg.lr, loss="ce", batch_size=cfg.rl_batch,
-                          device=device, eval_sets={"train": (x, yp), "test": (xt, yt)},
-                          eval_every=cfg.rl_eval_every, eval_first=True, name="random labels")
+    return train_ensemble(
+        arch,
+        seeds,
+        x,
+        yp,
+        epochs=cfg.rl_epochs,
+        lr=cfg.lr,
+        loss="ce",
+        batch_size=cfg.rl_batch,
+        device=device,
+        eval_sets={"train": (x, yp), "test": (xt, yt)},
+        eval_every=cfg.rl_eval_every,
+        eval_first=True,
+        name="random labels",
+    )
 
 
 def predict_classes(run: Ensemble, x: torch.Tensor) -> torch.Tensor:
@@ -90,9 +103,20 @@ def size_runs(cfg: GenConfig, width: int, seeds: list[int], device="cpu") -> Ens
     evaluations (`eval_every`; the last after the last epoch), at the epochs in 'eval_epoch'."""
     arch = size_arch(cfg, width)
     (x, y), (xt, yt) = mnist_sets(cfg.pg_train_size, cfg.pg_test_size)
-    return train_ensemble(arch, seeds, x, y, epochs=cfg.pg_epochs, lr=cfg.lr, loss="ce",
-                          batch_size=cfg.pg_batch, device=device, eval_every=eval_every(cfg.pg_epochs),
-                          eval_sets={"train": (x, y), "test": (xt, yt)}, name=f"size {width}")
+    return train_ensemble(
+        arch,
+        seeds,
+        x,
+        y,
+        epochs=cfg.pg_epochs,
+        lr=cfg.lr,
+        loss="ce",
+        batch_size=cfg.pg_batch,
+        device=device,
+        eval_every=eval_every(cfg.pg_epochs),
+        eval_sets={"train": (x, y), "test": (xt, yt)},
+        name=f"size {width}",
+    )
 
 
 # ---------------------------------------------------------------- batch-size runs
@@ -104,8 +128,10 @@ def task_data(cfg: GenConfig, task: str):
     if task == "mnist":
         return mnist_sets(cfg.bs_train_size, cfg.bs_test_size)
     if task == "fit":
-        return (sample_target(cfg.fit_target, cfg.fit_points, seed=1),
-                sample_target(cfg.fit_target, cfg.fit_points))
+        return (
+            sample_target(cfg.fit_target, cfg.fit_points, seed=1),
+            sample_target(cfg.fit_target, cfg.fit_points),
+        )
     raise ValueError(f"unknown task {task!r}; use 'mnist' or 'fit'")
 
 
@@ -119,7 +145,9 @@ def batch_epochs(cfg: GenConfig, task: str, batch: int) -> int:
     """The task's epochs, raised so that the run makes at least the task's minimum of steps: at
     equal epochs a batch of 1000 on 1000 points would take one step an epoch and stop far from a
     minimum (the report trains each batch size to a minimum; it does not say how long)."""
-    epochs, steps = (cfg.bs_epochs, cfg.bs_min_steps) if task == "mnist" else (cfg.fit_epochs, cfg.fit_min_steps)
+    epochs, steps = (
+        (cfg.bs_epochs, cfg.bs_min_steps) if task == "mnist" else (cfg.fit_epochs, cfg.fit_min_steps)
+    )
     n = (cfg.bs_train_size or 60_000) if task == "mnist" else cfg.fit_points
     per_epoch = -(-n // batch)
     return max(epochs, -(-steps // per_epoch))
@@ -161,9 +189,21 @@ def batch_runs(cfg: GenConfig, task: str, batch: int, seeds: list[int], device="
     if target is not None:  # trained to the target loss, the epochs rule times bs_cap a cap
         epochs *= cfg.bs_cap
     (x, y), (xt, yt) = task_data(cfg, task)
-    return train_ensemble(arch, seeds, x, y, epochs=epochs, lr=cfg.lr, loss=task_loss(task), batch_size=batch,
-                          device=device, eval_sets={"train": (x, y), "test": (xt, yt)},
-                          eval_every=eval_every(epochs), stop_below=target, name=f"{task} batch {batch}")
+    return train_ensemble(
+        arch,
+        seeds,
+        x,
+        y,
+        epochs=epochs,
+        lr=cfg.lr,
+        loss=task_loss(task),
+        batch_size=batch,
+        device=device,
+        eval_sets={"train": (x, y), "test": (xt, yt)},
+        eval_every=eval_every(epochs),
+        stop_below=target,
+        name=f"{task} batch {batch}",
+    )
 
 
 # ---------------------------------------------------------------- interpolation
@@ -208,6 +248,7 @@ def sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str) -
     g = vmap(torch.func.grad(point_loss))(x, y).flatten(1).norm(dim=1)
     out = {"loss_grad_max": float(g.max()), "loss_grad_mean": float(g.mean())}
     if loss == "ce":
+
         def probs(xi):
             return functional_call(model, params, (xi.unsqueeze(0),)).softmax(-1)[0]
 
@@ -232,8 +273,9 @@ def _flat_loss(model: nn.Module, x, y, loss: str):
     float32 L-BFGS-B's first step does not change the loss and it stops after two iterations.
     """
     params = {n: p.detach() for n, p in model.named_parameters()}
-    loss_at = flat_loss_fn(lambda: model, as_double(x), as_double(y),
-                           {n: p.shape for n, p in params.items()}, loss)
+    loss_at = flat_loss_fn(
+        lambda: model, as_double(x), as_double(y), {n: p.shape for n, p in params.items()}, loss
+    )
     device = next(iter(params.values())).device
 
     def f(v: np.ndarray, need_grad: bool = True):
@@ -266,8 +308,14 @@ def box_maximise(f, x0: np.ndarray, eps: float, iters: int):
         v, g = f(x0 + y)
         return -v, -g
 
-    res = minimize(neg, np.zeros_like(x0), jac=True, method="L-BFGS-B",
-                   bounds=Bounds(-half, half), options={"maxiter": iters, "gtol": 0.0, "ftol": 0.0})
+    res = minimize(
+        neg,
+        np.zeros_like(x0),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=Bounds(-half, half),
+        options={"maxiter": iters, "gtol": 0.0, "ftol": 0.0},
+    )
     y = np.clip(res.x, -half, half)  # L-BFGS-B keeps to the bounds; the clip makes it a guarantee
     return y, f(x0 + y)[0], f(x0)[0]
 
@@ -309,11 +357,16 @@ def batch_sensitivities(cfg: GenConfig, task: str, seeds: list[int], device="cpu
     `task`, cached. -> {'batch': (B,), 'train_loss', 'test_loss' (, 'train_acc', 'test_acc'),
     'loss_grad_max', 'loss_grad_mean' (, 'softmax_jac'): (K, B) arrays}."""
     (x, y), (xt, yt) = task_data(cfg, task)
-    xs, ys = (xt[:cfg.sens_points], yt[:cfg.sens_points]) if task == "mnist" else (xt, yt)  # shuffled already
+    xs, ys = (
+        (xt[: cfg.sens_points], yt[: cfg.sens_points]) if task == "mnist" else (xt, yt)
+    )  # shuffled already
 
     def measure(run):
-        final = {h: run.history[h][:, -1].numpy() for h in ("train_loss", "test_loss", "train_acc", "test_acc")
-                 if h in run.history}
+        final = {
+            h: run.history[h][:, -1].numpy()
+            for h in ("train_loss", "test_loss", "train_acc", "test_acc")
+            if h in run.history
+        }
         return {**final, **ensemble_sensitivity(run, xs, ys)}
 
     return _per_batch(cfg, task, seeds, device, measure)
@@ -325,7 +378,7 @@ def batch_sharpnesses(cfg: GenConfig, task: str, seeds: list[int], device="cpu")
     apart from the sensitivities: the sensitivity claim may stage to more seeds than the sharpness
     claims, and these are the dear part. -> {'batch': (B,), 'gaussian', 'keskar': (K, B) arrays}."""
     (x, y), _ = task_data(cfg, task)
-    xh, yh = x[:cfg.sharp_points], y[:cfg.sharp_points]
+    xh, yh = x[: cfg.sharp_points], y[: cfg.sharp_points]
     return _per_batch(cfg, task, seeds, device, lambda run: ensemble_sharpness(run, xh, yh, cfg))
 
 

@@ -4,6 +4,7 @@
 Parameters travel as flat vectors (P,) in named_parameters order (`flat_params`); `unflatten`
 turns one back into the name -> tensor dict that `functional_call` takes.
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,7 +31,7 @@ def unflatten(flat: torch.Tensor, shapes: dict[str, torch.Size]) -> dict[str, to
     out, i = {}, 0
     for n, s in shapes.items():
         size = int(np.prod(s))
-        out[n] = flat[..., i:i + size].reshape(*flat.shape[:-1], *s)
+        out[n] = flat[..., i : i + size].reshape(*flat.shape[:-1], *s)
         i += size
     if i != flat.shape[-1]:
         raise ValueError(f"flat vector has {flat.shape[-1]} entries, the shapes need {i}")
@@ -80,8 +81,9 @@ def project_trajectories(snapshots: np.ndarray, method: str = "pca", seed: int =
     if method == "pca":
         z = PCA(n_components=2, random_state=seed).fit_transform(flat)
     elif method == "tsne":
-        z = TSNE(n_components=2, perplexity=min(30.0, (K * T - 1) / 3), init="pca",
-                 random_state=seed).fit_transform(flat)
+        z = TSNE(
+            n_components=2, perplexity=min(30.0, (K * T - 1) / 3), init="pca", random_state=seed
+        ).fit_transform(flat)
     else:
         raise ValueError(f"unknown projection {method!r}; use 'pca' or 'tsne'")
     return z.reshape(K, T, 2)
@@ -141,12 +143,11 @@ def quiet_mask(grad_norm: np.ndarray, *, quiet: float, window: int) -> np.ndarra
     g = np.asarray(grad_norm, float)
     kernel, mask = np.ones(window) / window, np.zeros(g.shape, bool)
     for k in range(len(g)):
-        mask[k, window - 1:] = np.convolve(g[k], kernel, mode="valid") < quiet * g[k, 0]
+        mask[k, window - 1 :] = np.convolve(g[k], kernel, mode="valid") < quiet * g[k, 0]
     return mask
 
 
-def quiet_loss_change(grad_norm: np.ndarray, loss: np.ndarray, *, quiet: float,
-                      window: int) -> np.ndarray:
+def quiet_loss_change(grad_norm: np.ndarray, loss: np.ndarray, *, quiet: float, window: int) -> np.ndarray:
     """Per run, how much the loss moved while the gradient norm was near zero (`quiet_mask`).
 
     grad_norm, loss: (K, epochs). -> (K,) sum over the quiet epochs t of log10(loss[t] / loss[t-1]),
@@ -158,8 +159,9 @@ def quiet_loss_change(grad_norm: np.ndarray, loss: np.ndarray, *, quiet: float,
     return np.where(mask.sum(1) >= window, change, np.nan)
 
 
-def minimize_grad_norm(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
-                       device="cpu") -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def minimize_grad_norm(
+    ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float, device="cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Continue every member by minimising ||grad L||^2 (the report's 'gradient square' phase).
 
     Adam on the stacked parameters; the squared norm of each member's own gradient is taken with
@@ -176,7 +178,7 @@ def minimize_grad_norm(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epoch
 
     def one_sq(p):
         g = grad(one_loss)(p)
-        return sum((t ** 2).sum() for t in g.values()), one_loss(p)
+        return sum((t**2).sum() for t in g.values()), one_loss(p)
 
     sq_and_loss = vmap(one_sq)
     params = {n: p.detach().clone().to(device).requires_grad_(True) for n, p in ens.params.items()}
@@ -217,7 +219,9 @@ def hessian_chunk(n_params: int, n_points: int, budget: int = HESSIAN_MEMORY) ->
     return int(max(1, min(16, budget // per_member)))
 
 
-def hessian_eigenvalues(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+def hessian_eigenvalues(
+    ens: Ensemble, x: torch.Tensor, y: torch.Tensor, chunk: int | None = None
+) -> torch.Tensor:
     """(K, P) ascending eigenvalues of each member's exact training-loss Hessian, in float64.
     chunk: members at once (default: as many as fit in HESSIAN_MEMORY, see hessian_chunk)."""
     shapes = param_shapes(ens.params)
@@ -253,8 +257,13 @@ def minimal_ratio(eigenvalues, rel_tol: float | None = None) -> dict[str, np.nda
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(big > 0, pos.sum(1) / big, np.nan)
     P = ev.shape[1]
-    return {"ratio_all": (ev > 0).sum(1) / P, "ratio": ratio, "negative": neg.sum(1) / P,
-            "near_zero": 1 - big / P, "tol": tol[:, 0]}
+    return {
+        "ratio_all": (ev > 0).sum(1) / P,
+        "ratio": ratio,
+        "negative": neg.sum(1) / P,
+        "near_zero": 1 - big / P,
+        "tol": tol[:, 0],
+    }
 
 
 def ratio_arch(cfg: OptConfig) -> Arch:
@@ -271,15 +280,30 @@ def ratio_runs(cfg: OptConfig, seeds: list[int], device="cpu") -> dict[str, torc
     """
     arch = ratio_arch(cfg)
     x, y = sample_target(cfg.ratio_target, cfg.n_points)
-    ens = train_ensemble(arch, seeds, x, y, epochs=cfg.mse_epochs, lr=cfg.lr, loss="mse",
-                         device=device, name="minimal-ratio MSE phase")
+    ens = train_ensemble(
+        arch,
+        seeds,
+        x,
+        y,
+        epochs=cfg.mse_epochs,
+        lr=cfg.lr,
+        loss="mse",
+        device=device,
+        name="minimal-ratio MSE phase",
+    )
     params, hist = minimize_grad_norm(ens, x, y, epochs=cfg.gn_epochs, lr=cfg.gn_lr, device=device)
     final = Ensemble(arch, list(seeds), params, {}, "mse")
     out = {f"param.{n}": p for n, p in params.items()}
-    out.update({"mse_loss": ens.history["loss"], "gn_grad_norm": hist["grad_norm"],
-                "gn_loss": hist["loss"], "loss": hist["loss"][:, -1],
-                "grad_norm": hist["grad_norm"][:, -1],
-                "eigvals": hessian_eigenvalues(final, x, y).cpu()})
+    out.update(
+        {
+            "mse_loss": ens.history["loss"],
+            "gn_grad_norm": hist["grad_norm"],
+            "gn_loss": hist["loss"],
+            "loss": hist["loss"][:, -1],
+            "grad_norm": hist["grad_norm"][:, -1],
+            "eigvals": hessian_eigenvalues(final, x, y).cpu(),
+        }
+    )
     return out
 
 
@@ -322,15 +346,19 @@ def filter_normalized_direction(theta: torch.Tensor, shapes, seed: int) -> torch
     for n in shapes:
         if n.endswith("weight"):
             rows = d[n].flatten(1)
-            d[n] = (rows * t[n].flatten(1).norm(dim=1, keepdim=True)
-                    / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)).reshape(d[n].shape)
+            d[n] = (
+                rows
+                * t[n].flatten(1).norm(dim=1, keepdim=True)
+                / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            ).reshape(d[n].shape)
         else:
             d[n] = torch.zeros_like(d[n])
     return torch.cat([d[n].flatten() for n in shapes])
 
 
-def surface_2d(build, theta: torch.Tensor, x, y, shapes, span: float, n: int, seed: int,
-               loss: str = "mse") -> tuple[np.ndarray, np.ndarray]:
+def surface_2d(
+    build, theta: torch.Tensor, x, y, shapes, span: float, n: int, seed: int, loss: str = "mse"
+) -> tuple[np.ndarray, np.ndarray]:
     """Loss on theta + a d1 + b d2 for a, b on an n x n grid over [-span, span] (filter-normalised
     random d1, d2). -> (coords (n,), losses (n, n) indexed [b, a])."""
     d1 = filter_normalized_direction(theta, shapes, seed)
@@ -341,11 +369,30 @@ def surface_2d(build, theta: torch.Tensor, x, y, shapes, span: float, n: int, se
     return a.numpy(), losses_at(build, pts, x, y, shapes, loss).reshape(n, n).numpy()
 
 
-__all__ = ["param_shapes", "unflatten", "layer_slice", "project_trajectories", "middle_layer", "align_hidden_units",
-           "endpoint_distances", "quiet_mask", "quiet_loss_change", "minimize_grad_norm",
-           "hessian_matrix", "hessian_eigenvalues", "default_rel_tol", "minimal_ratio", "ratio_arch", "ratio_runs",
-           "sample_sphere", "losses_at", "sphere_losses", "filter_normalized_direction",
-           "surface_2d", "flat_params"]
+__all__ = [
+    "param_shapes",
+    "unflatten",
+    "layer_slice",
+    "project_trajectories",
+    "middle_layer",
+    "align_hidden_units",
+    "endpoint_distances",
+    "quiet_mask",
+    "quiet_loss_change",
+    "minimize_grad_norm",
+    "hessian_matrix",
+    "hessian_eigenvalues",
+    "default_rel_tol",
+    "minimal_ratio",
+    "ratio_arch",
+    "ratio_runs",
+    "sample_sphere",
+    "losses_at",
+    "sphere_losses",
+    "filter_normalized_direction",
+    "surface_2d",
+    "flat_params",
+]
 
 
 def same_order_pairs(final_loss, decades: float = 1.0) -> np.ndarray:

@@ -16,6 +16,7 @@ A case that the stability table (figures/stability.json) marks *fragile* has its
 as its measured split ("fragile: contradicted | not shown"): any outcome within the split passes
 and is listed as a difference; one outside it fails the run.
 """
+
 from __future__ import annotations
 
 import re
@@ -33,6 +34,7 @@ def mask_numbers(text: str) -> str:
 
 def figure_skeleton(structure: dict) -> dict:
     """A figure's structure (plots.draw's return) with numbers masked and series kinds listed once."""
+
     def mask(value):
         if isinstance(value, str):
             return mask_numbers(value)
@@ -66,8 +68,19 @@ def pinned_outcome(status: str, split: frozenset[str] | None) -> str:
     return status
 
 
-def entry(claim: str, case: str, status: str, test: str, structures: dict[str, dict],
-          split: frozenset[str] | None = None) -> dict:
+def entry(
+    claim: str,
+    case: str,
+    status: str,
+    test: str,
+    structures: dict[str, dict],
+    split: frozenset[str] | None = None,
+) -> dict:
     """The ledger entry of one claim case (see the module docstring)."""
-    return {"claim": claim, "case": case, "verdict": pinned_outcome(status, split), "test": test,
-            "figures": {name: figure_skeleton(s) for name, s in structures.items()}}
+    return {
+        "claim": claim,
+        "case": case,
+        "verdict": pinned_outcome(status, split),
+        "test": test,
+        "figures": {name: figure_skeleton(s) for name, s in structures.items()},
+    }

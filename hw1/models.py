@@ -5,6 +5,7 @@ the last, whose width `v` is solved so that the parameter count lands as close t
 integers allow (the count is linear in the last width once the others are fixed). Where no uniform
 `w` can reach the budget (tiny deep nets), the layers just before the last get `w + 1`.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -81,8 +82,9 @@ def build_dnn(widths: list[int], n_in: int = 1, n_out: int = 1, activation: str 
     return nn.Sequential(*layers, nn.Linear(c, n_out))
 
 
-def build_convdense(channels: tuple[int, ...], widths: tuple[int, ...] = (), n_classes: int = 10,
-                    side: int = 28) -> nn.Sequential:
+def build_convdense(
+    channels: tuple[int, ...], widths: tuple[int, ...] = (), n_classes: int = 10, side: int = 28
+) -> nn.Sequential:
     """The conv family's one builder: Conv3x3(pad 1)+ReLU+MaxPool2 blocks, flatten, ReLU dense
     layers, a linear head. Input (N, 1, side, side). widths=() is the report's HW1-1 CNN (blocks,
     flatten, one dense layer); channels=() an MLP on the flattened image.

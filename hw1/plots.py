@@ -3,6 +3,7 @@ side by side, and returns the figure's structure (titles, axes, series) for the 
 
 Plotting never imports the statistics: it draws what it is given.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,11 @@ def _jsonable(a):
     if a is None:
         return None
     a = np.asarray(a, dtype=float)
-    return [None if not np.isfinite(v) else float(v) for v in a.ravel()] if a.ndim <= 1 else \
-        [_jsonable(row) for row in a]
+    return (
+        [None if not np.isfinite(v) else float(v) for v in a.ravel()]
+        if a.ndim <= 1
+        else [_jsonable(row) for row in a]
+    )
 
 
 def _draw_series(ax, s: Series, color) -> None:
@@ -82,20 +86,56 @@ def draw(path: Path, panels: list[Panel], suptitle: str = "") -> dict:
         if len(p.series) > 0:  # the note heads the legend: a separate box could sit on top of it
             ax.legend(fontsize=8, title=p.text or None, title_fontsize=8)
         elif p.text:
-            ax.text(0.02, 0.02, p.text, transform=ax.transAxes, fontsize=8, va="bottom",
-                    bbox=dict(facecolor="white", alpha=0.8, edgecolor="0.8"))
+            ax.text(
+                0.02,
+                0.02,
+                p.text,
+                transform=ax.transAxes,
+                fontsize=8,
+                va="bottom",
+                bbox=dict(facecolor="white", alpha=0.8, edgecolor="0.8"),
+            )
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    structure = {"suptitle": suptitle, "panels": [
-        {"title": p.title, "xlabel": p.xlabel, "ylabel": p.ylabel, "xscale": p.xscale,
-         "yscale": p.yscale, "series": [s.label for s in p.series]} for p in panels]}
-    data = {"structure": structure, "panels": [
-        {"title": p.title, "text": p.text, **p.extra, "series": [
-            {"label": s.label, "x": _jsonable(s.x), "y": _jsonable(s.y), "lo": _jsonable(s.lo),
-             "hi": _jsonable(s.hi), "notes": s.notes} for s in p.series]} for p in panels]}
+    structure = {
+        "suptitle": suptitle,
+        "panels": [
+            {
+                "title": p.title,
+                "xlabel": p.xlabel,
+                "ylabel": p.ylabel,
+                "xscale": p.xscale,
+                "yscale": p.yscale,
+                "series": [s.label for s in p.series],
+            }
+            for p in panels
+        ],
+    }
+    data = {
+        "structure": structure,
+        "panels": [
+            {
+                "title": p.title,
+                "text": p.text,
+                **p.extra,
+                "series": [
+                    {
+                        "label": s.label,
+                        "x": _jsonable(s.x),
+                        "y": _jsonable(s.y),
+                        "lo": _jsonable(s.lo),
+                        "hi": _jsonable(s.hi),
+                        "notes": s.notes,
+                    }
+                    for s in p.series
+                ],
+            }
+            for p in panels
+        ],
+    }
     path.with_suffix(".json").write_text(json.dumps(data))
     return structure
 
@@ -113,8 +153,14 @@ def _structure(suptitle: str, panels: list[dict]) -> dict:
     return {"suptitle": suptitle, "panels": [{k: p.get(k, "linear") for k in keys} for p in panels]}
 
 
-def draw_trajectories(path: Path, projections: dict[str, np.ndarray], losses: np.ndarray,
-                      labels: list[str], suptitle: str = "", note_every: int = 25) -> dict:
+def draw_trajectories(
+    path: Path,
+    projections: dict[str, np.ndarray],
+    losses: np.ndarray,
+    labels: list[str],
+    suptitle: str = "",
+    note_every: int = 25,
+) -> dict:
     """2-D parameter trajectories, one panel per projection method, the loss written at points.
 
     projections: {method: (K, T, 2)}; losses (K, T) at the same snapshots; labels (K,).
@@ -133,29 +179,51 @@ def draw_trajectories(path: Path, projections: dict[str, np.ndarray], losses: np
             ax.scatter(*zk[0], s=40, facecolors="none", edgecolors=c)
             ax.scatter(*zk[-1], s=40, color=c, marker="s")
             for t in [*range(0, len(zk) - 1, note_every), len(zk) - 1]:
-                ax.annotate(f"{lk[t]:.2g}", zk[t], fontsize=6, color=c, xytext=(2, 2),
-                            textcoords="offset points")
+                ax.annotate(
+                    f"{lk[t]:.2g}", zk[t], fontsize=6, color=c, xytext=(2, 2), textcoords="offset points"
+                )
         name = {"pca": "PCA", "tsne": "t-SNE"}.get(method, method)
         title = f"{name} (fitted jointly on all runs; o start, ■ end, loss at points)"
         ax.set(title=title, xlabel=f"{name} component 1", ylabel=f"{name} component 2")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        meta.append({"title": title, "xlabel": f"{name} component 1", "ylabel": f"{name} component 2",
-                     "series": list(labels)})
+        meta.append(
+            {
+                "title": title,
+                "xlabel": f"{name} component 1",
+                "ylabel": f"{name} component 2",
+                "series": list(labels),
+            }
+        )
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     structure = _structure(suptitle, meta)
-    path.with_suffix(".json").write_text(json.dumps({"structure": structure, "projections": {
-        m: _jsonable(z.reshape(len(z), -1)) for m, z in projections.items()}, "loss": _jsonable(losses),
-        "labels": list(labels)}))
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "structure": structure,
+                "projections": {m: _jsonable(z.reshape(len(z), -1)) for m, z in projections.items()},
+                "loss": _jsonable(losses),
+                "labels": list(labels),
+            }
+        )
+    )
     return structure
 
 
-def draw_contour(path: Path, coords: np.ndarray, values: np.ndarray, title: str, xlabel: str,
-                 ylabel: str, label: str, suptitle: str = "") -> dict:
+def draw_contour(
+    path: Path,
+    coords: np.ndarray,
+    values: np.ndarray,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    label: str,
+    suptitle: str = "",
+) -> dict:
     """A filled contour of values (n, n) (indexed [y, x]) over coords (n,) x coords, log-coloured,
     with the centre marked. -> the structure dict of `draw`."""
     from matplotlib.colors import LogNorm
@@ -176,16 +244,22 @@ def draw_contour(path: Path, coords: np.ndarray, values: np.ndarray, title: str,
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    structure = _structure(suptitle, [{"title": title, "xlabel": xlabel, "ylabel": ylabel,
-                                       "series": [label]}])
-    path.with_suffix(".json").write_text(json.dumps({"structure": structure, "coords": _jsonable(coords),
-                                                     "values": _jsonable(v)}))
+    structure = _structure(
+        suptitle, [{"title": title, "xlabel": xlabel, "ylabel": ylabel, "series": [label]}]
+    )
+    path.with_suffix(".json").write_text(
+        json.dumps({"structure": structure, "coords": _jsonable(coords), "values": _jsonable(v)})
+    )
     return structure
 
 
 # ============================================================================ the report's overview
-OUTCOME_COLORS = {"reproduced": "#2a9d44", "contradicted": "#d1352b", "not shown": "#e0a100",
-                  "inconclusive": "#8c8c8c"}
+OUTCOME_COLORS = {
+    "reproduced": "#2a9d44",
+    "contradicted": "#d1352b",
+    "not shown": "#e0a100",
+    "inconclusive": "#8c8c8c",
+}
 
 
 def _overview_panel(ax, rows: list[dict | None], title: str) -> None:
@@ -208,8 +282,9 @@ def _overview_panel(ax, rows: list[dict | None], title: str) -> None:
     ax.set_ylim(len(rows) - 0.5, -0.5)
 
 
-def draw_overview(path: Path, labels: list[str], columns: dict[str, list[dict | None]],
-                  groups: list[str] | None = None) -> dict:
+def draw_overview(
+    path: Path, labels: list[str], columns: dict[str, list[dict | None]], groups: list[str] | None = None
+) -> dict:
     """Every claim case on one signed scale, one panel per scale (e.g. ci, paper), side by side.
 
     labels: (cases,) row labels, top to bottom; columns: {scale: (cases,) of None (not run) or
@@ -219,12 +294,19 @@ def draw_overview(path: Path, labels: list[str], columns: dict[str, list[dict | 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     height = 1.2 + 0.32 * len(labels)
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns) + 3.2, height), sharex=True,
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(columns), figsize=(4.2 * len(columns) + 3.2, height), sharex=True, sharey=True, squeeze=False
+    )
     for ax, (name, rows) in zip(axes[0], columns.items()):
         _overview_panel(ax, rows, f"{name} scale")
-    ends = [abs(row[k]) for rows in columns.values() for row in rows if row
-            for k in ("low", "high") if row[k] is not None and np.isfinite(row[k])]
+    ends = [
+        abs(row[k])
+        for rows in columns.values()
+        for row in rows
+        if row
+        for k in ("low", "high")
+        if row[k] is not None and np.isfinite(row[k])
+    ]
     reach = max([1.0, *ends]) * 1.08  # symmetric about 0: the claimed side is the right half
     axes[0][0].set_xlim(-reach, reach)
     for y in [k for k in range(1, len(labels)) if groups and groups[k] != groups[k - 1]]:
@@ -236,9 +318,23 @@ def draw_overview(path: Path, labels: list[str], columns: dict[str, list[dict | 
     fig.tight_layout(rect=(0, 0.35 / height, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    structure = _structure("", [{"title": f"{name} scale", "xlabel": "standardized effect z/√n",
-                                 "ylabel": "", "series": list(labels)} for name in columns])
-    path.with_suffix(".json").write_text(json.dumps(
-        {"structure": structure, "labels": list(labels), "groups": groups, "columns": columns}, indent=1,
-        default=lambda x: None))
+    structure = _structure(
+        "",
+        [
+            {
+                "title": f"{name} scale",
+                "xlabel": "standardized effect z/√n",
+                "ylabel": "",
+                "series": list(labels),
+            }
+            for name in columns
+        ],
+    )
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {"structure": structure, "labels": list(labels), "groups": groups, "columns": columns},
+            indent=1,
+            default=lambda x: None,
+        )
+    )
     return structure

@@ -9,6 +9,7 @@ xdist worker id, else `pid<pid>`), atomically and at most once per `INTERVAL` se
 the steps done, the total, the seconds so far and an ETA. Training loops call `start(name, total)`
 once and `update(done)` every step; when progress is off that costs one attribute check.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,9 +70,18 @@ class Task:
         return elapsed / self.done * max(self.total - self.done, 0)
 
     def state(self, finished: bool) -> dict:
-        return {"label": label(), "pid": os.getpid(), "name": self.name, "unit": self.unit,
-                "done": self.done, "total": self.total, "elapsed": time.monotonic() - self.start,
-                "eta": None if finished else self.eta(), "finished": finished, "time": time.time()}
+        return {
+            "label": label(),
+            "pid": os.getpid(),
+            "name": self.name,
+            "unit": self.unit,
+            "done": self.done,
+            "total": self.total,
+            "elapsed": time.monotonic() - self.start,
+            "eta": None if finished else self.eta(),
+            "finished": finished,
+            "time": time.time(),
+        }
 
     def _write(self, finished: bool) -> None:
         self.last = time.monotonic()
@@ -114,8 +124,10 @@ def read_states(where: Path) -> list[dict]:
             states.append(json.loads(path.read_text()))
         except (OSError, ValueError):
             continue  # replaced or removed while we read it: the next round sees it
-    return sorted(states, key=lambda s: [int(t) if t.isdigit() else t
-                                         for t in re.split(r"(\d+)", str(s.get("label", "")))])
+    return sorted(
+        states,
+        key=lambda s: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(s.get("label", "")))],
+    )
 
 
 def duration(seconds: float) -> str:

@@ -13,6 +13,7 @@ the run cache's key.
 cuDNN's convolutions included; `hw1.train.set_precision`). It is recorded the same way, enters the
 run key, and every claim lists it as a departure from the report's float32.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,9 +77,16 @@ def numerics() -> dict:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "torch_blas": _torch_blas(), "numpy_blas": _numpy_blas(), "torch": torch.__version__,
-            "numpy": np.__version__, "knobs": knobs(), **({"accelerator": gpu} if gpu else {})}
+    return {
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_blas": _torch_blas(),
+        "numpy_blas": _numpy_blas(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "knobs": knobs(),
+        **({"accelerator": gpu} if gpu else {}),
+    }
 
 
 def describe(info: dict) -> str:
@@ -86,6 +94,8 @@ def describe(info: dict) -> str:
     and mkl (2024.2); numpy 2.4.6 with scipy-openblas 0.3.31'."""
     knob = "; " + ", ".join(f"{k}={v}" for k, v in info["knobs"].items()) if info.get("knobs") else ""
     gpu = f"{info['accelerator']} with " if info.get("accelerator") else ""
-    return (f"{gpu}{info.get('cpu', '?')}; torch {info.get('torch', '?')} with {info.get('cpu_capability', '?')} "
-            f"kernels and {info.get('torch_blas', '?')}; numpy {info.get('numpy', '?')} with "
-            f"{info.get('numpy_blas', '?')}{knob}")
+    return (
+        f"{gpu}{info.get('cpu', '?')}; torch {info.get('torch', '?')} with {info.get('cpu_capability', '?')} "
+        f"kernels and {info.get('torch_blas', '?')}; numpy {info.get('numpy', '?')} with "
+        f"{info.get('numpy_blas', '?')}{knob}"
+    )

@@ -7,6 +7,7 @@ if they were made at the same scale, and dropped if made at another (a mixed ind
 INDEX.md opens with the overview figure (every case's effect on one signed scale, `overview`),
 then one narrow row per case, then each case's details, all in the report's order.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,20 +24,26 @@ from .config import describe_plan
 from .provenance import describe
 from .stats import INCONCLUSIVE, REPRODUCED, StagePlan, Verdict, format_p, futility_z
 
-BADGE = {"reproduced": "✅ reproduced", "contradicted": "⛔ contradicted", "not shown": "➖ not shown",
-         "inconclusive": "❔ inconclusive"}
+BADGE = {
+    "reproduced": "✅ reproduced",
+    "contradicted": "⛔ contradicted",
+    "not shown": "➖ not shown",
+    "inconclusive": "❔ inconclusive",
+}
 CATALOGUE = Path(__file__).resolve().parent.parent / "claims" / "CLAIMS.md"  # the claims' wording
 OVERVIEW = "overview"  # figures/overview.png and .json
 
 
 def outcome_legend(alpha: float, plan: StagePlan) -> str:
     """What the four outcomes mean, and the stage plan of this run (from its config)."""
-    return (f"Outcomes (α = {alpha:g}, one-sided, over seeds): **reproduced**: the claimed direction is "
-            "significant; **contradicted**: the opposite direction is significant at the same α; **not "
-            "shown**: neither is significant, though the design could have shown the claim (the details "
-            "give the seeds the observed effect would need); **inconclusive**: the design cannot decide "
-            "(too few units for the test to reach α, failed runs, or the smoke scale). "
-            + describe_plan(plan, alpha))
+    return (
+        f"Outcomes (α = {alpha:g}, one-sided, over seeds): **reproduced**: the claimed direction is "
+        "significant; **contradicted**: the opposite direction is significant at the same α; **not "
+        "shown**: neither is significant, though the design could have shown the claim (the details "
+        "give the seeds the observed effect would need); **inconclusive**: the design cannot decide "
+        "(too few units for the test to reach α, failed runs, or the smoke scale). "
+        + describe_plan(plan, alpha)
+    )
 
 
 def slug(text: str) -> str:
@@ -169,8 +176,11 @@ def load_json(path: Path):
 def _plan(r: ClaimRecord) -> tuple[float, StagePlan]:
     """(alpha, stage plan) of the run that made the record (its saved config)."""
     stages = r.config.get("stages") or {}
-    plan = StagePlan(**{k: tuple(v) if isinstance(v, list) else v for k, v in stages.items()}) \
-        if stages else StagePlan()
+    plan = (
+        StagePlan(**{k: tuple(v) if isinstance(v, list) else v for k, v in stages.items()})
+        if stages
+        else StagePlan()
+    )
     return float(r.config.get("alpha", 0.05)), plan
 
 
@@ -204,8 +214,9 @@ def _short(v) -> str:
     if v is None:
         return "all"
     if isinstance(v, (list, tuple)):
-        return "()" if not v else (f"{v[0]}..{v[-1]} ({len(v)})" if len(v) > 4 else
-                                   ",".join(str(x) for x in v))
+        return (
+            "()" if not v else (f"{v[0]}..{v[-1]} ({len(v)})" if len(v) > 4 else ",".join(str(x) for x in v))
+        )
     return str(v)
 
 
@@ -216,6 +227,7 @@ def _departures(r: ClaimRecord) -> str:
     def one(d):
         flag = f" ⚠ {d['decisive']}" if d.get("decisive") else ""
         return f"{d['field'].split('.', 1)[1]} {_short(d['value'])} (report {_short(d['report'])}){flag}"
+
     return "; ".join(one(d) for d in r.departures)
 
 
@@ -225,12 +237,20 @@ def _stability_text(st: dict | None) -> str:
         return ""
     if st.get("stable"):
         return f"stable in {len(st['sets'])}/{len(st['sets'])} seed sets"
-    split = ", ".join(f"{x['status']} (seed +{x['offset']}, p = {format_p(x.get('p'))}, opposite "
-                      f"{format_p(x.get('p_opposite'))})" for x in st["sets"])
+    split = ", ".join(
+        f"{x['status']} (seed +{x['offset']}, p = {format_p(x.get('p'))}, opposite "
+        f"{format_p(x.get('p_opposite'))})"
+        for x in st["sets"]
+    )
     pooled = st.get("pooled")
-    pooled = (f"; **pooled over the sets: {pooled['status']}** ({pooled['seeds']} seeds, p = "
-              f"{format_p(pooled.get('p'))}, opposite {format_p(pooled.get('p_opposite'))})"
-              ) if pooled else ""
+    pooled = (
+        (
+            f"; **pooled over the sets: {pooled['status']}** ({pooled['seeds']} seeds, p = "
+            f"{format_p(pooled.get('p'))}, opposite {format_p(pooled.get('p_opposite'))})"
+        )
+        if pooled
+        else ""
+    )
     return f"⚠ **fragile**: {split}{pooled}"
 
 
@@ -256,12 +276,18 @@ def _p(r: ClaimRecord) -> str:
 def summary_lines(records: list[ClaimRecord]) -> list[str]:
     """One terminal line per case: outcome, case, seeds, p."""
     width = max(len(r.label) for r in records)
-    return [f"{BADGE.get(r.status, r.status):16s} {r.label:{width}s}  {_seeds(r)}, p = {_p(r)}"
-            for r in records]
+    return [
+        f"{BADGE.get(r.status, r.status):16s} {r.label:{width}s}  {_seeds(r)}, p = {_p(r)}" for r in records
+    ]
 
 
-def _row(r: ClaimRecord, paper: ClaimRecord | None, stability: dict | None, catalogue: str,
-         paper_column: bool = True) -> str:
+def _row(
+    r: ClaimRecord,
+    paper: ClaimRecord | None,
+    stability: dict | None,
+    catalogue: str,
+    paper_column: bool = True,
+) -> str:
     """claim | what the report says | outcome | paper | seeds | p | effect."""
     outcome = BADGE.get(r.status, r.status)
     if stability and not stability.get("stable"):
@@ -271,27 +297,45 @@ def _row(r: ClaimRecord, paper: ClaimRecord | None, stability: dict | None, cata
     paper_cell = "not run" if paper is None else BADGE.get(paper.status, paper.status)
     paper_cell = f" {paper_cell} |" if paper_column else ""
     says = f"[{one_line(r.statement)}]({catalogue}#{r.claim})"
-    return (f"| [{r.label}](#{r.key}) | {says} | {outcome} |{paper_cell} {_seeds(r, stage=False)} | "
-            f"{_p(r)} | {_effect(r.verdict)} |")
+    return (
+        f"| [{r.label}](#{r.key}) | {says} | {outcome} |{paper_cell} {_seeds(r, stage=False)} | "
+        f"{_p(r)} | {_effect(r.verdict)} |"
+    )
 
 
 def _stage_table(r: ClaimRecord) -> list[str]:
-    lines = [f"- seeds in stages: stopped — {r.stop}", "",
-             "  | stage | seeds | level | outcome | p | opposite p |", "  |---|---|---|---|---|---|"]
-    lines += [f"  | {s['stage']} | {s['seeds']} | {s['alpha']:.3g} | {s['status']} | "
-              f"{format_p(s.get('p'))} | {format_p(s.get('p_opposite'))} |" for s in r.stages]
+    lines = [
+        f"- seeds in stages: stopped — {r.stop}",
+        "",
+        "  | stage | seeds | level | outcome | p | opposite p |",
+        "  |---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"  | {s['stage']} | {s['seeds']} | {s['alpha']:.3g} | {s['status']} | "
+        f"{format_p(s.get('p'))} | {format_p(s.get('p_opposite'))} |"
+        for s in r.stages
+    ]
     return lines + [""]
 
 
 def _details(r: ClaimRecord, paper: ClaimRecord | None, stability: dict | None, catalogue: str) -> list[str]:
     v = r.verdict
-    lines = [f'<a id="{r.key}"></a>', "", f"### {r.label}", "",
-             f"> {r.statement} ([claims]({catalogue}#{r.claim}))", "",
-             f"- outcome: **{r.status}**" + (f" ({_differs(r)})" if _differs(r) else "")
-             + f" — {v.detail if v else ''}"]
+    lines = [
+        f'<a id="{r.key}"></a>',
+        "",
+        f"### {r.label}",
+        "",
+        f"> {r.statement} ([claims]({catalogue}#{r.claim}))",
+        "",
+        f"- outcome: **{r.status}**"
+        + (f" ({_differs(r)})" if _differs(r) else "")
+        + f" — {v.detail if v else ''}",
+    ]
     if v is not None:
-        lines.append(f"- test: {v.test}; p = {format_p(v.p_value)}, opposite p = {format_p(v.p_opposite)}; "
-                     f"effect: {_effect(v, named=True)}")
+        lines.append(
+            f"- test: {v.test}; p = {format_p(v.p_value)}, opposite p = {format_p(v.p_opposite)}; "
+            f"effect: {_effect(v, named=True)}"
+        )
     lines.append(f"- scale `{r.scale}`, seeds {_seed_range(r.seeds)}; {_seconds(r)}")
     if r.stages:
         lines += _stage_table(r)
@@ -300,13 +344,16 @@ def _details(r: ClaimRecord, paper: ClaimRecord | None, stability: dict | None, 
         lines.append(f"- across seed sets ([STABILITY.md](STABILITY.md)): {_stability_text(stability)}")
     if paper is not None:
         detail = paper.verdict.detail if paper.verdict else ""
-        lines.append(f"- at paper scale: **{paper.status}**, p = {_p(paper)}, seeds {_seeds(paper)} — "
-                     f"{detail}")
+        lines.append(
+            f"- at paper scale: **{paper.status}**, p = {_p(paper)}, seeds {_seeds(paper)} — {detail}"
+        )
     if r.note:
         lines.append(f"- note: {r.note}")
     if r.expected != REPRODUCED:
-        lines.append(f"- the ledger expects **{r.expected}** at this scale (strict xfail at the "
-                     f"default seeds), as measured: {r.expected_evidence}")
+        lines.append(
+            f"- the ledger expects **{r.expected}** at this scale (strict xfail at the "
+            f"default seeds), as measured: {r.expected_evidence}"
+        )
     lines += ["- data: " + ", ".join(f"[{f.data}]({f.data})" for f in r.figures), ""]
     lines += [f"![{f.name}]({f.png})" for f in r.figures] + [""]
     return lines
@@ -340,15 +387,24 @@ def standardized_effect(v: Verdict | None) -> tuple[float, float, float]:
 def _overview_row(r: ClaimRecord | None) -> dict | None:
     if r is None:
         return None
+
     def finite(x):
         return x if x is not None and math.isfinite(x) else None  # JSON has no nan
+
     d, lo, hi = standardized_effect(r.verdict)
-    return {"status": r.status, "d": finite(d), "low": finite(lo), "high": finite(hi),
-            "n": r.verdict.n if r.verdict else 0, "p": finite(r.verdict.p_value if r.verdict else None)}
+    return {
+        "status": r.status,
+        "d": finite(d),
+        "low": finite(lo),
+        "high": finite(hi),
+        "n": r.verdict.n if r.verdict else 0,
+        "p": finite(r.verdict.p_value if r.verdict else None),
+    }
 
 
-def write_overview(figures_dir: Path, records: list[ClaimRecord], paper: dict, fragile: set[str],
-                   paper_column: bool) -> str:
+def write_overview(
+    figures_dir: Path, records: list[ClaimRecord], paper: dict, fragile: set[str], paper_column: bool
+) -> str:
     """figures/overview.png (+ .json): every case on one signed scale, ci and paper side by side.
     -> the caption."""
     columns = {records[0].scale if records else "ci": [_overview_row(r) for r in records]}
@@ -356,31 +412,47 @@ def write_overview(figures_dir: Path, records: list[ClaimRecord], paper: dict, f
         columns["paper"] = [_overview_row(paper.get((r.claim, r.case))) for r in records]
     labels = [r.label + (" ⚠ fragile" if r.label in fragile else "") for r in records]
     plots.draw_overview(figures_dir / f"{OVERVIEW}.png", labels, columns, [r.section for r in records])
-    return ("Each case's standardized effect: the test's statistic, centred and scaled under the null "
-            "(z, signed so that the **claimed direction is to the right**), divided by √n (n = seeds or "
-            "runs), with the approximate 95% interval (z ± 1.96)/√n; a claim of several parts shows its "
-            "weakest part. The dot's colour is the outcome; ⚠ marks a case whose outcome differed between "
-            "disjoint seed sets; dashed lines part the report's sections. Effects in their own units are "
-            "in the table.")
+    return (
+        "Each case's standardized effect: the test's statistic, centred and scaled under the null "
+        "(z, signed so that the **claimed direction is to the right**), divided by √n (n = seeds or "
+        "runs), with the approximate 95% interval (z ± 1.96)/√n; a claim of several parts shows its "
+        "weakest part. The dot's colour is the outcome; ⚠ marks a case whose outcome differed between "
+        "disjoint seed sets; dashed lines part the report's sections. Effects in their own units are "
+        "in the table."
+    )
 
 
 # ------------------------------------------------------------------------------ index
 def _header(records: list[ClaimRecord], env: dict) -> list[str]:
     scales = sorted({r.scale for r in records})
-    lines = ["# HW1 claims: the report", "",
-             f"Scale: **{', '.join(scales) or 'none'}**"
-             + (f", seed offset {env.get('seed_offset')}" if env.get("seed_offset") else "")
-             + (f", overrides `{' '.join(env['overrides'])}`" if env.get("overrides") else "")
-             + (f", device {env.get('device_name') or env.get('device')}" if env.get("device") else "")
-             + ("" if env.get("ledger_check", True) else
-                " (ledger check off: outcomes that differ from the ledger are marked)") + ".", ""]
+    lines = [
+        "# HW1 claims: the report",
+        "",
+        f"Scale: **{', '.join(scales) or 'none'}**"
+        + (f", seed offset {env.get('seed_offset')}" if env.get("seed_offset") else "")
+        + (f", overrides `{' '.join(env['overrides'])}`" if env.get("overrides") else "")
+        + (f", device {env.get('device_name') or env.get('device')}" if env.get("device") else "")
+        + (
+            ""
+            if env.get("ledger_check", True)
+            else " (ledger check off: outcomes that differ from the ledger are marked)"
+        )
+        + ".",
+        "",
+    ]
     if env.get("numerics"):
-        lines += [f"Run on: {describe(env['numerics'])}. Another CPU trains slightly different bits "
-                  "(README, \"Across machines\"): seeds used, p-values and effects may move; outcomes "
-                  "should not.", ""]
+        lines += [
+            f"Run on: {describe(env['numerics'])}. Another CPU trains slightly different bits "
+            '(README, "Across machines"): seeds used, p-values and effects may move; outcomes '
+            "should not.",
+            "",
+        ]
     elif any(sh.get("numerics") for sh in env.get("shards", [])):  # merged shards on different CPUs
-        lines += [f"Shard `{sh.get('shard', '?')}` ran on: {describe(sh['numerics'])}."
-                  for sh in env["shards"] if sh.get("numerics")] + [""]
+        lines += [
+            f"Shard `{sh.get('shard', '?')}` ran on: {describe(sh['numerics'])}."
+            for sh in env["shards"]
+            if sh.get("numerics")
+        ] + [""]
     return lines
 
 
@@ -392,9 +464,12 @@ def _totals(records: list[ClaimRecord], stability: dict) -> list[str]:
     if stability:
         fragile = [k for k, st in stability.items() if not st.get("stable")]
         stable = len(stability) - len(fragile)
-        lines += [f"Stability ([STABILITY.md](STABILITY.md)): {stable}/{len(stability)} "
-                  f"cases give the same outcome in every seed set; fragile: "
-                  f"{', '.join(fragile) if fragile else 'none'}.", ""]
+        lines += [
+            f"Stability ([STABILITY.md](STABILITY.md)): {stable}/{len(stability)} "
+            f"cases give the same outcome in every seed set; fragile: "
+            f"{', '.join(fragile) if fragile else 'none'}.",
+            "",
+        ]
     return lines
 
 
@@ -420,19 +495,32 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
     lines = _header(records, env)
     if records:
         caption = write_overview(figures_dir, records, paper, fragile, paper_column)
-        lines += [f"![overview: every case's effect on one signed scale]({OVERVIEW}.png)", "",
-                  f"*{caption}* Data: [{OVERVIEW}.json]({OVERVIEW}.json).", ""]
+        lines += [
+            f"![overview: every case's effect on one signed scale]({OVERVIEW}.png)",
+            "",
+            f"*{caption}* Data: [{OVERVIEW}.json]({OVERVIEW}.json).",
+            "",
+        ]
         lines += [outcome_legend(*_plan(records[0])), ""]
     lines += _totals(records, stability)
-    lines += [f"Each row is one case of a claim in [claims/CLAIMS.md]({catalogue}), re-run over several "
-              "seeds; its details (test, stages, departures from the report's setting, time, stability, "
-              "figures) follow the tables.", ""]
-    head = ("| claim | what the report says | outcome |" + (" paper |" if paper_column else "")
-            + " seeds | p | effect [95% CI] |")
+    lines += [
+        f"Each row is one case of a claim in [claims/CLAIMS.md]({catalogue}), re-run over several "
+        "seeds; its details (test, stages, departures from the report's setting, time, stability, "
+        "figures) follow the tables.",
+        "",
+    ]
+    head = (
+        "| claim | what the report says | outcome |"
+        + (" paper |" if paper_column else "")
+        + " seeds | p | effect [95% CI] |"
+    )
     for section in dict.fromkeys(r.section for r in records):
         lines += [f"## {section}", "", head, "|---" * (head.count("|") - 1) + "|"]
-        lines += [_row(r, paper.get((r.claim, r.case)), stability.get(r.label), catalogue, paper_column)
-                  for r in records if r.section == section]
+        lines += [
+            _row(r, paper.get((r.claim, r.case)), stability.get(r.label), catalogue, paper_column)
+            for r in records
+            if r.section == section
+        ]
         lines.append("")
     lines += ["## Details", ""]
     for r in records:

@@ -10,6 +10,7 @@ check passes.
 
     python -m hw1.shards merge OUT SHARD [SHARD ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,7 @@ def _shard_files(shard: Path) -> list[Path]:
     out = []
     for p in sorted(shard.rglob("*")):
         rel = p.relative_to(shard)
-        if p.is_file() and not any(part.startswith(".") for part in rel.parts) \
-                and str(rel) not in REBUILT:
+        if p.is_file() and not any(part.startswith(".") for part in rel.parts) and str(rel) not in REBUILT:
             out.append(rel)
     return out
 
@@ -72,10 +72,12 @@ def _check_scales(records: dict, envs: dict) -> str:
         if "scale" in env:
             where.setdefault(str(env["scale"]), set()).add(shard.name)
     if len(where) > 1:
-        raise ShardError("the shards were run at different scales, and one report of mixed scales "
-                         "would mislead: " + "; ".join(f"{s}: {', '.join(sorted(n))}"
-                                                        for s, n in sorted(where.items()))
-                         + ". Merge the shards of one scale only")
+        raise ShardError(
+            "the shards were run at different scales, and one report of mixed scales "
+            "would mislead: "
+            + "; ".join(f"{s}: {', '.join(sorted(n))}" for s, n in sorted(where.items()))
+            + ". Merge the shards of one scale only"
+        )
     if not where:
         raise ShardError("no shard holds a claim record (records/*.json): nothing to merge")
     return next(iter(where))
@@ -86,8 +88,9 @@ def _environment(shards: list[Path], envs: dict, cases: dict, scale: str) -> dic
     with ' + '), then each shard with its own environment and cases."""
     entries = [{"shard": s.name, "path": str(s), **envs[s], "cases": sorted(cases[s])} for s in shards]
     found = [envs[s] for s in shards if envs[s]]
-    common = {k: v for k, v in (found[0] if found else {}).items()
-              if all(k in e and e[k] == v for e in found)}
+    common = {
+        k: v for k, v in (found[0] if found else {}).items() if all(k in e and e[k] == v for e in found)
+    }
     for key in ("device", "device_name"):
         values = sorted({str(e[key]) for e in found if key in e})
         if len(values) > 1:
@@ -128,14 +131,17 @@ def merge(shard_dirs: list[Path], out: Path) -> Path:
                 if rel.stem in records:
                     first, prev = records[rel.stem]
                     if diff := _differing(prev, rec):
-                        raise ShardError(f"claim case {rel.stem} is recorded by both {first} and {s} "
-                                         f"with different {', '.join(diff)}; keep one of the two shards")
+                        raise ShardError(
+                            f"claim case {rel.stem} is recorded by both {first} and {s} "
+                            f"with different {', '.join(diff)}; keep one of the two shards"
+                        )
                     continue
                 records[rel.stem] = (s, rec)
             if rel in files:
                 if files[rel].read_bytes() != src.read_bytes():
-                    raise ShardError(f"{files[rel]} and {src} differ: two shards wrote {rel}; "
-                                     f"keep one of the two shards")
+                    raise ShardError(
+                        f"{files[rel]} and {src} differ: two shards wrote {rel}; keep one of the two shards"
+                    )
                 continue
             files[rel] = src
     scale = _check_scales(records, envs)
@@ -147,8 +153,9 @@ def merge(shard_dirs: list[Path], out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hw1.shards",
-                                 description="Merge sharded claims reports into one.")
+    ap = argparse.ArgumentParser(
+        prog="python -m hw1.shards", description="Merge sharded claims reports into one."
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     m = sub.add_parser("merge", help="merge shard figures folders into OUT and rebuild OUT/INDEX.md")
     m.add_argument("out", type=Path, metavar="OUT", help="the merged report folder (new or without records)")

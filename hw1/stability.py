@@ -12,6 +12,7 @@ is marked in figures/INDEX.md with its split, never given one verdict silently. 
 also gets a *pooled* verdict: the same staged test on the union of the sets' seeds (`pytest
 --seed-sets 0,1000,2000`: each stage takes the first seeds of every set), shown beside the split.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,23 @@ def run_dir(scale: str, offset: int) -> Path:
 def run_set(scale: str, offset: int, workers: str) -> float:
     """Run the claims on one seed set (its outcomes land in its records). -> wall seconds."""
     out = run_dir(scale, offset)
-    cmd = [sys.executable, "-m", "pytest", "claims/", "-q", "-n", workers, "--scale", scale,
-           "--seed", str(offset), "--figures-dir", str(out), "-p", "no:cacheprovider"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "claims/",
+        "-q",
+        "-n",
+        workers,
+        "--scale",
+        scale,
+        "--seed",
+        str(offset),
+        "--figures-dir",
+        str(out),
+        "-p",
+        "no:cacheprovider",
+    ]
     start = time.time()
     # The exit code is not the point: a ledger difference at offset 0 still files its record.
     subprocess.run(cmd, cwd=ROOT, check=False)
@@ -51,9 +67,25 @@ def run_pooled(scale: str, offsets, cases: list[tuple[str, str]], workers: str) 
     """The staged test of each (claim, case) on the union of the seed sets. -> wall seconds."""
     start = time.time()
     for claim_id, case in cases:
-        cmd = [sys.executable, "-m", "pytest", "claims/", "-q", "-n", workers, "--scale", scale,
-               "--seed-sets", ",".join(map(str, offsets)), "--claim", claim_id,
-               "--figures-dir", str(pooled_dir(scale)), "-p", "no:cacheprovider"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "claims/",
+            "-q",
+            "-n",
+            workers,
+            "--scale",
+            scale,
+            "--seed-sets",
+            ",".join(map(str, offsets)),
+            "--claim",
+            claim_id,
+            "--figures-dir",
+            str(pooled_dir(scale)),
+            "-p",
+            "no:cacheprovider",
+        ]
         if case:
             cmd += ["-k", case]
         subprocess.run(cmd, cwd=ROOT, check=False)
@@ -65,9 +97,13 @@ def add_pooled(table: dict, scale: str) -> dict:
     offsets = tuple(table["offsets"])
     for r in report.load_records(pooled_dir(scale)):
         if r.label in table["cases"] and r.verdict and r.scale == scale and r.seed_sets == offsets:
-            table["cases"][r.label]["pooled"] = {"status": r.status, "p": _finite(r.verdict.p_value),
-                                                 "p_opposite": _finite(r.verdict.p_opposite),
-                                                 "seeds": len(r.seeds), "stop": r.stop}
+            table["cases"][r.label]["pooled"] = {
+                "status": r.status,
+                "p": _finite(r.verdict.p_value),
+                "p_opposite": _finite(r.verdict.p_opposite),
+                "seeds": len(r.seeds),
+                "stop": r.stop,
+            }
     return table
 
 
@@ -88,61 +124,85 @@ def stability_table(scale: str, offsets=OFFSETS) -> dict:
             if r.scale != scale or r.seed_offset != off or not r.verdict:
                 continue
             cases.setdefault(r.label, {"claim": r.claim, "case": r.case, "sets": []})["sets"].append(
-                {"offset": off, "status": r.status, "p": _finite(r.verdict.p_value),
-                 "p_opposite": _finite(r.verdict.p_opposite), "seeds": len(r.seeds)})
+                {
+                    "offset": off,
+                    "status": r.status,
+                    "p": _finite(r.verdict.p_value),
+                    "p_opposite": _finite(r.verdict.p_opposite),
+                    "seeds": len(r.seeds),
+                }
+            )
     for c in cases.values():
         c["stable"] = len(c["sets"]) == len(offsets) and len({s["status"] for s in c["sets"]}) == 1
     return {"scale": scale, "offsets": list(offsets), "cases": dict(sorted(cases.items()))}
-
 
 
 def markdown(table: dict, seconds: dict | None = None) -> str:
     offs = table["offsets"]
     cases = table["cases"]
     stable = sum(c["stable"] for c in cases.values())
-    lines = ["# Stability of the outcomes across disjoint seed sets", "",
-             f"Scale `{table['scale']}`, seed offsets {', '.join(map(str, offs))} (`--seed N` shifts "
-             f"every seed by N; the sets share no seed). Regenerate with `python -m hw1.stability`.",
-             "", f"**{stable}/{len(cases)} cases give the same outcome in every set.** A case whose "
-             "outcome differs between sets is *fragile*: it is marked in INDEX.md with its split.", "",
-             "Why a case can be fragile without anything being wrong: each set tests both directions, "
-             "each at α = 0.05 spent over the stages. A case whose true effect sits at the design's "
-             "detection limit is decided in some sets and not in others, and even a case with no effect "
-             "at all has up to 2α = 10% chance per set of a decided outcome, so it gives the same "
-             "outcome in 3 sets with probability ≥ (1 − 2α)³ ≈ 73%. More seeds move the limit; they "
-             "cannot remove it. A fragile case's split is a finding about its effect size at this "
-             "scale, so it is reported, not tuned away.", ""]
+    lines = [
+        "# Stability of the outcomes across disjoint seed sets",
+        "",
+        f"Scale `{table['scale']}`, seed offsets {', '.join(map(str, offs))} (`--seed N` shifts "
+        f"every seed by N; the sets share no seed). Regenerate with `python -m hw1.stability`.",
+        "",
+        f"**{stable}/{len(cases)} cases give the same outcome in every set.** A case whose "
+        "outcome differs between sets is *fragile*: it is marked in INDEX.md with its split.",
+        "",
+        "Why a case can be fragile without anything being wrong: each set tests both directions, "
+        "each at α = 0.05 spent over the stages. A case whose true effect sits at the design's "
+        "detection limit is decided in some sets and not in others, and even a case with no effect "
+        "at all has up to 2α = 10% chance per set of a decided outcome, so it gives the same "
+        "outcome in 3 sets with probability ≥ (1 − 2α)³ ≈ 73%. More seeds move the limit; they "
+        "cannot remove it. A fragile case's split is a finding about its effect size at this "
+        "scale, so it is reported, not tuned away.",
+        "",
+    ]
     if seconds:
-        lines += ["Wall time per set (with the run cache as it was: a set whose runs are cached only "
-                  "measures): " + ", ".join(f"seed +{o}: {s:.0f} s" for o, s in seconds.items()), ""]
-    lines += ["A fragile case's **pooled** verdict is the same staged test on the union of the sets' "
-              "seeds (each stage takes the first seeds of every set: 3x the base count at stage 1), "
-              "run with `pytest claims/ --seed-sets " + ",".join(map(str, offs)) + " --claim ID`.", ""]
-    lines += ["| case | " + " | ".join(f"seed +{o}: outcome (seeds, p, opposite p)" for o in offs)
-              + " | stable | pooled (seeds, p, opposite p) | why fragile |",
-              "|---|" + "---|" * len(offs) + "---|---|---|"]
+        lines += [
+            "Wall time per set (with the run cache as it was: a set whose runs are cached only "
+            "measures): " + ", ".join(f"seed +{o}: {s:.0f} s" for o, s in seconds.items()),
+            "",
+        ]
+    lines += [
+        "A fragile case's **pooled** verdict is the same staged test on the union of the sets' "
+        "seeds (each stage takes the first seeds of every set: 3x the base count at stage 1), "
+        "run with `pytest claims/ --seed-sets " + ",".join(map(str, offs)) + " --claim ID`.",
+        "",
+    ]
+    lines += [
+        "| case | "
+        + " | ".join(f"seed +{o}: outcome (seeds, p, opposite p)" for o in offs)
+        + " | stable | pooled (seeds, p, opposite p) | why fragile |",
+        "|---|" + "---|" * len(offs) + "---|---|---|",
+    ]
     for label, c in cases.items():
         by = {s["offset"]: s for s in c["sets"]}
         cells = [_cell(by[o]) if o in by else "not run" for o in offs]
         pooled = _cell(c["pooled"]) if c.get("pooled") else ("—" if c["stable"] else "not run")
-        lines.append(f"| `{label}` | " + " | ".join(cells) + f" | {'yes' if c['stable'] else '**no**'} | "
-                     f"{pooled} | {WHY_FRAGILE.get(label, '') if not c['stable'] else ''} |")
+        lines.append(
+            f"| `{label}` | " + " | ".join(cells) + f" | {'yes' if c['stable'] else '**no**'} | "
+            f"{pooled} | {WHY_FRAGILE.get(label, '') if not c['stable'] else ''} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def _cell(s: dict) -> str:
-    return (f"{s['status']} ({s['seeds']}, p = {format_p(s.get('p'))}, "
-            f"opposite {format_p(s.get('p_opposite'))})")
+    return (
+        f"{s['status']} ({s['seeds']}, p = {format_p(s.get('p'))}, opposite {format_p(s.get('p_opposite'))})"
+    )
 
 
 # One line per case known to be fragile: the measured reason (README, "Stability").
 WHY_FRAGILE = {
-    "cnn-depth": ("the 3-epoch ci CNNs favour the shallow net a little; 20 seeds are the edge of what "
-                  "detects it"),
+    "cnn-depth": (
+        "the 3-epoch ci CNNs favour the shallow net a little; 20 seeds are the edge of what detects it"
+    ),
     "sensitivity [mnist]": "a small effect against the claim (the max-over-points sensitivity rises a "
-                           "little with the batch) at the design's detection limit",
+    "little with the batch) at the design's detection limit",
     "trajectories-diverge": "its part on the final losses sits near its population value, so each "
-                            "set's outcome is close to a coin toss",
+    "set's outcome is close to a coin toss",
 }
 
 
@@ -156,13 +216,19 @@ def write(table: dict, figures: Path, seconds: dict | None = None) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hw1.stability", description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", default="ci")
-    ap.add_argument("--offsets", default=",".join(map(str, OFFSETS)),
-                    help="comma-separated seed offsets, one per set (default 0,1000,2000)")
+    ap.add_argument(
+        "--offsets",
+        default=",".join(map(str, OFFSETS)),
+        help="comma-separated seed offsets, one per set (default 0,1000,2000)",
+    )
     ap.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers per run")
     ap.add_argument("--figures", default=str(ROOT / "figures"), help="where the table goes")
     ap.add_argument("--tables-only", action="store_true", help="do not run; tabulate existing runs")
-    ap.add_argument("--pooled-only", action="store_true", help="run only the fragile cases' pooled "
-                    "verdicts (the sets' runs must exist), then tabulate")
+    ap.add_argument(
+        "--pooled-only",
+        action="store_true",
+        help="run only the fragile cases' pooled verdicts (the sets' runs must exist), then tabulate",
+    )
     args = ap.parse_args(argv)
     offsets = tuple(int(o) for o in args.offsets.split(","))
     seconds = {}

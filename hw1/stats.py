@@ -24,6 +24,7 @@ A false "reproduced" and a false "contradicted" each happen with probability <= 
 Bootstrap intervals (percentile, resampling the first axis) describe the effect size; they never
 enter the decision.
 """
+
 from __future__ import annotations
 
 import math
@@ -79,20 +80,25 @@ class Verdict:
 
     def summary(self) -> str:
         """One line: status, test, statistic, p, effect [ci], n."""
-        return (f"{self.status} | {self.test}: statistic = {_fmt(self.statistic)}, "
-                f"p = {format_p(self.p_value)}, opposite p = {format_p(self.p_opposite)} "
-                f"(alpha {_fmt(self.alpha)}) | {self.effect_name} = "
-                f"{_fmt(self.effect)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}] | n = {self.n}")
+        return (
+            f"{self.status} | {self.test}: statistic = {_fmt(self.statistic)}, "
+            f"p = {format_p(self.p_value)}, opposite p = {format_p(self.p_opposite)} "
+            f"(alpha {_fmt(self.alpha)}) | {self.effect_name} = "
+            f"{_fmt(self.effect)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}] | n = {self.n}"
+        )
 
     def describe(self) -> str:
         """The effect and its interval only, for a secondary definition reported beside a claim's
         test: it is measured on the seeds the primary test's stopping chose, at no adjusted level,
         so it gets no outcome word and no p-value."""
-        return (f"{self.effect_name} = {_fmt(self.effect)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}] "
-                f"over {self.n} seeds (descriptive)")
+        return (
+            f"{self.effect_name} = {_fmt(self.effect)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}] "
+            f"over {self.n} seeds (descriptive)"
+        )
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict; non-finite floats become None (JSON has no nan)."""
+
         def clean(v):
             if isinstance(v, float):
                 return float(v) if math.isfinite(v) else None
@@ -107,8 +113,10 @@ class Verdict:
     def from_dict(cls, d: dict) -> "Verdict":
         """The Verdict `to_dict` wrote: None (JSON's nan) is nan again; unknown keys are ignored."""
         names = {f.name for f in fields(cls)}
+
         def num(k, v):
             return _NAN if v is None and k not in ("status", "test", "effect_name", "detail") else v
+
         kw = {k: num(k, v) for k, v in d.items() if k in names}
         kw["z_parts"] = tuple(_NAN if z is None else z for z in kw.get("z_parts") or ())
         return cls(**kw)
@@ -141,8 +149,10 @@ def _prefix(claim: str) -> str:
 def _design_note(min_p: float, alpha: float, units: str) -> str:
     if min_p <= alpha:
         return ""
-    return (f" With {units} the smallest attainable p is {format_p(min_p)} > {_fmt(alpha)}, "
-            "so this design cannot decide the claim.")
+    return (
+        f" With {units} the smallest attainable p is {format_p(min_p)} > {_fmt(alpha)}, "
+        "so this design cannot decide the claim."
+    )
 
 
 def _check_alternative(alternative: str) -> None:
@@ -150,8 +160,14 @@ def _check_alternative(alternative: str) -> None:
         raise ValueError(f"alternative must be 'less' or 'greater', got {alternative!r}")
 
 
-def decide(p_value: float, *, alpha: float, min_attainable_p: float,
-           effect_in_direction: bool, p_opposite: float = _NAN) -> str:
+def decide(
+    p_value: float,
+    *,
+    alpha: float,
+    min_attainable_p: float,
+    effect_in_direction: bool,
+    p_opposite: float = _NAN,
+) -> str:
     """One of the four OUTCOMES from the two one-sided p-values, by the rule in the module docstring."""
     if not math.isfinite(p_value):
         return INCONCLUSIVE
@@ -202,22 +218,37 @@ def _finish(status: str, p: float, n: int, alpha: float) -> tuple[float, str]:
         return _NAN, ""
     need = seeds_needed(p, n, alpha)
     if not math.isfinite(need):
-        return need, (" Not shown: the data give no evidence for the claim (its p >= 0.5), so no "
-                      "number of seeds would show an effect like this one.")
-    return need, (f" Not shown: neither direction is significant; an effect like the observed one "
-                  f"would need about {math.ceil(need)} seeds for {POWER:.0%} power at alpha "
-                  f"{_fmt(alpha)}.")
+        return need, (
+            " Not shown: the data give no evidence for the claim (its p >= 0.5), so no "
+            "number of seeds would show an effect like this one."
+        )
+    return need, (
+        f" Not shown: neither direction is significant; an effect like the observed one "
+        f"would need about {math.ceil(need)} seeds for {POWER:.0%} power at alpha "
+        f"{_fmt(alpha)}."
+    )
 
 
 def inconclusive(reason: str, *, test: str = "not run", n: int = 0) -> Verdict:
     """A Verdict that decides nothing (e.g. smoke-scale runs); its numbers are nan."""
-    return Verdict(status=INCONCLUSIVE, test=test, statistic=_NAN, p_value=_NAN, alpha=ALPHA,
-                   effect_name="not estimated", effect=_NAN, ci_low=_NAN, ci_high=_NAN, n=int(n),
-                   detail=reason)
+    return Verdict(
+        status=INCONCLUSIVE,
+        test=test,
+        statistic=_NAN,
+        p_value=_NAN,
+        alpha=ALPHA,
+        effect_name="not estimated",
+        effect=_NAN,
+        ci_low=_NAN,
+        ci_high=_NAN,
+        n=int(n),
+        detail=reason,
+    )
 
 
-def bootstrap_ci(data, statistic, *, level=0.95, n_resamples=2000, seed=0,
-                 vectorized=False) -> tuple[float, float]:
+def bootstrap_ci(
+    data, statistic, *, level=0.95, n_resamples=2000, seed=0, vectorized=False
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic(data)``.
 
     data: array, shape (n, ...); rows (seeds/runs) are resampled with replacement.
@@ -307,8 +338,12 @@ def trend_test(data, *, direction: str, alpha=ALPHA, seed=0, claim="", level=0.9
     test = f"Page's L trend test, one-sided ({direction})"
     bad = int(np.count_nonzero(~np.isfinite(data)))
     if bad:
-        return inconclusive(f"{_prefix(claim)}{bad} of {data.size} values are nan/inf (failed "
-                            "or diverged runs?), so no trend test was run.", test=test, n=n)
+        return inconclusive(
+            f"{_prefix(claim)}{bad} of {data.size} values are nan/inf (failed "
+            "or diverged runs?), so no trend test was run.",
+            test=test,
+            n=n,
+        )
     # A decreasing claim is an increasing one with the conditions reversed.
     oriented = data if direction == "increasing" else data[:, ::-1]
     stat, p = _page(oriented)
@@ -316,22 +351,37 @@ def trend_test(data, *, direction: str, alpha=ALPHA, seed=0, claim="", level=0.9
     min_p = math.exp(-n * math.lgamma(k + 1))  # every seed in the claimed order: (1/k!)**n
     taus = _row_tau(oriented)
     effect = float(taus.mean())
-    lo, hi = bootstrap_ci(taus, lambda t: t.mean(axis=-1), level=level, seed=seed,
-                          vectorized=True)
-    status = decide(p, alpha=alpha, min_attainable_p=min_p, effect_in_direction=effect > 0,
-                    p_opposite=p_opp)
+    lo, hi = bootstrap_ci(taus, lambda t: t.mean(axis=-1), level=level, seed=seed, vectorized=True)
+    status = decide(p, alpha=alpha, min_attainable_p=min_p, effect_in_direction=effect > 0, p_opposite=p_opp)
     need, why = _finish(status, p, n, alpha)
-    detail = (f"{_prefix(claim)}Across {_units(n, 'seed')}, values "
-              f"{'rose' if direction == 'increasing' else 'fell'} along the {k} conditions in "
-              f"{int((taus > 0).sum())}/{n} seeds (mean tau {_fmt(effect)} [{_fmt(lo)}, "
-              f"{_fmt(hi)}]); Page's L = {_fmt(stat)}, {_p_clause(p, alpha)}, opposite "
-              f"{_p_clause(p_opp, alpha)}."
-              + _design_note(min_p, alpha, f"{_units(n, 'seed')} and {k} conditions") + why)
+    detail = (
+        f"{_prefix(claim)}Across {_units(n, 'seed')}, values "
+        f"{'rose' if direction == 'increasing' else 'fell'} along the {k} conditions in "
+        f"{int((taus > 0).sum())}/{n} seeds (mean tau {_fmt(effect)} [{_fmt(lo)}, "
+        f"{_fmt(hi)}]); Page's L = {_fmt(stat)}, {_p_clause(p, alpha)}, opposite "
+        f"{_p_clause(p_opp, alpha)}."
+        + _design_note(min_p, alpha, f"{_units(n, 'seed')} and {k} conditions")
+        + why
+    )
     z = _standardized(stat, *_page_moments(n, k))
-    return Verdict(status=status, test=test, statistic=stat, p_value=p, alpha=alpha,
-                   effect_name="mean Kendall tau (condition order vs value)", effect=effect,
-                   ci_low=lo, ci_high=hi, n=n, detail=detail, p_opposite=p_opp, seeds_needed=need,
-                   z_parts=(z,), min_p=min_p, min_p_opposite=min_p)
+    return Verdict(
+        status=status,
+        test=test,
+        statistic=stat,
+        p_value=p,
+        alpha=alpha,
+        effect_name="mean Kendall tau (condition order vs value)",
+        effect=effect,
+        ci_low=lo,
+        ci_high=hi,
+        n=n,
+        detail=detail,
+        p_opposite=p_opp,
+        seeds_needed=need,
+        z_parts=(z,),
+        min_p=min_p,
+        min_p_opposite=min_p,
+    )
 
 
 # ----------------------------------------------------------------------------------- signed rank
@@ -350,7 +400,7 @@ def _signed_rank_exact(d: np.ndarray, alternative: str) -> tuple[float, float, f
     pmf[zeros2] = 1.0
     for r in ranks2[d != 0]:  # each nonzero difference is + or - with probability 1/2
         pmf = 0.5 * (pmf + np.concatenate([np.zeros(r), pmf[:-r]]))
-    upper, lower = float(min(pmf[w_plus2:].sum(), 1.0)), float(min(pmf[:w_plus2 + 1].sum(), 1.0))
+    upper, lower = float(min(pmf[w_plus2:].sum(), 1.0)), float(min(pmf[: w_plus2 + 1].sum(), 1.0))
     p, p_opp = (upper, lower) if alternative == "greater" else (lower, upper)
     return w_plus2 / 2, p, p_opp
 
@@ -360,38 +410,66 @@ def _signed_rank_z(d: np.ndarray, alternative: str) -> float:
     so that the claimed side is positive."""
     r = sps.rankdata(np.abs(d))
     w_plus = r[d > 0].sum() + r[d == 0].sum() / 2
-    return _standardized(float(w_plus), r.sum() / 2, float((r[d != 0] ** 2).sum() / 4),
-                         1.0 if alternative == "greater" else -1.0)
+    return _standardized(
+        float(w_plus),
+        r.sum() / 2,
+        float((r[d != 0] ** 2).sum() / 4),
+        1.0 if alternative == "greater" else -1.0,
+    )
 
 
-def _signed_rank(d, *, alternative, alpha, seed, level, test, effect_name, shift, what,
-                 claim) -> Verdict:
+def _signed_rank(d, *, alternative, alpha, seed, level, test, effect_name, shift, what, claim) -> Verdict:
     """Wilcoxon signed-rank test of d against 0; effect = median(d) + shift."""
     n = d.size
     if n == 0 or not np.all(np.isfinite(d)):
-        return inconclusive(f"{_prefix(claim)}{n - int(np.isfinite(d).sum())} of {n} values "
-                            "are nan/inf (or there are none), so no test was run.", test=test, n=n)
+        return inconclusive(
+            f"{_prefix(claim)}{n - int(np.isfinite(d).sum())} of {n} values "
+            "are nan/inf (or there are none), so no test was run.",
+            test=test,
+            n=n,
+        )
     stat, p, p_opp = _signed_rank_exact(d, alternative)
     min_p = 0.5**n  # every difference on the claimed side
     med = float(np.median(d))
-    lo, hi = bootstrap_ci(d, lambda b: np.median(b, axis=-1), level=level, seed=seed,
-                          vectorized=True)
+    lo, hi = bootstrap_ci(d, lambda b: np.median(b, axis=-1), level=level, seed=seed, vectorized=True)
     on_side = d > 0 if alternative == "greater" else d < 0
-    status = decide(p, alpha=alpha, min_attainable_p=min_p, p_opposite=p_opp,
-                    effect_in_direction=med > 0 if alternative == "greater" else med < 0)
+    status = decide(
+        p,
+        alpha=alpha,
+        min_attainable_p=min_p,
+        p_opposite=p_opp,
+        effect_in_direction=med > 0 if alternative == "greater" else med < 0,
+    )
     need, why = _finish(status, p, n, alpha)
-    detail = (f"{_prefix(claim)}Across {_units(n, 'seed')}, {what} in {int(on_side.sum())}/{n} "
-              f"seeds ({effect_name} {_fmt(med + shift)} [{_fmt(lo + shift)}, "
-              f"{_fmt(hi + shift)}]); Wilcoxon W+ = {_fmt(stat)}, {_p_clause(p, alpha)}, opposite "
-              f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "seed")) + why)
-    return Verdict(status=status, test=test, statistic=stat, p_value=p, alpha=alpha,
-                   effect_name=effect_name, effect=med + shift, ci_low=lo + shift, ci_high=hi + shift,
-                   n=n, detail=detail, p_opposite=p_opp, seeds_needed=need,
-                   z_parts=(_signed_rank_z(d, alternative),), min_p=min_p, min_p_opposite=min_p)
+    detail = (
+        f"{_prefix(claim)}Across {_units(n, 'seed')}, {what} in {int(on_side.sum())}/{n} "
+        f"seeds ({effect_name} {_fmt(med + shift)} [{_fmt(lo + shift)}, "
+        f"{_fmt(hi + shift)}]); Wilcoxon W+ = {_fmt(stat)}, {_p_clause(p, alpha)}, opposite "
+        f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "seed")) + why
+    )
+    return Verdict(
+        status=status,
+        test=test,
+        statistic=stat,
+        p_value=p,
+        alpha=alpha,
+        effect_name=effect_name,
+        effect=med + shift,
+        ci_low=lo + shift,
+        ci_high=hi + shift,
+        n=n,
+        detail=detail,
+        p_opposite=p_opp,
+        seeds_needed=need,
+        z_parts=(_signed_rank_z(d, alternative),),
+        min_p=min_p,
+        min_p_opposite=min_p,
+    )
 
 
-def paired_test(a, b, *, alternative: str, alpha=ALPHA, seed=0, claim="",
-                effect="median difference", level=0.95) -> Verdict:
+def paired_test(
+    a, b, *, alternative: str, alpha=ALPHA, seed=0, claim="", effect="median difference", level=0.95
+) -> Verdict:
     """Wilcoxon signed-rank test that a < b ("less") or a > b ("greater").
 
     a, b: (n,) paired over seeds. Effect: median of a - b with a bootstrap interval over seeds.
@@ -401,13 +479,23 @@ def paired_test(a, b, *, alternative: str, alpha=ALPHA, seed=0, claim="",
     if a.shape != b.shape:
         raise ValueError(f"a and b must be paired, got shapes {a.shape} and {b.shape}")
     sign = "<" if alternative == "less" else ">"
-    return _signed_rank(a - b, alternative=alternative, alpha=alpha, seed=seed, level=level,
-                        test=f"Wilcoxon signed-rank test, paired, one-sided (a {sign} b)",
-                        effect_name=effect, shift=0.0, what=f"a {sign} b", claim=claim)
+    return _signed_rank(
+        a - b,
+        alternative=alternative,
+        alpha=alpha,
+        seed=seed,
+        level=level,
+        test=f"Wilcoxon signed-rank test, paired, one-sided (a {sign} b)",
+        effect_name=effect,
+        shift=0.0,
+        what=f"a {sign} b",
+        claim=claim,
+    )
 
 
-def one_sample_test(x, *, alternative: str, null: float = 0.0, alpha=ALPHA, seed=0, claim="",
-                    effect_name="median", level=0.95) -> Verdict:
+def one_sample_test(
+    x, *, alternative: str, null: float = 0.0, alpha=ALPHA, seed=0, claim="", effect_name="median", level=0.95
+) -> Verdict:
     """Wilcoxon signed-rank test that x > null ("greater") or x < null ("less").
 
     x: (n,) one value per seed. Effect: median of x with a bootstrap interval over seeds.
@@ -416,10 +504,18 @@ def one_sample_test(x, *, alternative: str, null: float = 0.0, alpha=ALPHA, seed
     x = np.asarray(x, dtype=float).ravel()
     sign = "<" if alternative == "less" else ">"
     test = f"Wilcoxon signed-rank test, one-sample, one-sided (x {sign} {null:g})"
-    return _signed_rank(x - null, alternative=alternative, alpha=alpha, seed=seed, level=level,
-                        test=test,
-                        effect_name=effect_name, shift=float(null),
-                        what=f"the value was {sign} {null:g}", claim=claim)
+    return _signed_rank(
+        x - null,
+        alternative=alternative,
+        alpha=alpha,
+        seed=seed,
+        level=level,
+        test=test,
+        effect_name=effect_name,
+        shift=float(null),
+        what=f"the value was {sign} {null:g}",
+        claim=claim,
+    )
 
 
 # ----------------------------------------------------------------------------------- association
@@ -428,7 +524,7 @@ def _batched_tau_b(pairs: np.ndarray, chunk: int = 250) -> np.ndarray:
     iu, ju = np.triu_indices(pairs.shape[1], 1)
     out = []
     for start in range(0, pairs.shape[0], chunk):  # chunks bound memory at chunk * n^2
-        p = pairs[start:start + chunk]
+        p = pairs[start : start + chunk]
         sx, sy = np.sign(p[:, ju, 0] - p[:, iu, 0]), np.sign(p[:, ju, 1] - p[:, iu, 1])
         with np.errstate(invalid="ignore", divide="ignore"):
             denom = np.sqrt(np.count_nonzero(sx, axis=1) * np.count_nonzero(sy, axis=1))
@@ -436,8 +532,7 @@ def _batched_tau_b(pairs: np.ndarray, chunk: int = 250) -> np.ndarray:
     return np.concatenate(out)
 
 
-def correlation_test(x, y, *, alternative: str, alpha=ALPHA, seed=0, claim="",
-                     level=0.95) -> Verdict:
+def correlation_test(x, y, *, alternative: str, alpha=ALPHA, seed=0, claim="", level=0.95) -> Verdict:
     """Kendall tau test of association between x and y over n independent runs.
 
     x, y: (n,). "greater" claims a positive association. Effect: tau-b with a bootstrap interval
@@ -451,8 +546,12 @@ def correlation_test(x, y, *, alternative: str, alpha=ALPHA, seed=0, claim="",
     n = x.size
     test = f"Kendall tau test, one-sided ({'positive' if alternative == 'greater' else 'negative'})"
     if n < 2 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        return inconclusive(f"{_prefix(claim)}need >= 2 runs with finite values, got {n} runs "
-                            "(some nan/inf?), so no test was run.", test=test, n=n)
+        return inconclusive(
+            f"{_prefix(claim)}need >= 2 runs with finite values, got {n} runs "
+            "(some nan/inf?), so no test was run.",
+            test=test,
+            n=n,
+        )
     opposite = "less" if alternative == "greater" else "greater"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant input: scipy warns, then returns nan
@@ -460,25 +559,47 @@ def correlation_test(x, y, *, alternative: str, alpha=ALPHA, seed=0, claim="",
         p_opp = float(sps.kendalltau(x, y, alternative=opposite).pvalue)
     tau, p = float(res.statistic), float(res.pvalue)
     min_p = math.exp(-math.lgamma(n + 1))
-    lo, hi = bootstrap_ci(np.stack([x, y], axis=1), _batched_tau_b, level=level, seed=seed,
-                          vectorized=True)
-    status = decide(p, alpha=alpha, min_attainable_p=min_p, p_opposite=p_opp,
-                    effect_in_direction=tau > 0 if alternative == "greater" else tau < 0)
+    lo, hi = bootstrap_ci(np.stack([x, y], axis=1), _batched_tau_b, level=level, seed=seed, vectorized=True)
+    status = decide(
+        p,
+        alpha=alpha,
+        min_attainable_p=min_p,
+        p_opposite=p_opp,
+        effect_in_direction=tau > 0 if alternative == "greater" else tau < 0,
+    )
     need, note = _finish(status, p, n, alpha)
     why = " (one variable is constant, so tau is undefined)" if not math.isfinite(tau) else ""
-    detail = (f"{_prefix(claim)}Across {_units(n, 'independent run')}, Kendall tau between x and "
-              f"y was {_fmt(tau)} [{_fmt(lo)}, {_fmt(hi)}]{why}; {_p_clause(p, alpha)}, opposite "
-              f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "run")) + note)
-    z = _standardized(tau, 0.0, 2 * (2 * n + 5) / (9 * n * (n - 1)),
-                      1.0 if alternative == "greater" else -1.0)
-    return Verdict(status=status, test=test, statistic=tau, p_value=p, alpha=alpha,
-                   effect_name="Kendall tau-b", effect=tau, ci_low=lo, ci_high=hi, n=n, detail=detail,
-                   p_opposite=p_opp, seeds_needed=need, z_parts=(z,) if math.isfinite(z) else (),
-                   min_p=min_p, min_p_opposite=min_p)
+    detail = (
+        f"{_prefix(claim)}Across {_units(n, 'independent run')}, Kendall tau between x and "
+        f"y was {_fmt(tau)} [{_fmt(lo)}, {_fmt(hi)}]{why}; {_p_clause(p, alpha)}, opposite "
+        f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "run")) + note
+    )
+    z = _standardized(
+        tau, 0.0, 2 * (2 * n + 5) / (9 * n * (n - 1)), 1.0 if alternative == "greater" else -1.0
+    )
+    return Verdict(
+        status=status,
+        test=test,
+        statistic=tau,
+        p_value=p,
+        alpha=alpha,
+        effect_name="Kendall tau-b",
+        effect=tau,
+        ci_low=lo,
+        ci_high=hi,
+        n=n,
+        detail=detail,
+        p_opposite=p_opp,
+        seeds_needed=need,
+        z_parts=(z,) if math.isfinite(z) else (),
+        min_p=min_p,
+        min_p_opposite=min_p,
+    )
 
 
-def proportion_test(successes: int, n: int, *, p0: float, alternative: str, alpha=ALPHA,
-                    claim="", level=0.95) -> Verdict:
+def proportion_test(
+    successes: int, n: int, *, p0: float, alternative: str, alpha=ALPHA, claim="", level=0.95
+) -> Verdict:
     """Exact binomial test that the success rate is above ("greater") / below ("less") p0.
 
     Effect: the observed proportion with its Clopper-Pearson interval.
@@ -489,24 +610,48 @@ def proportion_test(successes: int, n: int, *, p0: float, alternative: str, alph
     if n <= 0:
         return inconclusive(f"{_prefix(claim)}no trials, so no test was run.", test=test, n=0)
     res = sps.binomtest(int(successes), int(n), p0, alternative=alternative)
-    p_opp = float(sps.binomtest(int(successes), int(n), p0,
-                                alternative="less" if alternative == "greater" else "greater").pvalue)
+    p_opp = float(
+        sps.binomtest(
+            int(successes), int(n), p0, alternative="less" if alternative == "greater" else "greater"
+        ).pvalue
+    )
     # Two-sided interval like the bootstrap ones (res's own would be one-sided, to 0 or 1).
     ci = sps.binomtest(int(successes), int(n), p0).proportion_ci(level, method="exact")
     rate, p = successes / n, float(res.pvalue)
     min_p = p0**n if alternative == "greater" else (1 - p0) ** n  # all trials on one side
-    status = decide(p, alpha=alpha, min_attainable_p=min_p, p_opposite=p_opp,
-                    effect_in_direction=rate > p0 if alternative == "greater" else rate < p0)
+    status = decide(
+        p,
+        alpha=alpha,
+        min_attainable_p=min_p,
+        p_opposite=p_opp,
+        effect_in_direction=rate > p0 if alternative == "greater" else rate < p0,
+    )
     need, why = _finish(status, p, n, alpha)
-    detail = (f"{_prefix(claim)}{successes}/{n} successes (rate {_fmt(rate)} [{_fmt(ci.low)}, "
-              f"{_fmt(ci.high)}]) against {p0:g}; {_p_clause(p, alpha)}, opposite "
-              f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "trial")) + why)
+    detail = (
+        f"{_prefix(claim)}{successes}/{n} successes (rate {_fmt(rate)} [{_fmt(ci.low)}, "
+        f"{_fmt(ci.high)}]) against {p0:g}; {_p_clause(p, alpha)}, opposite "
+        f"{_p_clause(p_opp, alpha)}." + _design_note(min_p, alpha, _units(n, "trial")) + why
+    )
     z = _standardized(float(successes), n * p0, n * p0 * (1 - p0), 1.0 if alternative == "greater" else -1.0)
     min_p_opp = (1 - p0) ** n if alternative == "greater" else p0**n
-    return Verdict(status=status, test=test, statistic=float(successes), p_value=p, alpha=alpha,
-                   effect_name="success rate", effect=float(rate), ci_low=float(ci.low),
-                   ci_high=float(ci.high), n=int(n), detail=detail, p_opposite=p_opp,
-                   seeds_needed=need, z_parts=(z,), min_p=min_p, min_p_opposite=min_p_opp)
+    return Verdict(
+        status=status,
+        test=test,
+        statistic=float(successes),
+        p_value=p,
+        alpha=alpha,
+        effect_name="success rate",
+        effect=float(rate),
+        ci_low=float(ci.low),
+        ci_high=float(ci.high),
+        n=int(n),
+        detail=detail,
+        p_opposite=p_opp,
+        seeds_needed=need,
+        z_parts=(z,),
+        min_p=min_p,
+        min_p_opposite=min_p_opp,
+    )
 
 
 # ----------------------------------------------------------------------------------- combination
@@ -528,8 +673,7 @@ def all_of(verdicts: list[Verdict], *, claim="") -> Verdict:
     Numbers are the largest-p part's (nan counts largest).
     """
     if not verdicts:
-        return inconclusive(f"{_prefix(claim)}no parts to combine.",
-                            test="intersection-union of: nothing")
+        return inconclusive(f"{_prefix(claim)}no parts to combine.", test="intersection-union of: nothing")
     m, alpha = len(verdicts), max(v.alpha for v in verdicts)
     statuses = [v.status for v in verdicts]
     opp = [v.p_opposite for v in verdicts if math.isfinite(v.p_opposite)]
@@ -543,20 +687,39 @@ def all_of(verdicts: list[Verdict], *, claim="") -> Verdict:
     else:
         status = NOT_SHOWN
     worst = max(verdicts, key=lambda v: v.p_value if math.isfinite(v.p_value) else math.inf)
-    need = max((seeds_needed(v.p_value, v.n, v.alpha) if math.isnan(v.seeds_needed) else v.seeds_needed)
-               for v in verdicts if v.status != REPRODUCED) if status == NOT_SHOWN else _NAN
+    need = (
+        max(
+            (seeds_needed(v.p_value, v.n, v.alpha) if math.isnan(v.seeds_needed) else v.seeds_needed)
+            for v in verdicts
+            if v.status != REPRODUCED
+        )
+        if status == NOT_SHOWN
+        else _NAN
+    )
     parts = " ".join(f"({i}) {v.summary()}." for i, v in enumerate(verdicts, 1))
-    detail = (f"{_prefix(claim)}{statuses.count(REPRODUCED)}/{m} parts reproduced; the claim needs "
-              f"all of them (its p is the largest part's), and is contradicted when some part's "
-              f"opposite holds at alpha/{m} (opposite p = {format_p(p_opp)}). {parts}")
-    return Verdict(status=status, test="intersection-union of: " + "; ".join(v.test for v in verdicts),
-                   statistic=worst.statistic, p_value=worst.p_value, alpha=alpha,
-                   effect_name=worst.effect_name, effect=worst.effect, ci_low=worst.ci_low,
-                   ci_high=worst.ci_high, n=min(v.n for v in verdicts), detail=detail,
-                   p_opposite=p_opp, seeds_needed=need,
-                   z_parts=tuple(z for v in verdicts for z in futility_z(v)[0]),
-                   min_p=_all_finite(max, [v.min_p for v in verdicts]),  # every part must reach its level
-                   min_p_opposite=min(1.0, m * _all_finite(min, [v.min_p_opposite for v in verdicts])))
+    detail = (
+        f"{_prefix(claim)}{statuses.count(REPRODUCED)}/{m} parts reproduced; the claim needs "
+        f"all of them (its p is the largest part's), and is contradicted when some part's "
+        f"opposite holds at alpha/{m} (opposite p = {format_p(p_opp)}). {parts}"
+    )
+    return Verdict(
+        status=status,
+        test="intersection-union of: " + "; ".join(v.test for v in verdicts),
+        statistic=worst.statistic,
+        p_value=worst.p_value,
+        alpha=alpha,
+        effect_name=worst.effect_name,
+        effect=worst.effect,
+        ci_low=worst.ci_low,
+        ci_high=worst.ci_high,
+        n=min(v.n for v in verdicts),
+        detail=detail,
+        p_opposite=p_opp,
+        seeds_needed=need,
+        z_parts=tuple(z for v in verdicts for z in futility_z(v)[0]),
+        min_p=_all_finite(max, [v.min_p for v in verdicts]),  # every part must reach its level
+        min_p_opposite=min(1.0, m * _all_finite(min, [v.min_p_opposite for v in verdicts])),
+    )
 
 
 # ----------------------------------------------------------------------------------- stages
@@ -620,8 +783,10 @@ def futility_powers(v: Verdict, n: int, n_final: int, alpha_final: float) -> tup
     """
     zc, zo = futility_z(v)
     m = max(len(zc), 1)
-    return (min(conditional_power_z(z, n, n_final, alpha_final) for z in zc),
-            max(conditional_power_z(z, n, n_final, alpha_final / m) for z in zo))
+    return (
+        min(conditional_power_z(z, n, n_final, alpha_final) for z in zc),
+        max(conditional_power_z(z, n, n_final, alpha_final / m) for z in zo),
+    )
 
 
 # Why `staged` stopped, machine-readable (Staged.reason); Staged.stop says it in words.
@@ -641,8 +806,12 @@ class Staged:
     stop: str  # the same, in words, with the stage and its level
 
     def to_dict(self) -> dict:
-        return {"stages": self.stages, "reason": self.reason, "stop": self.stop,
-                "seeds_used": len(self.seeds)}
+        return {
+            "stages": self.stages,
+            "reason": self.reason,
+            "stop": self.stop,
+            "seeds_used": len(self.seeds),
+        }
 
 
 def can_decide(v: Verdict, level: float) -> bool:
@@ -674,12 +843,22 @@ def staged(measure, base: int, plan: StagePlan, *, alpha: float = ALPHA, seeds_f
         verdict, payload = measure(seeds, a)
         idle = not can_decide(verdict, a)
         if idle and k < len(counts) - 1:  # this design decides nothing here: its alpha goes on
-            rest = sum(levels[k + 1:])
-            levels[k + 1:] = [x + a * x / rest for x in levels[k + 1:]]
+            rest = sum(levels[k + 1 :])
+            levels[k + 1 :] = [x + a * x / rest for x in levels[k + 1 :]]
         cp = futility_powers(verdict, n, counts[-1], levels[-1])
-        stages.append({"stage": k + 1, "seeds": n, "alpha": a, "status": verdict.status,
-                       "p": verdict.p_value, "p_opposite": verdict.p_opposite,
-                       "power_claim": cp[0], "power_opposite": cp[1], "can_decide": not idle})
+        stages.append(
+            {
+                "stage": k + 1,
+                "seeds": n,
+                "alpha": a,
+                "status": verdict.status,
+                "p": verdict.p_value,
+                "p_opposite": verdict.p_opposite,
+                "power_claim": cp[0],
+                "power_opposite": cp[1],
+                "can_decide": not idle,
+            }
+        )
         where = f"stage {k + 1} of {len(counts)} ({n} seeds, level {_fmt(a)})"
         if verdict.decided:
             reason, stop = DECIDED, f"decided at {where}"
@@ -688,10 +867,14 @@ def staged(measure, base: int, plan: StagePlan, *, alpha: float = ALPHA, seeds_f
         elif not math.isfinite(verdict.p_value):
             reason, stop = NO_P, f"no p-value at {where}: more seeds cannot help"
         elif verdict.status != INCONCLUSIVE and max(cp) < plan.futility:
-            reason, stop = FUTILITY, (
-                f"futility at {where}: at the observed effect, {counts[-1]} seeds would reach "
-                f"significance with chance {_fmt(cp[0])} (claim) / {_fmt(cp[1])} (opposite) "
-                f"< {_fmt(plan.futility)}")
+            reason, stop = (
+                FUTILITY,
+                (
+                    f"futility at {where}: at the observed effect, {counts[-1]} seeds would reach "
+                    f"significance with chance {_fmt(cp[0])} (claim) / {_fmt(cp[1])} (opposite) "
+                    f"< {_fmt(plan.futility)}"
+                ),
+            )
         else:
             continue
         return Staged(verdict, seeds, payload, stages, reason, stop)

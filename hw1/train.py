@@ -6,6 +6,7 @@ the K losses has the gradient of each model's own loss in its slice, so the ense
 trainings done in one pass. `train_model` is the same training as a plain loop over one nn.Module:
 the baseline of the benchmarks and the reference of the equality test.
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,8 +39,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if dev.type == "cuda":
         n = torch.cuda.device_count()
         if n == 0 or (dev.index or 0) >= n:
-            raise DeviceError(f"device {name!r} is not there ({n} CUDA device(s) visible); "
-                              f"use --device cpu or auto")
+            raise DeviceError(
+                f"device {name!r} is not there ({n} CUDA device(s) visible); use --device cpu or auto"
+            )
     elif dev.type != "cpu":
         raise DeviceError(f"device type {dev.type!r} is not supported; use auto, cpu or cuda[:N]")
     set_precision(dev)
@@ -101,8 +103,10 @@ class Ensemble:
 
     @classmethod
     def from_tensors(cls, build, seeds, tensors: dict[str, torch.Tensor], loss: str) -> "Ensemble":
-        part = {prefix: {n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)}
-                for prefix in ("param.", "hist.", "final.")}
+        part = {
+            prefix: {n[len(prefix) :]: t for n, t in tensors.items() if n.startswith(prefix)}
+            for prefix in ("param.", "hist.", "final.")
+        }
         return cls(build, list(seeds), part["param."], part["hist."], loss, part["final."])
 
     def flat(self) -> torch.Tensor:
@@ -229,14 +233,28 @@ def predict(build, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Te
         return ensemble_forward(build)(params, x.expand(K, *x.shape)).cpu()
 
 
-def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Tensor, y, *,
-                   epochs: int, lr: float, loss: str = "mse", batch_size: int | None = None,
-                   device: torch.device | str = "cpu", eval_sets: dict | None = None, eval_every: int = 1,
-                   eval_first: bool = False,
-                   params: dict[str, torch.Tensor] | None = None, name: str = "run",
-                   on_epoch: Callable[[int, dict], dict] | None = None, vectorize: bool | str = "auto",
-                   tracker: progress.Task | None = None, stop_below: float | None = None,
-                   sync_every: int | None = None) -> Ensemble:
+def train_ensemble(
+    build: Callable[[], nn.Module],
+    seeds: list[int],
+    x: torch.Tensor,
+    y,
+    *,
+    epochs: int,
+    lr: float,
+    loss: str = "mse",
+    batch_size: int | None = None,
+    device: torch.device | str = "cpu",
+    eval_sets: dict | None = None,
+    eval_every: int = 1,
+    eval_first: bool = False,
+    params: dict[str, torch.Tensor] | None = None,
+    name: str = "run",
+    on_epoch: Callable[[int, dict], dict] | None = None,
+    vectorize: bool | str = "auto",
+    tracker: progress.Task | None = None,
+    stop_below: float | None = None,
+    sync_every: int | None = None,
+) -> Ensemble:
     """Train one model per seed on (x, y) with Adam, all at once.
 
     x: (N, ...) shared data; y: (N, ...) shared labels, or a sequence of K label tensors, one per
@@ -260,18 +278,37 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
     on CPU (a read costs nothing there), every 25 on CUDA. A non-finite loss names its first epoch.
     """
     if stop_below is not None and on_epoch is not None:
-        raise ValueError("stop_below with on_epoch is not supported: a stopped member's recordings would stop")
+        raise ValueError(
+            "stop_below with on_epoch is not supported: a stopped member's recordings would stop"
+        )
     device = torch.device(device)
     set_precision(device)
     if vectorize == "auto":
         vectorize = vectorizes(build, device)
     if not vectorize and len(seeds) > 1:
-        return _train_one_by_one(build, seeds, x, y, epochs=epochs, lr=lr, loss=loss, batch_size=batch_size,
-                                 device=device, eval_sets=eval_sets, eval_every=eval_every,
-                                 eval_first=eval_first, params=params,
-                                 name=name, on_epoch=on_epoch, stop_below=stop_below, sync_every=sync_every)
-    params = {n: p.detach().clone().to(device).requires_grad_(True)
-              for n, p in (params or init_params(build, seeds)).items()}
+        return _train_one_by_one(
+            build,
+            seeds,
+            x,
+            y,
+            epochs=epochs,
+            lr=lr,
+            loss=loss,
+            batch_size=batch_size,
+            device=device,
+            eval_sets=eval_sets,
+            eval_every=eval_every,
+            eval_first=eval_first,
+            params=params,
+            name=name,
+            on_epoch=on_epoch,
+            stop_below=stop_below,
+            sync_every=sync_every,
+        )
+    params = {
+        n: p.detach().clone().to(device).requires_grad_(True)
+        for n, p in (params or init_params(build, seeds)).items()
+    }
     data = _Data(x, y, len(seeds), device)
     evals = {n: (xe.to(device), _to(ye, device)) for n, (xe, ye) in (eval_sets or {}).items()}
     train_set = next((n for n, (xe, ye) in (eval_sets or {}).items() if xe is x and ye is y), None)
@@ -292,11 +329,16 @@ def train_ensemble(build: Callable[[], nn.Module], seeds: list[int], x: torch.Te
     history = run.finish(evals, epochs, regular)
     task.close()
     if train_set is not None:  # the training set was just evaluated: reuse it, no second pass
-        final = {m: history[f"{train_set}_{m}"][:, -1].clone() for m in ("loss", "acc")
-                 if f"{train_set}_{m}" in history}
+        final = {
+            m: history[f"{train_set}_{m}"][:, -1].clone()
+            for m in ("loss", "acc")
+            if f"{train_set}_{m}" in history
+        }
     else:
         final = {m: v.cpu() for m, v in evaluate(build, params, data.x, _to(y, device), loss).items()}
-    return Ensemble(build, list(seeds), {n: p.detach().cpu() for n, p in params.items()}, history, loss, final)
+    return Ensemble(
+        build, list(seeds), {n: p.detach().cpu() for n, p in params.items()}, history, loss, final
+    )
 
 
 def eval_epochs(epochs: int, every: int, first: bool = False) -> list[int]:
@@ -350,7 +392,7 @@ class _Run:
             batches = [data.full()]
         else:
             order = epoch_orders(self.seeds, data.n, epoch, self.device)
-            batches = (data.batch(order[:, i:i + batch_size]) for i in range(0, data.n, batch_size))
+            batches = (data.batch(order[:, i : i + batch_size]) for i in range(0, data.n, batch_size))
         total = torch.zeros(self.K, device=self.device)
         hits = torch.zeros(self.K, device=self.device)
         steps = 0
@@ -417,7 +459,8 @@ class _FiniteGuard:
             k = int(torch.where(first >= 0, first, first.max() + 1).argmin())  # earliest, then first member
             raise NonFiniteLossError(
                 f"run {self.name!r}, seed {self.seeds[k]}: the training loss became {self.value[k].item()} at "
-                f"epoch {int(first[k])}; lower the learning rate or check the data")
+                f"epoch {int(first[k])}; lower the learning rate or check the data"
+            )
 
 
 class _Stopper:
@@ -470,7 +513,7 @@ class _Stopper:
         for key in [k for k in ("loss", "acc") if k in rec]:
             rec[key] += [nan] * (epochs - len(rec[key]))
         if eval_keys:
-            for e in regular[len(rec.get("eval_epoch", [])):]:
+            for e in regular[len(rec.get("eval_epoch", [])) :]:
                 for key in eval_keys:
                     rec.setdefault(key, []).append(nan)
                 rec.setdefault("eval_epoch", []).append(torch.full((K,), float(e), device=device))
@@ -481,8 +524,9 @@ def _member(v, k: int):
     return [v[k]] if isinstance(v, (list, tuple)) else v
 
 
-def _train_one_by_one(build, seeds: list[int], x, y, *, epochs: int, params=None, name: str,
-                      eval_sets: dict | None = None, **kw) -> Ensemble:
+def _train_one_by_one(
+    build, seeds: list[int], x, y, *, epochs: int, params=None, name: str, eval_sets: dict | None = None, **kw
+) -> Ensemble:
     """train_ensemble member by member (the same orders and result), as one progress task."""
     start = params or init_params(build, seeds)
     task = progress.start(name, epochs * len(seeds))
@@ -490,20 +534,43 @@ def _train_one_by_one(build, seeds: list[int], x, y, *, epochs: int, params=None
     for k, s in enumerate(seeds):
         yk = _member(y, k)  # the training set's labels stay the same object in the eval sets
         sets = {n: (xe, yk if ye is y else _member(ye, k)) for n, (xe, ye) in (eval_sets or {}).items()}
-        parts.append(train_ensemble(build, [s], x, yk, epochs=epochs, name=name, tracker=task.offset(k * epochs),
-                                    params={n: p[k:k + 1] for n, p in start.items()}, eval_sets=sets or None,
-                                    vectorize=False, **kw))
+        parts.append(
+            train_ensemble(
+                build,
+                [s],
+                x,
+                yk,
+                epochs=epochs,
+                name=name,
+                tracker=task.offset(k * epochs),
+                params={n: p[k : k + 1] for n, p in start.items()},
+                eval_sets=sets or None,
+                vectorize=False,
+                **kw,
+            )
+        )
     task.close()
     loss = parts[0].loss
 
     def cat(field_name):
-        return {n: torch.cat([getattr(e, field_name)[n] for e in parts]) for n in getattr(parts[0], field_name)}
+        return {
+            n: torch.cat([getattr(e, field_name)[n] for e in parts]) for n in getattr(parts[0], field_name)
+        }
 
     return Ensemble(build, list(seeds), cat("params"), cat("history"), loss, cat("final"))
 
 
-def train_model(model: nn.Module, seed: int, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
-                loss: str = "mse", batch_size: int | None = None) -> list[float]:
+def train_model(
+    model: nn.Module,
+    seed: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    loss: str = "mse",
+    batch_size: int | None = None,
+) -> list[float]:
     """The same training as one ensemble member, as a plain loop (reference and benchmark baseline)."""
     opt, lossf, losses = torch.optim.Adam(model.parameters(), lr=lr, foreach=True), LOSSES[loss], []
     for epoch in range(epochs):

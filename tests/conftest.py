@@ -6,6 +6,7 @@ property test passes or fails the same way on every machine and every rerun. A t
 @settings(max_examples=...) inherits the loaded profile as its parent, so it keeps both; the
 collection hook below fails any test that turns either back on.
 """
+
 import pytest
 import torch
 from hypothesis import settings
@@ -25,7 +26,8 @@ def pytest_collection_modifyitems(items):
         if not s.derandomize or s.database is not None:
             raise pytest.UsageError(
                 f"{item.nodeid}: its @settings re-enable random examples or the example database; "
-                f"tests/ runs hypothesis derandomized with database=None (see tests/conftest.py)")
+                f"tests/ runs hypothesis derandomized with database=None (see tests/conftest.py)"
+            )
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The public API: the README example runs; results say which loss is after the last update; and
 every producer's cache key changes when any one of its arguments changes (structural: it walks
 the arguments, and the fields of the config and architecture dataclasses passed in)."""
+
 import contextlib
 import inspect
 import io
@@ -99,8 +100,11 @@ class Captured(Exception):
 @pytest.fixture
 def keys_of(monkeypatch):
     """keys_of(fn, *args) -> {seed: key} that fn's first cached call asks for; nothing trains."""
+
     def ask(spec, seeds, device, compute, modules=()):
-        raise Captured({s: cache.run_key({**spec, "seed": s}, device, modules) for s in cache._seed_list(seeds)})
+        raise Captured(
+            {s: cache.run_key({**spec, "seed": s}, device, modules) for s in cache._seed_list(seeds)}
+        )
 
     monkeypatch.setattr(cache, "cached_seeds", ask)
 
@@ -140,10 +144,16 @@ SEEDS = [0, 1]
 PRODUCERS = {
     "fit_target": (api.fit_target, (api.dnn([3, 2]), "sinc", SEEDS), None),
     "fit_mnist": (api.fit_mnist, (api.cnn([2], [4]), SEEDS), None),
-    "fit_runs": (experiments.fit_runs, (SMOKE.fit, "sinc", 2, 40, SEEDS, "cpu"),
-                 {"n_points", "epochs", "lr", "snapshot_every"}),
-    "mnist_runs": (experiments.mnist_runs, (SMOKE.mnist, "cnn", 2, SEEDS, "cpu"),
-                   {"train_size", "test_size", "epochs", "batch_size", "lr", "cnn_budget"}),
+    "fit_runs": (
+        experiments.fit_runs,
+        (SMOKE.fit, "sinc", 2, 40, SEEDS, "cpu"),
+        {"n_points", "epochs", "lr", "snapshot_every"},
+    ),
+    "mnist_runs": (
+        experiments.mnist_runs,
+        (SMOKE.mnist, "cnn", 2, SEEDS, "cpu"),
+        {"train_size", "test_size", "epochs", "batch_size", "lr", "cnn_budget"},
+    ),
     "random_label_runs": (G.random_label_runs, (SMOKE.gen, SEEDS, "cpu"), None),
     "size_runs": (G.size_runs, (SMOKE.gen, 16, SEEDS, "cpu"), None),
     "batch_runs": (G.batch_runs, (SMOKE.gen, "fit", 10, SEEDS, "cpu"), None),
@@ -165,11 +175,11 @@ def test_every_producer_key_changes_with_each_argument(keys_of, name):
     assert len(set(base.values())) == len(SEEDS)  # one entry per seed
     for i, value in enumerate(args):
         if value is SEEDS:  # other seeds: other entries, the shared seed keeps its own
-            other = keys_of(fn, *args[:i], [0, 2], *args[i + 1:])
+            other = keys_of(fn, *args[:i], [0, 2], *args[i + 1 :])
             assert other[0] == base[0] and other[2] not in base.values(), name
             continue
-        for where, v in (variants(value) if value != "cpu" else [("", "cuda")]):
-            changed = keys_of(fn, *args[:i], v, *args[i + 1:])
+        for where, v in variants(value) if value != "cpu" else [("", "cuda")]:
+            changed = keys_of(fn, *args[:i], v, *args[i + 1 :])
             makes_runs = not (is_dataclass(value) and run_fields is not None) or where[1:] in run_fields
             assert (changed[0] != base[0]) == makes_runs, f"{name}: argument {i}{where} -> {v!r}"
 

@@ -3,6 +3,7 @@ bad entries are never trusted; training seconds survive a warm load.
 
 Each test gets an empty cache folder (HW1_RUN_CACHE) and counts calls of `compute`.
 """
+
 import json
 import multiprocessing as mp
 import os
@@ -20,8 +21,14 @@ import torch
 from hw1 import cache
 from hw1.cache import CacheWarning
 
-SPEC = {"what": "fit", "target": "sinc", "arch": {"kind": "dnn", "widths": [14, 14, 8]}, "lr": 1e-3,
-        "epochs": 2000, "n_points": 256}
+SPEC = {
+    "what": "fit",
+    "target": "sinc",
+    "arch": {"kind": "dnn", "widths": [14, 14, 8]},
+    "lr": 1e-3,
+    "epochs": 2000,
+    "n_points": 256,
+}
 SEEDS = [0, 1, 2, 3]
 
 
@@ -35,8 +42,10 @@ class Counter:
         self.calls.append(list(seeds))
         time.sleep(self.sleep)
         k = len(seeds)
-        return {"param.w": torch.full((k, 3, 4), self.value) + torch.tensor(seeds).view(k, 1, 1),
-                "hist.loss": torch.linspace(1, 0, 5).repeat(k, 1)}
+        return {
+            "param.w": torch.full((k, 3, 4), self.value) + torch.tensor(seeds).view(k, 1, 1),
+            "hist.loss": torch.linspace(1, 0, 5).repeat(k, 1),
+        }
 
 
 def _entry(run_cache: Path, seed: int = 0, spec=SPEC) -> Path:
@@ -46,11 +55,19 @@ def _entry(run_cache: Path, seed: int = 0, spec=SPEC) -> Path:
 # ---------------------------------------------------------------- keys
 
 
-@pytest.mark.parametrize("change", [
-    {"lr": 1e-2}, {"epochs": 2001}, {"seed": 1}, {"seed": None},
-    {"target": "sincos"}, {"arch": {"kind": "dnn", "widths": [14, 14, 9]}}, {"n_points": 255},
-    {"extra": None},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"lr": 1e-2},
+        {"epochs": 2001},
+        {"seed": 1},
+        {"seed": None},
+        {"target": "sincos"},
+        {"arch": {"kind": "dnn", "widths": [14, 14, 9]}},
+        {"n_points": 255},
+        {"extra": None},
+    ],
+)
 def test_key_changes_with_the_spec(change):
     assert cache.run_key({**SPEC, "seed": 0, **change}, "cpu") != cache.run_key({**SPEC, "seed": 0}, "cpu")
 
@@ -75,7 +92,9 @@ def test_key_ignores_what_does_not_determine_the_run():
     shuffled["arch"] = {"widths": [14, 14, 8], "kind": "dnn"}
     assert cache.run_key(shuffled, "cpu") == cache.run_key(SPEC, "cpu")
     same_values = {**SPEC, "epochs": np.int64(2000), "lr": np.float64(1e-3), "widths": (14, 8)}
-    assert cache.run_key(same_values, torch.device("cpu")) == cache.run_key({**SPEC, "widths": [14, 8]}, "cpu")
+    assert cache.run_key(same_values, torch.device("cpu")) == cache.run_key(
+        {**SPEC, "widths": [14, 8]}, "cpu"
+    )
     assert cache.run_key(SPEC, "cuda:0") == cache.run_key(SPEC, "cuda:1")  # a device class, not a card
 
 
@@ -165,7 +184,9 @@ def test_second_call_loads_the_same_cpu_tensors(run_cache):
     assert compute.calls == [SEEDS] and cache.STATS == {"hits": 4, "misses": 4, "corrupt": 0}
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     assert first["param.w"].shape == (4, 3, 4) and first["param.w"][:, 0, 0].tolist() == [1, 2, 3, 4]
-    assert sorted(p.name for p in run_cache.iterdir() if p.is_dir()) == sorted(_entry(run_cache, s).name for s in SEEDS)
+    assert sorted(p.name for p in run_cache.iterdir() if p.is_dir()) == sorted(
+        _entry(run_cache, s).name for s in SEEDS
+    )
 
 
 def test_each_seed_is_trained_once_and_new_seeds_together(run_cache):
@@ -254,7 +275,9 @@ def _not_tensors(entry: Path) -> None:  # a valid checksum over something that i
     (entry / "meta.json").write_text(json.dumps(meta))
 
 
-@pytest.mark.parametrize("damage", [_flip_bytes, _truncate, _break_meta, _drop_meta, _wrong_key, _not_tensors])
+@pytest.mark.parametrize(
+    "damage", [_flip_bytes, _truncate, _break_meta, _drop_meta, _wrong_key, _not_tensors]
+)
 def test_a_corrupted_entry_is_discarded_reported_and_retrained(run_cache, damage):
     _get(compute=Counter(value=7.0))
     damage(_entry(run_cache, 1))
@@ -370,6 +393,7 @@ def test_entries_keep_their_training_seconds_through_a_warm_load(run_cache):
 
 def test_seconds_of_runs_loaded_inside_a_compute_count_once(run_cache):
     """A measurement that loads its runs costs their training plus its own time, cold or warm."""
+
     def measure(seeds):
         cache.cached_seeds({"what": "runs"}, seeds, "cpu", Counter(sleep=0.5))
         time.sleep(0.1)
@@ -440,7 +464,9 @@ def test_a_module_edited_while_the_process_runs_stops_the_run(monkeypatch):
 
 
 def test_the_start_digests_cover_the_training_path():
-    assert {f"{m}.py" for m in cache.CORE_MODULES + ("generalization", "landscape", "api")} <= set(cache._AT_START)
+    assert {f"{m}.py" for m in cache.CORE_MODULES + ("generalization", "landscape", "api")} <= set(
+        cache._AT_START
+    )
 
 
 def test_a_numeric_knob_set_in_the_environment_keys_runs_apart(monkeypatch):

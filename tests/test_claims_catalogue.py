@@ -1,4 +1,5 @@
 """claims/CLAIMS.md, the claims' wording that the index links to, says what the claim markers say."""
+
 import importlib.util
 import re
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Data: MNIST is verified before use, and a missing or corrupted file says how to fix it."""
+
 import gzip
 import shutil
 

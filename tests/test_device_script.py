@@ -1,4 +1,5 @@
 """The prepared device script (benchmarks/gpu_paper.sh) and its timing table."""
+
 from __future__ import annotations
 
 import json
@@ -16,17 +17,33 @@ ROOT = Path(__file__).resolve().parents[1]
 def _record(folder: Path, claim: str, case: str, status: str, seconds: float, seeds: int) -> None:
     (folder / "records").mkdir(parents=True, exist_ok=True)
     name = f"{claim}--{case}" if case else claim
-    (folder / "records" / f"{name}.json").write_text(json.dumps({
-        "claim": claim, "case": case, "verdict": {"status": status}, "seeds": list(range(seeds)),
-        "seconds": seconds, "train_seconds": seconds * 2}))
+    (folder / "records" / f"{name}.json").write_text(
+        json.dumps(
+            {
+                "claim": claim,
+                "case": case,
+                "verdict": {"status": status},
+                "seeds": list(range(seeds)),
+                "seconds": seconds,
+                "train_seconds": seconds * 2,
+            }
+        )
+    )
 
 
 def test_the_timing_table_lists_every_case_slowest_first(tmp_path):
     _record(tmp_path, "cnn-depth", "", "not shown", 12.5, 20)
     _record(tmp_path, "sharpness", "fit-keskar", "contradicted", 80.0, 6)
-    (tmp_path / "environment.json").write_text(json.dumps(
-        {"scale": "paper", "device": "cuda", "torch": "2.14.1",
-         "numerics": {"cpu": "some CPU", "accelerator": "NVIDIA H200"}}))
+    (tmp_path / "environment.json").write_text(
+        json.dumps(
+            {
+                "scale": "paper",
+                "device": "cuda",
+                "torch": "2.14.1",
+                "numerics": {"cpu": "some CPU", "accelerator": "NVIDIA H200"},
+            }
+        )
+    )
     text = timing.table(tmp_path, wall=300)
     assert "paper scale, 2 claim cases" in text and "NVIDIA H200" in text and "300 s (5.0 min)" in text
     body = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
@@ -44,8 +61,14 @@ def test_the_device_script_runs_end_to_end_at_smoke_scale(tmp_path):
     # figures and records in the output folder, and the timing table
     out = tmp_path / "out"
     env = {**os.environ, "HW1_RUN_CACHE": str(tmp_path / "runs"), "HW1_DEVICE_OUT": str(out)}
-    run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_paper.sh"), "smoke", "1"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_paper.sh"), "smoke", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     table = (out / "timing.md").read_text()
     assert "smoke scale, 21 claim cases" in table and "Wall time of the whole run" in table, table

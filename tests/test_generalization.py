@@ -1,4 +1,5 @@
 """Unit tests of the HW1-3 measurements (hw1.generalization): fast, no training beyond a few steps."""
+
 import numpy as np
 import pytest
 import torch
@@ -38,6 +39,7 @@ def test_interpolation_returns_the_endpoints_exactly():
     x, y = torch.randn(20, 1, 28, 28), torch.randint(0, 10, (20,))
     curve = G.interpolate(r1, r2, [-1.0, 0.0, 0.5, 1.0, 2.0], {"train": (x, y)})
     from hw1.train import evaluate
+
     assert np.array_equal(curve["train_loss"][:, 1], evaluate(arch, r1.params, x, y, "ce")["loss"].numpy())
     assert np.array_equal(curve["train_loss"][:, 3], evaluate(arch, r2.params, x, y, "ce")["loss"].numpy())
     assert curve["train_acc"].shape == (2, 5)
@@ -102,6 +104,7 @@ def test_keskar_sharpness_is_nonnegative_and_grows_with_the_box():
 
 def test_unknown_task_is_refused():
     from hw1.config import SMOKE
+
     with pytest.raises(ValueError, match="unknown task"):
         G.task_data(SMOKE.gen, "cifar")
 
@@ -123,8 +126,17 @@ def test_batch_runs_evaluate_less_often_without_changing_the_training(run_cache)
     cfg = replace(SMOKE.gen, fit_epochs=120, fit_min_steps=1, fit_points=40)  # batch 40: 1 step an epoch
     run = G.batch_runs(cfg, "fit", 40, [0, 1])
     (x, y), (xt, yt) = G.task_data(cfg, "fit")
-    every = train_ensemble(G.batch_arch(cfg, "fit"), [0, 1], x, y, epochs=120, lr=cfg.lr, batch_size=40,
-                           eval_sets={"train": (x, y), "test": (xt, yt)}, eval_every=1)
+    every = train_ensemble(
+        G.batch_arch(cfg, "fit"),
+        [0, 1],
+        x,
+        y,
+        epochs=120,
+        lr=cfg.lr,
+        batch_size=40,
+        eval_sets={"train": (x, y), "test": (xt, yt)},
+        eval_every=1,
+    )
     assert run.history["test_loss"].shape[1] == 120 // G.eval_every(120) < 120
     assert run.history["eval_epoch"][0, -1] == 119
     for name in run.params:

@@ -1,4 +1,5 @@
 """The claims harness (claims/harness.py): what counts as a claims run, and the ledger's extensions."""
+
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,11 +14,18 @@ def _config(*args, cwd=ROOT):
     return SimpleNamespace(invocation_params=SimpleNamespace(dir=cwd), args=list(args))
 
 
-@pytest.mark.parametrize("args, claims", [
-    (["claims/"], True), (["claims"], True), (["claims/test_optimization.py::test_gradient_norm"], True),
-    ([str(ROOT / "claims")], True), (["tests/"], False), (["tests/test_claims_catalogue.py"], False),
-    ([], False),
-])
+@pytest.mark.parametrize(
+    "args, claims",
+    [
+        (["claims/"], True),
+        (["claims"], True),
+        (["claims/test_optimization.py::test_gradient_norm"], True),
+        ([str(ROOT / "claims")], True),
+        (["tests/"], False),
+        (["tests/test_claims_catalogue.py"], False),
+        ([], False),
+    ],
+)
 def test_one_test_says_whether_a_session_runs_claims(args, claims):
     assert harness.is_claims_run(_config(*args)) is claims
 

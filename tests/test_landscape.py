@@ -1,5 +1,6 @@
 """Unit and property tests of hw1.landscape: Hessians, minimal ratios, sphere sampling, projections,
 hidden-unit alignment and the gradient-norm phase."""
+
 import numpy as np
 import pytest
 import torch
@@ -63,8 +64,9 @@ def test_minimal_ratio_counts_a_known_spectrum(n_pos, n_neg, n_zero, seed):
     if n_pos + n_neg == 0:
         n_pos = 1
     rng = np.random.default_rng(seed)
-    ev = np.concatenate([rng.uniform(1, 10, n_pos), -rng.uniform(1, 10, n_neg),
-                         rng.uniform(-1e-9, 1e-9, n_zero)])
+    ev = np.concatenate(
+        [rng.uniform(1, 10, n_pos), -rng.uniform(1, 10, n_neg), rng.uniform(-1e-9, 1e-9, n_zero)]
+    )
     ev = rng.permutation(ev)
     P = ev.size
     r = landscape.minimal_ratio(ev, rel_tol=1e-6)

@@ -3,6 +3,7 @@
 Updating one claim's entries touches only those entries; deselected claims and other scales are
 never reported as unused; and every ledger file belongs to a claim case that exists.
 """
+
 import os
 import shutil
 import subprocess
@@ -27,9 +28,25 @@ def _copy_project(tmp: Path) -> Path:
 
 def _pytest(cwd: Path, *args, env_extra=None):
     env = {**os.environ, "HW1_RUN_CACHE": str(cwd / "runs"), **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "pytest", "claims/", "-p", "no:xdist", "-q",
-                           "--figures-dir", str(cwd / "fig"), *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "claims/",
+            "-p",
+            "no:xdist",
+            "-q",
+            "--figures-dir",
+            str(cwd / "fig"),
+            *args,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def test_updating_one_claim_touches_only_its_entries(tmp_path):
@@ -55,8 +72,13 @@ def test_a_one_claim_run_reports_no_unused_entries(tmp_path):
 
 
 def test_every_ledger_entry_belongs_to_a_claim_case():
-    res = subprocess.run([sys.executable, "-m", "pytest", "claims/", "--collect-only", "-q"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "claims/", "--collect-only", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     cases = {line.split("::")[-1] for line in res.stdout.splitlines() if "::" in line}
     for path in LEDGER.rglob("*.json"):
@@ -75,9 +97,19 @@ AMD = ["seed 0 (final loss 0.019)", "seed 1 (final loss 0.00013)", "seed 2 (fina
 
 
 def _structure(series, title="Parameter trajectories of 8 runs, hidden layer 4 (210 params)"):
-    return {"suptitle": title, "panels": [{"title": "PCA", "xlabel": "PCA component 1",
-                                           "ylabel": "loss", "xscale": "linear", "yscale": "log",
-                                           "series": list(series)}]}
+    return {
+        "suptitle": title,
+        "panels": [
+            {
+                "title": "PCA",
+                "xlabel": "PCA component 1",
+                "ylabel": "loss",
+                "xscale": "linear",
+                "yscale": "log",
+                "series": list(series),
+            }
+        ],
+    }
 
 
 def test_the_ledger_entry_is_the_same_for_runs_of_another_cpu():
@@ -88,9 +120,13 @@ def test_the_ledger_entry_is_the_same_for_runs_of_another_cpu():
     assert a == b
     assert a["figures"]["f"]["panels"][0]["series"] == ["seed # (final loss #)"]
     # a case that stopped at another stage: twice the seeds, as many series, another count in the title
-    c = ledger.entry("trajectories-diverge", "", "not shown", "sign test",
-                     {"f": _structure(INTEL * 2,
-                                      "Parameter trajectories of 16 runs, hidden layer 4 (210 params)")})
+    c = ledger.entry(
+        "trajectories-diverge",
+        "",
+        "not shown",
+        "sign test",
+        {"f": _structure(INTEL * 2, "Parameter trajectories of 16 runs, hidden layer 4 (210 params)")},
+    )
     assert c == a
     assert "seeds_used" not in a
 
@@ -110,9 +146,15 @@ def test_the_ledger_entry_still_changes_with_the_outcome_and_the_structure():
 def test_a_fragile_case_pins_its_split_and_nothing_outside_it():
     from hw1 import ledger
 
-    table = {"cases": {"c": {"stable": False, "sets": [{"status": "not shown"}, {"status": "contradicted"},
-                                                       {"status": "not shown"}]},
-                       "d": {"stable": True, "sets": [{"status": "reproduced"}] * 3}}}
+    table = {
+        "cases": {
+            "c": {
+                "stable": False,
+                "sets": [{"status": "not shown"}, {"status": "contradicted"}, {"status": "not shown"}],
+            },
+            "d": {"stable": True, "sets": [{"status": "reproduced"}] * 3},
+        }
+    }
     split = ledger.fragile_split(table, "c")
     assert split == {"not shown", "contradicted"}
     assert ledger.fragile_split(table, "d") is None and ledger.fragile_split(table, "e") is None
@@ -190,8 +232,9 @@ def _filer(expected: str, split):
     from claims import harness
 
     record = SimpleNamespace(claim="cnn-depth", case="", expected=expected)
-    return harness, harness.ClaimFiler(record, ROOT, None, None, offset=0, strict=True, measured=True,
-                                       split=split)
+    return harness, harness.ClaimFiler(
+        record, ROOT, None, None, offset=0, strict=True, measured=True, split=split
+    )
 
 
 def test_another_outcome_within_a_fragile_split_is_listed_not_failed_and_outside_it_fails():

@@ -1,4 +1,5 @@
 """Budget matching: the builders hit the parameter budget and count what torch counts."""
+
 from hypothesis import given, settings, strategies as st
 
 from hw1.models import Arch, cnn_arch, cnn_param_count, count_params, dnn_arch, dnn_param_count

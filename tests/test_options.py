@@ -1,4 +1,5 @@
 """The claims harness rejects bad options with the allowed choices, and --seed shifts every seed."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -12,17 +13,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _pytest(*args):
-    return subprocess.run([sys.executable, "-m", "pytest", "claims/", "--collect-only", "-q", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "claims/", "--collect-only", "-q", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--scale", "huge"], "invalid choice: 'huge' (choose from"),
-    (["--seed", "-3"], "--seed"),
-    (["--device", "cuda:97"], "is not there"),
-    (["--device", "tpu"], "unknown device 'tpu'"),
-    (["--device", "mps"], "not supported"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--scale", "huge"], "invalid choice: 'huge' (choose from"),
+        (["--seed", "-3"], "--seed"),
+        (["--device", "cuda:97"], "is not there"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--device", "mps"], "not supported"),
+    ],
+)
 def test_bad_options_are_rejected(args, message):
     res = _pytest(*args)
     assert res.returncode != 0
@@ -57,13 +66,16 @@ def test_seed_offset_shifts_every_seed(n, offset):
 
 
 # ------------------------------------------------------------------------------ --set overrides
-@pytest.mark.parametrize("args, message", [
-    (["--set", "fit.epoch=5"], "fit has no field 'epoch'; valid fields: fit.targets"),
-    (["--set", "nope.x=1"], "unknown section 'nope'; sections: fit, mnist, opt, gen, stages"),
-    (["--set", "fit.epochs=many"], "--set fit.epochs=many: expected int"),
-    (["--set", "fit.epochs"], "write SECTION.FIELD=VALUE"),
-    (["--set", "stages.spend=0.5"], "one spend fraction per stage"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "fit.epoch=5"], "fit has no field 'epoch'; valid fields: fit.targets"),
+        (["--set", "nope.x=1"], "unknown section 'nope'; sections: fit, mnist, opt, gen, stages"),
+        (["--set", "fit.epochs=many"], "--set fit.epochs=many: expected int"),
+        (["--set", "fit.epochs"], "write SECTION.FIELD=VALUE"),
+        (["--set", "stages.spend=0.5"], "one spend fraction per stage"),
+    ],
+)
 def test_bad_overrides_are_usage_errors(args, message):
     res = _pytest(*args)
     assert res.returncode == 4, res.stdout + res.stderr  # pytest's usage error
@@ -73,9 +85,19 @@ def test_bad_overrides_are_usage_errors(args, message):
 def test_overrides_are_typed_and_recorded():
     from hw1.config import CI, apply_overrides
 
-    s = apply_overrides(CI, ["fit.epochs=5000", "gen.seeds=12", "mnist.train_size=none",
-                             "fit.targets=sinc", "fit.lr=3e-3", "opt.eig_rel_tol=1e-6",
-                             "gen.interp_batches=(10, 100)", "alpha=0.01"])
+    s = apply_overrides(
+        CI,
+        [
+            "fit.epochs=5000",
+            "gen.seeds=12",
+            "mnist.train_size=none",
+            "fit.targets=sinc",
+            "fit.lr=3e-3",
+            "opt.eig_rel_tol=1e-6",
+            "gen.interp_batches=(10, 100)",
+            "alpha=0.01",
+        ],
+    )
     assert (s.fit.epochs, s.gen.seeds, s.mnist.train_size, s.fit.targets) == (5000, 12, None, ("sinc",))
     assert (s.fit.lr, s.opt.eig_rel_tol, s.gen.interp_batches, s.alpha) == (3e-3, 1e-6, (10, 100), 0.01)
     assert s.overrides[0] == "fit.epochs=5000" and s.to_dict()["overrides"] == s.overrides

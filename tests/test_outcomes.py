@@ -9,6 +9,7 @@ true false-positive rate were 0.08 (what the staged procedure gives when it test
 the full alpha instead of spending it) passes that bound with probability below 1e-9; the test
 `test_the_calibration_check_catches_a_procedure_that_does_not_spend_alpha` shows it does fail.
 """
+
 import math
 
 import numpy as np
@@ -29,18 +30,25 @@ def _rates(verdicts) -> dict[str, float]:
 # Each maker: (rng, effect) -> Verdict on 8 seeds; effect 0 is the null, > 0 the claimed direction.
 MAKERS = {
     "trend": lambda rng, e: S.trend_test(rng.normal(size=(8, 3)) + e * np.arange(3), direction="increasing"),
-    "trend-decreasing": lambda rng, e: S.trend_test(rng.normal(size=(8, 4)) - e * np.arange(4),
-                                                    direction="decreasing"),
-    "paired": lambda rng, e: S.paired_test(rng.normal(size=10) + e, rng.normal(size=10),
-                                           alternative="greater"),
+    "trend-decreasing": lambda rng, e: S.trend_test(
+        rng.normal(size=(8, 4)) - e * np.arange(4), direction="decreasing"
+    ),
+    "paired": lambda rng, e: S.paired_test(
+        rng.normal(size=10) + e, rng.normal(size=10), alternative="greater"
+    ),
     "one-sample": lambda rng, e: S.one_sample_test(rng.normal(size=10) - e, alternative="less"),
-    "correlation": lambda rng, e: (lambda x: S.correlation_test(
-        x, e * x + rng.normal(size=12), alternative="greater"))(rng.normal(size=12)),
-    "proportion": lambda rng, e: S.proportion_test(int(rng.binomial(40, min(0.5 + e / 4, 1.0))), 40, p0=0.5,
-                                                   alternative="greater"),
-    "all-of-2": lambda rng, e: S.all_of([
-        S.trend_test(rng.normal(size=(8, 3)) + e * np.arange(3), direction="increasing"),
-        S.paired_test(rng.normal(size=8) + e, rng.normal(size=8), alternative="greater")]),
+    "correlation": lambda rng, e: (
+        lambda x: S.correlation_test(x, e * x + rng.normal(size=12), alternative="greater")
+    )(rng.normal(size=12)),
+    "proportion": lambda rng, e: S.proportion_test(
+        int(rng.binomial(40, min(0.5 + e / 4, 1.0))), 40, p0=0.5, alternative="greater"
+    ),
+    "all-of-2": lambda rng, e: S.all_of(
+        [
+            S.trend_test(rng.normal(size=(8, 3)) + e * np.arange(3), direction="increasing"),
+            S.paired_test(rng.normal(size=8) + e, rng.normal(size=8), alternative="greater"),
+        ]
+    ),
 }
 
 
@@ -66,8 +74,10 @@ def test_effect_either_way_is_named_by_its_direction(name):
 
 def test_not_shown_states_the_seeds_an_effect_would_need():
     rng = np.random.default_rng(3)
-    shown = (S.trend_test(rng.normal(size=(8, 3)) + 0.15 * np.arange(3), direction="increasing")
-             for _ in range(100))
+    shown = (
+        S.trend_test(rng.normal(size=(8, 3)) + 0.15 * np.arange(3), direction="increasing")
+        for _ in range(100)
+    )
     v = next(v for v in shown if v.status == S.NOT_SHOWN and v.p_value < 0.5)  # a weak effect
     assert v.seeds_needed > 8 and "seeds for 80% power" in v.detail
     # z grows like sqrt(n): at the needed n it reaches z_alpha + z_power
@@ -101,10 +111,13 @@ PLAN = S.StagePlan(multipliers=(1, 2, 4), spend=(0.5, 0.75, 1.0), futility=0.05)
 def _staged_trend(effect: float, rep: int, base: int = 6, spend: bool = True) -> S.Staged:
     """One staged run where seed s always yields the same row (nested stages reuse earlier seeds).
     spend=False: a broken procedure whose measure ignores its stage level and tests at ALPHA."""
+
     def measure(seeds, alpha):
         rows = np.stack([np.random.default_rng([rep, s]).normal(size=3) for s in seeds])
-        return S.trend_test(rows + effect * np.arange(3), direction="increasing",
-                            alpha=alpha if spend else ALPHA), None
+        return S.trend_test(
+            rows + effect * np.arange(3), direction="increasing", alpha=alpha if spend else ALPHA
+        ), None
+
     return S.staged(measure, base, PLAN, alpha=ALPHA)
 
 
@@ -138,9 +151,22 @@ def test_measure_receives_exactly_the_plans_stage_levels():
 
     def measure(seeds, alpha):
         got.append(alpha)
-        return S.Verdict(status=S.NOT_SHOWN, test="t", statistic=0.0, p_value=0.3, alpha=alpha,
-                         effect_name="e", effect=0.1, ci_low=0.0, ci_high=0.2, n=len(seeds), detail="",
-                         p_opposite=0.7, z_parts=(2.0,)), None  # z = 2: never futile, never decided
+        return S.Verdict(
+            status=S.NOT_SHOWN,
+            test="t",
+            statistic=0.0,
+            p_value=0.3,
+            alpha=alpha,
+            effect_name="e",
+            effect=0.1,
+            ci_low=0.0,
+            ci_high=0.2,
+            n=len(seeds),
+            detail="",
+            p_opposite=0.7,
+            z_parts=(2.0,),
+        ), None  # z = 2: never futile, never decided
+
     S.staged(measure, 5, PLAN, alpha=ALPHA)
     assert got == PLAN.levels(ALPHA) == [0.025, 0.0125, 0.0125]
     got.clear()
@@ -162,8 +188,10 @@ def test_staged_stops_at_the_first_decided_stage_and_reuses_seeds():
 
     def measure(seeds, alpha):
         asked.append(list(seeds))
-        return S.trend_test(np.tile(np.arange(3.0), (len(seeds), 1)), direction="increasing",
-                            alpha=alpha), "payload"
+        return S.trend_test(
+            np.tile(np.arange(3.0), (len(seeds), 1)), direction="increasing", alpha=alpha
+        ), "payload"
+
     r = S.staged(measure, 4, PLAN, seeds_for=lambda n: list(range(100, 100 + n)))
     assert r.verdict.status == S.REPRODUCED and len(r.stages) == 1 and r.payload == "payload"
     assert asked == [[100, 101, 102, 103]]
@@ -175,9 +203,22 @@ def test_staged_runs_every_stage_when_the_result_stays_borderline():
 
     def measure(seeds, alpha):
         p = next(p_values)
-        v = S.Verdict(status=S.NOT_SHOWN, test="t", statistic=0.0, p_value=p, alpha=alpha, effect_name="e",
-                      effect=0.1, ci_low=0.0, ci_high=0.2, n=len(seeds), detail="", p_opposite=1 - p)
+        v = S.Verdict(
+            status=S.NOT_SHOWN,
+            test="t",
+            statistic=0.0,
+            p_value=p,
+            alpha=alpha,
+            effect_name="e",
+            effect=0.1,
+            ci_low=0.0,
+            ci_high=0.2,
+            n=len(seeds),
+            detail="",
+            p_opposite=1 - p,
+        )
         return v, None
+
     r = S.staged(measure, 5, PLAN)
     assert [s["seeds"] for s in r.stages] == [5, 10, 20]
     assert r.reason == S.LAST_STAGE and r.stop.startswith("last stage")

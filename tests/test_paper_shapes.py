@@ -8,6 +8,7 @@ there, late. Here each producer and measurement runs with the real models on rea
 shrinks only epoch, step and point counts. The run cache is on, in a temporary folder, so that
 storing and loading paper-sized runs is exercised too.
 """
+
 import os
 from dataclasses import replace
 
@@ -61,13 +62,16 @@ def test_every_paper_model_has_its_stated_size_and_output_shape():
     # budgets within 1% where the report states them; the size family spans up to ~5M parameters
     fit, mnist, opt, gen = PAPER.fit, PAPER.mnist, PAPER.opt, PAPER.gen
     from hw1.models import dnn_arch
+
     for depth in fit.depths:
         assert abs(dnn_arch(depth, fit.budget).n_params - fit.budget) <= 0.01 * fit.budget
         out = dnn_arch(depth, fit.budget)()(sample_target("sinc", fit.n_points)[0])
         assert out.shape == (fit.n_points, 1)
     x = load_mnist(True, limit=N_MNIST)[0]
-    for kind, depths, budget in (("cnn", mnist.cnn_depths, mnist.cnn_budget),
-                                 ("dnn", mnist.dnn_depths, mnist.dnn_budget)):
+    for kind, depths, budget in (
+        ("cnn", mnist.cnn_depths, mnist.cnn_budget),
+        ("dnn", mnist.dnn_depths, mnist.dnn_budget),
+    ):
         for depth in depths:
             arch = mnist_arch(mnist, kind, depth)
             assert abs(arch.n_params - budget) <= 0.01 * budget, (kind, depth, arch.n_params)
@@ -107,10 +111,13 @@ def test_mnist_runs_at_every_depth(kind):
 
 def _conv_nets():
     gen = PAPER.gen
-    return [pytest.param(mnist_arch(PAPER.mnist, "cnn", d), id=f"cnn-depth-{d}") for d in PAPER.mnist.cnn_depths] + [
+    return [
+        pytest.param(mnist_arch(PAPER.mnist, "cnn", d), id=f"cnn-depth-{d}") for d in PAPER.mnist.cnn_depths
+    ] + [
         pytest.param(G.random_label_arch(gen), id="random-labels"),
         pytest.param(G.size_arch(gen, gen.pg_widths[-1]), id="size-family-widest"),
-        pytest.param(G.batch_arch(gen, "mnist"), id="batch-size-net")]
+        pytest.param(G.batch_arch(gen, "mnist"), id="batch-size-net"),
+    ]
 
 
 @pytest.mark.parametrize("arch", _conv_nets())
@@ -121,8 +128,12 @@ def test_vmapped_conv_path_of_a_gpu_trains_what_the_cpu_path_trains(arch):
     # lr x sign(gradient), so a weight whose gradient rounds to the other sign moves 2 lr apart.)
     x, y = load_mnist(True, limit=128)
     start = init_params(arch, SEEDS)
-    runs = [train_ensemble(arch, SEEDS, x, y, epochs=1, lr=1e-3, loss="ce", batch_size=128, params=start,
-                           vectorize=v) for v in (True, False)]
+    runs = [
+        train_ensemble(
+            arch, SEEDS, x, y, epochs=1, lr=1e-3, loss="ce", batch_size=128, params=start, vectorize=v
+        )
+        for v in (True, False)
+    ]
     torch.testing.assert_close(runs[0].history["loss"], runs[1].history["loss"], rtol=1e-5, atol=1e-6)
     after = [evaluate(arch, r.params, x, y, "ce")["loss"] for r in runs]
     torch.testing.assert_close(after[0], after[1], rtol=1e-4, atol=1e-5)
@@ -172,23 +183,27 @@ def test_minimal_ratio_and_error_surface_at_the_real_1000_parameter_hessian():
     # the gradient-norm phase with K=2 at the real size; then the error surface around theta*
     x, y = sample_target(cfg.ratio_target, cfg.n_points)
     arch = landscape.ratio_arch(cfg)
-    params, hist = landscape.minimize_grad_norm(Ensemble(arch, SEEDS, init_params(arch, SEEDS), {}, "mse"),
-                                                x, y, epochs=2, lr=cfg.gn_lr)
+    params, hist = landscape.minimize_grad_norm(
+        Ensemble(arch, SEEDS, init_params(arch, SEEDS), {}, "mse"), x, y, epochs=2, lr=cfg.gn_lr
+    )
     assert hist["grad_norm"].shape == (2, 3) and params["0.weight"].shape == (2, *arch()[0].weight.shape)
     ens = Ensemble(arch, SEEDS, params, {}, "mse")
     radii = np.asarray(cfg.radii) * float(ens.flat().norm(dim=1).median())
     probe = landscape.sphere_losses(ens, x, y, radii, n_dirs=4, seed=0)
     assert probe.shape == (2, len(cfg.radii), 4) and np.isfinite(probe).all()
-    coords, surf = landscape.surface_2d(arch, ens.flat()[0], x, y, landscape.param_shapes(ens.params),
-                                        cfg.span, 5, seed=0)
+    coords, surf = landscape.surface_2d(
+        arch, ens.flat()[0], x, y, landscape.param_shapes(ens.params), cfg.span, 5, seed=0
+    )
     assert coords.shape == (5,) and surf.shape == (5, 5) and np.isfinite(surf).all()
     # memory: the Hessian vmaps over `chunk` members at once, so the claim needs chunk x one member
     at_once = min(landscape.hessian_chunk(P, cfg.n_points), cfg.ratio_runs)
     need = mem.growth * at_once
     if need > MEMORY_BUDGET:
-        raise PaperMemoryError(f"minimal-ratio: one member's Hessian took {mem.growth / 2**30:.1f} GiB, "
-                               f"{at_once} at once need ~{need / 2**30:.0f} GiB > "
-                               f"{MEMORY_BUDGET / 2**30:.0f} GiB")
+        raise PaperMemoryError(
+            f"minimal-ratio: one member's Hessian took {mem.growth / 2**30:.1f} GiB, "
+            f"{at_once} at once need ~{need / 2**30:.0f} GiB > "
+            f"{MEMORY_BUDGET / 2**30:.0f} GiB"
+        )
 
 
 # ------------------------------------------------------------------------------ HW1-3
@@ -216,12 +231,31 @@ def test_batch_size_runs_and_the_flatness_measurements_on_mnist():
     # 1000 training images: every batch size (10..1000) takes real minibatches. Sensitivity and
     # sharpness on 100 points each, with tiny iteration counts (the memory on their full 10k
     # points is measured by `python -m benchmarks --only memory`).
-    cfg = replace(PAPER.gen, bs_train_size=1000, bs_test_size=1000, bs_epochs=1, bs_min_steps=1,
-                  sens_points=100, sharp_points=100, sharp_n=2, keskar_iters=1, n_alphas=3)
+    cfg = replace(
+        PAPER.gen,
+        bs_train_size=1000,
+        bs_test_size=1000,
+        bs_epochs=1,
+        bs_min_steps=1,
+        sens_points=100,
+        sharp_points=100,
+        sharp_n=2,
+        keskar_iters=1,
+        n_alphas=3,
+    )
     m = G.batch_measurements(cfg, "mnist", SEEDS)
     B = len(cfg.batch_sizes)
-    for k in ("train_loss", "test_loss", "train_acc", "test_acc", "loss_grad_max", "loss_grad_mean",
-              "softmax_jac", "gaussian", "keskar"):
+    for k in (
+        "train_loss",
+        "test_loss",
+        "train_acc",
+        "test_acc",
+        "loss_grad_max",
+        "loss_grad_mean",
+        "softmax_jac",
+        "gaussian",
+        "keskar",
+    ):
         assert m[k].shape == (2, B) and np.isfinite(m[k]).all(), k
     assert list(m["batch"]) == list(cfg.batch_sizes)
     # interpolation between the batch-50 and batch-1000 minima (their runs come from the cache)

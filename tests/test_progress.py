@@ -1,5 +1,6 @@
 """Progress: state files written atomically and throttled, a sane ETA, a readable line, and the
 pytest plugin that prints it, with and without xdist."""
+
 import json
 import subprocess
 import sys
@@ -96,16 +97,36 @@ def test_training_reports_its_epochs(folder):
 
 def test_members_trained_one_by_one_report_as_one_task(folder):
     x, y = torch.randn(12, 1, 28, 28), torch.randint(0, 10, (12,))
-    train_ensemble(dnn_arch(1, 20, n_in=784, n_out=10), [0, 1, 2], x.flatten(1), y, epochs=2, lr=1e-3,
-                   loss="ce", batch_size=6, vectorize=False, name="mnist probe")
+    train_ensemble(
+        dnn_arch(1, 20, n_in=784, n_out=10),
+        [0, 1, 2],
+        x.flatten(1),
+        y,
+        epochs=2,
+        lr=1e-3,
+        loss="ce",
+        batch_size=6,
+        vectorize=False,
+        name="mnist probe",
+    )
     state = _state(folder)
     assert (state["done"], state["total"], state["finished"]) == (6, 6, True)
 
 
 def _put(folder: Path, label: str, **state) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    base = {"label": label, "pid": 1, "name": "fit", "unit": "epoch", "done": 1, "total": 2,
-            "elapsed": 1.0, "eta": 1.0, "finished": False, "time": 1000.0}
+    base = {
+        "label": label,
+        "pid": 1,
+        "name": "fit",
+        "unit": "epoch",
+        "done": 1,
+        "total": 2,
+        "elapsed": 1.0,
+        "eta": 1.0,
+        "finished": False,
+        "time": 1000.0,
+    }
     (folder / f"{label}.json").write_text(json.dumps({**base, **state}))
 
 
@@ -114,8 +135,10 @@ def test_the_line_names_each_worker_in_order_with_its_epoch_and_eta(tmp_path):
     _put(tmp_path, "gw2", name="fit sinc dnn 14-14-8", done=1200, total=2000, eta=8.0)
     _put(tmp_path, "gw1", name="fit sincos dnn 5", finished=True, time=988.0)
     line = progress.summary(tmp_path, started=1000.0 - 130, now=1000.0)
-    assert line == ("[progress 02:10] gw1: done fit sincos dnn 5 (12s ago) | "
-                    "gw2: fit sinc dnn 14-14-8 epoch 1200/2000 ETA 8s | gw10: mnist cnn 4| epoch 1/3 ETA 40s")
+    assert line == (
+        "[progress 02:10] gw1: done fit sincos dnn 5 (12s ago) | "
+        "gw2: fit sinc dnn 14-14-8 epoch 1200/2000 ETA 8s | gw10: mnist cnn 4| epoch 1/3 ETA 40s"
+    )
 
 
 def test_the_line_says_how_old_a_quiet_state_is_and_nothing_when_nothing_is_new(tmp_path):
@@ -128,7 +151,7 @@ def test_the_line_says_how_old_a_quiet_state_is_and_nothing_when_nothing_is_new(
     assert progress.summary(tmp_path / "empty", started=0.0) is None
 
 
-INNER_TEST = '''
+INNER_TEST = """
 import time
 from hw1 import progress
 
@@ -138,14 +161,27 @@ def test_slow_training():
         time.sleep(0.1)
         task.update(epoch + 1)
     task.close()
-'''
+"""
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["one process", "xdist"])
 def test_the_plugin_prints_progress_lines(tmp_path, workers):
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(INNER_TEST))
-    cmd = [sys.executable, "-m", "pytest", str(tmp_path / "test_inner.py"), "-p", "claims.progress_plugin",
-           "--progress-every", "0.5", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), *workers]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(tmp_path / "test_inner.py"),
+        "-p",
+        "claims.progress_plugin",
+        "--progress-every",
+        "0.5",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(tmp_path),
+        *workers,
+    ]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     lines = [line for line in run.stdout.splitlines() if line.startswith("[progress ")]

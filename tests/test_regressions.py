@@ -1,6 +1,7 @@
 """Regression tests: each one fails on a bug that was found (issue 10), on a hand-made mutation
 that the other unit tests did not catch, or on mutants of hw1.stats / hw1.cache that survived them
 (tests/README.md)."""
+
 import json
 from pathlib import Path
 
@@ -86,8 +87,9 @@ def test_bootstrap_interval_matches_quantiles_of_resampled_medians():
     x = np.random.default_rng(5).exponential(size=300)
     rng = np.random.default_rng(99)
     ref = np.median(x[rng.integers(0, len(x), size=(20_000, len(x)))], axis=1)
-    lo, hi = stats.bootstrap_ci(x, lambda b: np.median(b, axis=-1), level=0.95, n_resamples=4000,
-                                seed=0, vectorized=True)
+    lo, hi = stats.bootstrap_ci(
+        x, lambda b: np.median(b, axis=-1), level=0.95, n_resamples=4000, seed=0, vectorized=True
+    )
     spread = np.quantile(ref, 0.975) - np.quantile(ref, 0.025)
     assert lo == pytest.approx(np.quantile(ref, 0.025), abs=0.05 * spread)
     assert hi == pytest.approx(np.quantile(ref, 0.975), abs=0.05 * spread)
@@ -133,21 +135,39 @@ def test_budgets_between_two_uniform_widths_are_met(depth, budget):
 def test_the_projects_architectures_are_unchanged():
     # the configs' nets (fit, ratio, MNIST DNNs, CNNs): a builder change must not move them
     assert [dnn_arch(3, b).widths for b in (40, 80, 160, 400, 1000)] == [
-        (3, 3, 4), (6, 6, 3), (7, 7, 10), (14, 14, 10), (18, 18, 31)]
+        (3, 3, 4),
+        (6, 6, 3),
+        (7, 7, 10),
+        (14, 14, 10),
+        (18, 18, 31),
+    ]
     assert [dnn_arch(6, b).widths for b in (40, 1000)] == [(2, 2, 2, 2, 2, 3), (14, 14, 14, 14, 14, 8)]
     assert [dnn_arch(1, b).widths for b in (40, 200, 1000)] == [(13,), (66,), (333,)]
     assert [dnn_arch(d, 50_000, n_in=784, n_out=10).widths for d in (4, 8)] == [
-        (51, 51, 51, 75), (44,) * 7 + (65,)]
+        (51, 51, 51, 75),
+        (44,) * 7 + (65,),
+    ]
     from hw1.models import cnn_arch
+
     assert [cnn_arch(d, 20_000).widths for d in (1, 2, 4)] == [(10,), (40, 23), (28, 28, 28, 21)]
     assert cnn_arch(4, 90_000).widths == (52, 52, 52, 85)
 
 
 # -------------------------------------------------------------- hw1.stats, found by mutation
 def test_verdict_to_dict_is_json_ready_and_says_decided():
-    v = stats.Verdict(status=stats.REPRODUCED, test="t", statistic=2.0, p_value=0.01, alpha=0.05,
-                      effect_name="e", effect=0.5, ci_low=float("nan"), ci_high=float("inf"), n=8,
-                      detail="d")
+    v = stats.Verdict(
+        status=stats.REPRODUCED,
+        test="t",
+        statistic=2.0,
+        p_value=0.01,
+        alpha=0.05,
+        effect_name="e",
+        effect=0.5,
+        ci_low=float("nan"),
+        ci_high=float("inf"),
+        n=8,
+        detail="d",
+    )
     d = stats.Verdict.to_dict(v)
     assert d["statistic"] == 2.0 and d["p_value"] == 0.01 and d["effect"] == 0.5
     assert d["ci_low"] is None and d["ci_high"] is None and d["p_opposite"] is None
@@ -158,7 +178,12 @@ def test_verdict_to_dict_is_json_ready_and_says_decided():
 def test_inconclusive_decides_nothing_and_estimates_nothing():
     v = stats.inconclusive("smoke scale")
     assert (v.status, v.test, v.n, v.effect_name, v.detail) == (
-        stats.INCONCLUSIVE, "not run", 0, "not estimated", "smoke scale")
+        stats.INCONCLUSIVE,
+        "not run",
+        0,
+        "not estimated",
+        "smoke scale",
+    )
     assert not v.decided and all(np.isnan([v.statistic, v.p_value, v.effect, v.ci_low, v.ci_high]))
     assert stats.inconclusive("x", test="Page", n=3).n == 3
 
@@ -166,6 +191,7 @@ def test_inconclusive_decides_nothing_and_estimates_nothing():
 def _page_p_by_enumeration(ranks):
     """Upper-tail p of Page's L by listing every assignment of orderings to the blocks."""
     import itertools
+
     m, k = ranks.shape
     w = np.arange(1, k + 1)
     L = (ranks * w).sum()
@@ -174,8 +200,17 @@ def _page_p_by_enumeration(ranks):
     return np.mean(np.array(sums) >= L - 1e-9)
 
 
-@pytest.mark.parametrize("ranks", [[[1, 2, 3]], [[3, 2, 1]], [[1, 3, 2], [2, 1, 3]], [[1, 2]],
-                                   [[2, 1], [1, 2]], [[2, 1, 3, 5, 4, 6, 8, 7]]])
+@pytest.mark.parametrize(
+    "ranks",
+    [
+        [[1, 2, 3]],
+        [[3, 2, 1]],
+        [[1, 3, 2], [2, 1, 3]],
+        [[1, 2]],
+        [[2, 1], [1, 2]],
+        [[2, 1, 3, 5, 4, 6, 8, 7]],
+    ],
+)
 def test_page_p_of_small_tables_is_exact(ranks):
     ranks = np.array(ranks, dtype=float)
     assert stats._page_exact(ranks) == pytest.approx(_page_p_by_enumeration(ranks), abs=1e-12)
@@ -183,21 +218,28 @@ def test_page_p_of_small_tables_is_exact(ranks):
 
 def test_page_p_beyond_eight_conditions_is_the_normal_approximation():
     import scipy.stats as sps
+
     rng = np.random.default_rng(0)
     for m in (1, 2, 3):
         ranks = np.array([rng.permutation(9) + 1 for _ in range(m)], dtype=float)
         L = (ranks * np.arange(1, 10)).sum()
-        mean, var = m * 9 * 10 ** 2 / 4, m * 81 * 10 * 80 / 144  # Page (1963)
+        mean, var = m * 9 * 10**2 / 4, m * 81 * 10 * 80 / 144  # Page (1963)
         assert stats._page_exact(ranks) == pytest.approx(float(sps.norm.sf((L - mean) / np.sqrt(var))))
 
 
-@pytest.mark.parametrize("bad", [dict(multipliers=(), spend=()), dict(multipliers=(1, 2), spend=(1.0,)),
-                                 dict(multipliers=(1, 1), spend=(0.5, 1.0)),
-                                 dict(multipliers=(2, 1), spend=(0.5, 1.0)),
-                                 dict(multipliers=(0, 2), spend=(0.5, 1.0)),
-                                 dict(multipliers=(1, 2), spend=(0.5, 0.5)),
-                                 dict(multipliers=(1, 2), spend=(0.0, 1.0)),
-                                 dict(multipliers=(1, 2), spend=(0.5, 1.1))])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(multipliers=(), spend=()),
+        dict(multipliers=(1, 2), spend=(1.0,)),
+        dict(multipliers=(1, 1), spend=(0.5, 1.0)),
+        dict(multipliers=(2, 1), spend=(0.5, 1.0)),
+        dict(multipliers=(0, 2), spend=(0.5, 1.0)),
+        dict(multipliers=(1, 2), spend=(0.5, 0.5)),
+        dict(multipliers=(1, 2), spend=(0.0, 1.0)),
+        dict(multipliers=(1, 2), spend=(0.5, 1.1)),
+    ],
+)
 def test_stage_plans_that_break_the_rules_are_refused(bad):
     with pytest.raises(ValueError, match="StagePlan needs|multipliers must rise|spending must rise"):
         stats.StagePlan(**bad)
@@ -213,14 +255,16 @@ def test_stage_plans_that_keep_the_rules_are_accepted():
 @pytest.mark.parametrize("alternative, sign", [("greater", ">"), ("less", "<")])
 def test_one_sample_test_is_wilcoxon_against_the_null_value(alternative, sign):
     import scipy.stats as sps
+
     x = 1.0 + np.array([0.9, 1.4, 0.2, -0.3, 1.6, 0.35, 1.2, -0.55, 0.05, -1.5])  # no ties in |x - 1|
     v = stats.one_sample_test(x, alternative=alternative, null=1.0, claim="C")
     ref = sps.wilcoxon(x - 1.0, alternative=alternative, zero_method="zsplit", method="exact")
     assert v.p_value == pytest.approx(ref.pvalue)
     assert v.test == f"Wilcoxon signed-rank test, one-sample, one-sided (x {sign} 1)"
     assert (v.effect_name, v.effect, v.n, v.alpha) == ("median", pytest.approx(np.median(x)), 10, stats.ALPHA)
-    lo, hi = stats.bootstrap_ci(x - 1.0, lambda b: np.median(b, axis=-1), level=0.95, n_resamples=2000,
-                                seed=0, vectorized=True)
+    lo, hi = stats.bootstrap_ci(
+        x - 1.0, lambda b: np.median(b, axis=-1), level=0.95, n_resamples=2000, seed=0, vectorized=True
+    )
     assert (v.ci_low, v.ci_high) == (pytest.approx(lo + 1.0), pytest.approx(hi + 1.0))
     on_side = int((x > 1).sum()) if alternative == "greater" else int((x < 1).sum())
     assert v.detail.startswith(f"C: Across 10 seeds, the value was {sign} 1 in {on_side}/10 seeds (median ")
@@ -233,8 +277,11 @@ def test_one_sample_test_takes_lists_of_ints():
 
 def test_staged_to_dict_names_its_stages_stop_and_seeds():
     plan = stats.StagePlan(multipliers=(1, 2), spend=(0.5, 1.0))
-    got = stats.staged(lambda seeds, a: (stats.one_sample_test(np.ones(len(seeds)), alternative="greater",
-                                                               alpha=a), None), 5, plan)
+    got = stats.staged(
+        lambda seeds, a: (stats.one_sample_test(np.ones(len(seeds)), alternative="greater", alpha=a), None),
+        5,
+        plan,
+    )
     d = got.to_dict()
     assert set(d) == {"stages", "reason", "stop", "seeds_used"} and d["seeds_used"] == len(got.seeds)
     assert d["stop"] == got.stop and d["stages"] == got.stages and d["reason"] == got.reason
@@ -288,6 +335,7 @@ def test_a_contradiction_needs_the_opposite_p_strictly_below_alpha():
 @pytest.mark.parametrize("alternative, sign", [("greater", ">"), ("less", "<")])
 def test_proportion_test_is_the_exact_binomial_test_against_p0(alternative, sign):
     import scipy.stats as sps
+
     v = stats.proportion_test(7, 20, p0=0.2, alternative=alternative)
     assert v.p_value == pytest.approx(sps.binomtest(7, 20, 0.2, alternative=alternative).pvalue)
     assert v.test == f"exact binomial test, one-sided (rate {sign} 0.2)"
@@ -303,8 +351,10 @@ def test_proportion_test_can_decide_when_every_trial_is_on_the_claimed_side():
 
 def test_stages_are_numbered_from_one():
     plan = stats.StagePlan(multipliers=(1, 2), spend=(0.5, 1.0))
+
     def measure(seeds, a):
         return stats.one_sample_test(np.linspace(-1, 1.1, len(seeds)), alternative="greater", alpha=a), None
+
     got = stats.staged(measure, 4, plan)
     assert [s["stage"] for s in got.stages] == list(range(1, len(got.stages) + 1))
 
@@ -328,12 +378,14 @@ def _width_run(width, seeds, *, scale=2.0, device="cpu"):
 
 def test_per_seed_keys_are_the_entries_it_writes_and_its_result_gets_the_bound_arguments(run_cache):
     from hw1 import cache
+
     seen = []
     f = cache.per_seed(_width_run, result=lambda tensors, args: seen.append(args) or tensors)
     got = f(3, range(2), scale=2.5)
     assert got["w"].flatten().tolist() == [7.5, 8.5]
     assert {p.name for p in run_cache.iterdir() if not p.name.endswith(".lock")} == set(
-        f.keys(3, [0, 1], scale=2.5).values())
+        f.keys(3, [0, 1], scale=2.5).values()
+    )
     assert f.keys(3, [0, 1], scale=2.5) != f.keys(3, [0, 1])  # keyword arguments count
     assert seen == [{"width": 3, "seeds": [0, 1], "scale": 2.5, "device": "cpu"}]
     with_modules = cache.per_seed(modules=("landscape",))(_width_run)
@@ -342,6 +394,7 @@ def test_per_seed_keys_are_the_entries_it_writes_and_its_result_gets_the_bound_a
 
 def test_per_seed_keys_on_the_source_of_functions_outside_hw1(monkeypatch):
     from hw1 import cache
+
     keys = []
     for digest in ("a", "b"):
         monkeypatch.setattr(cache, "_source_digest", lambda fn, d=digest: d)
@@ -352,12 +405,14 @@ def test_per_seed_keys_on_the_source_of_functions_outside_hw1(monkeypatch):
 def test_modules_of_a_call_are_its_own_and_its_dataclasses_less_config():
     from hw1 import cache
     from hw1.config import SMOKE
+
     assert cache._modules_of(_width_run, {"arch": Arch("dnn", (3,)), "cfg": SMOKE.fit, "n": 3}) == ("models",)
     assert cache._modules_of(hessian_eigenvalues, {"arch": Arch}) == ("landscape",)  # a class is no value
 
 
 def _stored_entry(root):
     from hw1 import cache
+
     root.mkdir(parents=True, exist_ok=True)
     entry = root / cache.run_key({"what": "probe", "seed": 0}, "cpu")
     cache._store(entry, {"a": torch.ones(2)}, {})
@@ -366,6 +421,7 @@ def _stored_entry(root):
 
 def test_an_entry_of_non_tensors_is_discarded_with_its_reason(run_cache):
     from hw1 import cache
+
     entry = _stored_entry(run_cache)
     torch.save({"a": 1}, entry / "tensors.pt")  # a dict of str -> int, with a matching checksum
     meta = json.loads((entry / "meta.json").read_text())
@@ -377,6 +433,7 @@ def test_an_entry_of_non_tensors_is_discarded_with_its_reason(run_cache):
 
 def test_load_discards_by_default_and_says_why(run_cache):
     from hw1 import cache
+
     entry = _stored_entry(run_cache)
     (entry / "tensors.pt").write_bytes(b"not a checkpoint")
     assert cache._load(entry, discard=False) is None and entry.exists()
@@ -390,16 +447,18 @@ def test_load_discards_by_default_and_says_why(run_cache):
 def test_store_writes_into_a_hidden_sibling_then_renames(run_cache, monkeypatch):
     # same folder: the rename is atomic; hidden ".<key>.": clear() finds a leftover by its name
     import os
+
     renames = []
     real = os.replace
     monkeypatch.setattr(os, "replace", lambda a, b: renames.append((Path(a), Path(b))) or real(a, b))
     entry = _stored_entry(run_cache)
-    (src, dst), = renames
+    ((src, dst),) = renames
     assert dst == entry and src.parent == entry.parent and src.name.startswith(f".{entry.name}.")
 
 
 def test_clear_removes_leftover_temporary_folders(run_cache):
     from hw1 import cache
+
     entry = _stored_entry(run_cache)
     leftover = run_cache / f".{entry.name}.x1y2"
     leftover.mkdir()
@@ -408,6 +467,7 @@ def test_clear_removes_leftover_temporary_folders(run_cache):
 
 def test_run_keys_do_not_depend_on_dict_order_and_allow_nan():
     from hw1 import cache
+
     a = cache.run_key({"a": 1, "b": {"c": 2, "d": 3}}, "cpu")
     assert a == cache.run_key({"b": {"d": 3, "c": 2}, "a": 1}, "cpu")
     assert cache.run_key({"tol": float("nan")}, "cpu") != cache.run_key({"tol": 0.0}, "cpu")
@@ -415,6 +475,7 @@ def test_run_keys_do_not_depend_on_dict_order_and_allow_nan():
 
 def test_split_and_join_refuse_malformed_results_with_their_message():
     from hw1 import cache
+
     with pytest.raises(TypeError, match="must return a dict of str -> torch.Tensor"):
         cache._split({"a": 1}, [0])
     with pytest.raises(ValueError, match=r"seed 1's entry holds \['b'\], seed 0's \['a'\]"):
@@ -423,13 +484,15 @@ def test_split_and_join_refuse_malformed_results_with_their_message():
 
 def test_an_entry_without_seconds_loads_as_zero_seconds(run_cache):
     from hw1 import cache
+
     entry = _stored_entry(run_cache)
-    (got, seconds), = cache._load_all(run_cache, {0: entry.name}, discard=False).values()
+    ((got, seconds),) = cache._load_all(run_cache, {0: entry.name}, discard=False).values()
     assert seconds == 0.0 and torch.equal(got["a"], torch.ones(2))
 
 
 def test_the_spec_may_not_hold_the_seed(run_cache):
     from hw1 import cache
+
     for bad in ({"seed": 0}, {"seeds": [0]}):
         with pytest.raises(ValueError, match="the spec excludes the seeds"):
             cache.cached_seeds(bad, [0], "cpu", lambda s: {"w": torch.ones(len(s), 1)})
@@ -437,6 +500,7 @@ def test_the_spec_may_not_hold_the_seed(run_cache):
 
 def test_entries_of_a_producer_with_modules_are_under_its_keys(run_cache):
     from hw1 import cache
+
     f = cache.per_seed(modules=("landscape",))(_width_run)
     f(3, [0])
     assert (run_cache / f.keys(3, [0])[0]).is_dir()
@@ -444,6 +508,7 @@ def test_entries_of_a_producer_with_modules_are_under_its_keys(run_cache):
 
 def test_a_nested_call_with_the_cache_off_counts_its_seconds_once(run_cache, monkeypatch):
     from hw1 import cache
+
     monkeypatch.setenv("HW1_NO_CACHE", "1")
     cache.reset_train_seconds()
 

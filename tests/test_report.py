@@ -1,4 +1,5 @@
 """The index and the terminal summary write what the records hold (issue 16, fix 7; issue 15; issue 18)."""
+
 import json
 import math
 import re
@@ -9,15 +10,34 @@ from hw1.report import ClaimRecord, FigureFile
 
 
 def _verdict(**kw) -> stats.Verdict:
-    v = dict(status="not shown", test="Page's L trend test", statistic=1.0, p_value=0.45, alpha=0.05,
-             effect_name="mean Kendall tau", effect=-0.06, ci_low=-0.133, ci_high=0.0, n=6, detail="d",
-             p_opposite=0.58)
+    v = dict(
+        status="not shown",
+        test="Page's L trend test",
+        statistic=1.0,
+        p_value=0.45,
+        alpha=0.05,
+        effect_name="mean Kendall tau",
+        effect=-0.06,
+        ci_low=-0.133,
+        ci_high=0.0,
+        n=6,
+        detail="d",
+        p_opposite=0.58,
+    )
     return stats.Verdict(**{**v, **kw})
 
 
 def _record(**kw) -> ClaimRecord:
-    r = dict(claim="sensitivity", case="mnist", section="s", statement="Larger batches, lower sensitivity.",
-             scale="ci", seeds=[0, 1, 2, 3, 4, 5], verdict=_verdict(), expected="not shown")
+    r = dict(
+        claim="sensitivity",
+        case="mnist",
+        section="s",
+        statement="Larger batches, lower sensitivity.",
+        scale="ci",
+        seeds=[0, 1, 2, 3, 4, 5],
+        verdict=_verdict(),
+        expected="not shown",
+    )
     return ClaimRecord(**{**r, **kw})
 
 
@@ -41,11 +61,15 @@ def test_a_fragile_case_within_its_split_is_marked_as_such_in_the_index():
 
 
 def test_a_record_loads_as_the_dataclass_it_was_written_from(tmp_path):
-    r = _record(figures=[FigureFile(name="f", png="f.png", data="f.json")], seed_sets=(0, 1000),
-                verdict=_verdict(p_opposite=math.nan, z_parts=(1.5, -0.2)), reason=stats.FUTILITY)
+    r = _record(
+        figures=[FigureFile(name="f", png="f.png", data="f.json")],
+        seed_sets=(0, 1000),
+        verdict=_verdict(p_opposite=math.nan, z_parts=(1.5, -0.2)),
+        reason=stats.FUTILITY,
+    )
     path = r.save(tmp_path)
     json.loads(path.read_text())  # plain JSON
-    back, = report.load_records(tmp_path)
+    (back,) = report.load_records(tmp_path)
     assert isinstance(back, ClaimRecord) and isinstance(back.verdict, stats.Verdict)
     assert back.figures == r.figures and back.seed_sets == (0, 1000) and back.reason == stats.FUTILITY
     assert math.isnan(back.verdict.p_opposite) and back.verdict.z_parts == (1.5, -0.2)
@@ -60,8 +84,9 @@ def test_the_seeds_cell_reads_the_stop_reason_not_its_prose():
 def test_the_legend_describes_the_plan_of_the_run_that_made_the_records():
     ci = report.outcome_legend(CI.alpha, CI.stages)
     assert "3 stages" in ci and "2×, then 4×" in ci and "1/2, 1/4, 1/4" in ci
-    assert "one stage" in report.outcome_legend(SMOKE.alpha, SMOKE.stages) and "4×" not in \
-        report.outcome_legend(SMOKE.alpha, SMOKE.stages)
+    assert "one stage" in report.outcome_legend(
+        SMOKE.alpha, SMOKE.stages
+    ) and "4×" not in report.outcome_legend(SMOKE.alpha, SMOKE.stages)
     two = apply_overrides(CI, ["stages.multipliers=1,3", "stages.spend=0.4,1", "alpha=0.1"])
     r = _record(config=two.to_dict())
     text = report.outcome_legend(*report._plan(r))

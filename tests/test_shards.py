@@ -1,5 +1,6 @@
 """Merging sharded claims reports (hw1.shards): the merged index is the index of all the records
 together, and shards that would make a misleading report are refused."""
+
 import json
 import re
 import shutil
@@ -18,8 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _record(claim, case="", scale="paper", section="HW1-1 Deep vs shallow", shift=1.0):
     # a real verdict (Wilcoxon over 6 seeds) and one figure, in the format the harness writes
-    rec = ClaimRecord(claim=claim, case=case, section=section, statement=f"{claim} holds.",
-                      scale=scale, seeds=list(range(6)), note=f"note of {claim}")
+    rec = ClaimRecord(
+        claim=claim,
+        case=case,
+        section=section,
+        statement=f"{claim} holds.",
+        scale=scale,
+        seeds=list(range(6)),
+        note=f"note of {claim}",
+    )
     a = np.arange(6.0)
     rec.figures.append({"name": rec.key, "png": f"{rec.key}.png", "data": f"{rec.key}.json"})
     rec.conclude(stats.paired_test(a, a + shift, alternative="less", claim=claim))
@@ -32,15 +40,20 @@ def _shard(root: Path, name: str, records, device="cuda", scale="paper") -> Path
         rec.save(d)
         (d / f"{rec.key}.png").write_bytes(b"\x89PNG fake " + rec.key.encode())
         report.write_json(d / f"{rec.key}.json", {"panels": [], "of": rec.key})
-    report.write_json(d / "environment.json", {"scale": scale, "seed_offset": 0, "device": device,
-                                               "python": "3.11.7", "cpus": 16})
+    report.write_json(
+        d / "environment.json",
+        {"scale": scale, "seed_offset": 0, "device": device, "python": "3.11.7", "cpus": 16},
+    )
     return d
 
 
 @pytest.fixture
 def two_shards(tmp_path):
-    a = [_record("function-depth", "sinc"), _record("function-depth", "sincos", shift=-1.0),
-         _record("gradient-norm", section="HW1-2 Optimization")]
+    a = [
+        _record("function-depth", "sinc"),
+        _record("function-depth", "sincos", shift=-1.0),
+        _record("gradient-norm", section="HW1-2 Optimization"),
+    ]
     b = [_record("random-labels", section="HW1-3 Generalization"), _record("cnn-depth")]
     return _shard(tmp_path, "shard-fit", a, "cuda:0"), _shard(tmp_path, "shard-rl", b, "cuda:1"), a + b
 
@@ -68,8 +81,9 @@ def test_merge_copies_records_figures_and_data(tmp_path, two_shards):
     out = tmp_path / "merged"
     shards.merge([a, b], out)
     for rec in recs:
-        assert json.loads((out / "records" / f"{rec.key}.json").read_text()) == \
-            json.loads((rec.save(tmp_path / "again")).read_text())
+        assert json.loads((out / "records" / f"{rec.key}.json").read_text()) == json.loads(
+            (rec.save(tmp_path / "again")).read_text()
+        )
         assert (out / f"{rec.key}.png").read_bytes() == b"\x89PNG fake " + rec.key.encode()
         assert json.loads((out / f"{rec.key}.json").read_text())["of"] == rec.key
 
@@ -105,8 +119,11 @@ def test_records_of_different_scales_are_refused(tmp_path):
 def test_conflicting_duplicate_cases_are_refused(tmp_path):
     a = _shard(tmp_path, "a", [_record("cnn-depth", shift=1.0)])
     b = _shard(tmp_path, "b", [_record("cnn-depth", shift=-1.0)])
-    with pytest.raises(shards.ShardError, match=r"claim case cnn-depth is recorded by both .*a and .*b "
-                                                r"with different verdict"):
+    with pytest.raises(
+        shards.ShardError,
+        match=r"claim case cnn-depth is recorded by both .*a and .*b "
+        r"with different verdict",
+    ):
         shards.merge([a, b], tmp_path / "m")
     assert not (tmp_path / "m").exists()
 
@@ -140,8 +157,13 @@ def test_command_line(tmp_path, two_shards, capsys):
     assert shards.main(["merge", str(tmp_path / "m"), str(a)]) == 2
     assert "error: " in capsys.readouterr().err
     # the module entry point CI calls
-    res = subprocess.run([sys.executable, "-m", "hw1.shards", "merge", str(tmp_path / "m2"), str(a)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "hw1.shards", "merge", str(tmp_path / "m2"), str(a)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "m2" / "INDEX.md").is_file()
 
@@ -150,8 +172,13 @@ def test_the_gpu_workflow_shards_every_claim_once():
     # each claim in exactly one matrix job, so the merged report is complete and no case is run twice
     workflow = (ROOT / ".github" / "workflows" / "claims-gpu.yml").read_text()
     sharded = re.findall(r"--claim ([\w-]+)", workflow)
-    res = subprocess.run([sys.executable, "-m", "pytest", "claims/", "--collect-only", "-q", "--claim",
-                          "no-such-claim"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "claims/", "--collect-only", "-q", "--claim", "no-such-claim"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     known = re.search(r"known claims: ([\w, -]+)", res.stderr + res.stdout)
     assert known, res.stderr
     assert sorted(sharded) == sorted(known[1].strip().split(", "))
@@ -164,8 +191,15 @@ def test_merge_keeps_each_shards_cpu_and_the_index_names_them(tmp_path, two_shar
     a, b, _ = two_shards
     for shard, cpu in ((a, "Intel(R) Xeon(R) Processor"), (b, "AMD EPYC 9B14")):
         env = json.loads((shard / "environment.json").read_text())
-        env["numerics"] = {"cpu": cpu, "cpu_capability": "AVX512", "torch_blas": "mkl",
-                           "numpy_blas": "openblas", "torch": "2.14.1", "numpy": "2.4.6", "knobs": {}}
+        env["numerics"] = {
+            "cpu": cpu,
+            "cpu_capability": "AVX512",
+            "torch_blas": "mkl",
+            "numpy_blas": "openblas",
+            "torch": "2.14.1",
+            "numpy": "2.4.6",
+            "knobs": {},
+        }
         report.write_json(shard / "environment.json", env)
     index = shards.merge([a, b], tmp_path / "merged")
     env = json.loads((tmp_path / "merged" / "environment.json").read_text())

@@ -1,4 +1,5 @@
 """hw1.stability: the table of outcomes across seed sets, and how a fragile case reaches the index."""
+
 import json
 
 import pytest
@@ -7,11 +8,30 @@ from hw1 import report, stability, stats
 
 
 def _record(folder, claim, case, offset, status, p, p_opp, seeds):
-    rec = {"claim": claim, "case": case, "section": "S", "statement": "s", "scale": "ci",
-           "seed_offset": offset, "seeds": list(range(offset, offset + seeds)), "figures": [],
-           "verdict": stats.Verdict(status=status, test="t", statistic=1.0, p_value=p, p_opposite=p_opp,
-                                    alpha=0.05, effect_name="e", effect=0.1, ci_low=0.0, ci_high=0.2,
-                                    n=seeds, detail="d").to_dict()}
+    rec = {
+        "claim": claim,
+        "case": case,
+        "section": "S",
+        "statement": "s",
+        "scale": "ci",
+        "seed_offset": offset,
+        "seeds": list(range(offset, offset + seeds)),
+        "figures": [],
+        "verdict": stats.Verdict(
+            status=status,
+            test="t",
+            statistic=1.0,
+            p_value=p,
+            p_opposite=p_opp,
+            alpha=0.05,
+            effect_name="e",
+            effect=0.1,
+            ci_low=0.0,
+            ci_high=0.2,
+            n=seeds,
+            detail="d",
+        ).to_dict(),
+    }
     (folder / "records").mkdir(parents=True, exist_ok=True)
     name = f"{claim}--{case}" if case else claim
     (folder / "records" / f"{name}.json").write_text(json.dumps(rec))
@@ -22,8 +42,11 @@ def sets(tmp_path, monkeypatch):
     monkeypatch.setattr(stability, "run_dir", lambda scale, off: tmp_path / scale / f"seed-{off}")
     rows = {  # case: per offset (status, p, opposite p, seeds)
         ("a", ""): [("reproduced", 0.001, 1.0, 8)] * 3,
-        ("b", "x"): [("not shown", 0.4, 0.5, 5), ("contradicted", 1.0, 0.004, 20),
-                     ("not shown", 0.5, 0.4, 5)],
+        ("b", "x"): [
+            ("not shown", 0.4, 0.5, 5),
+            ("contradicted", 1.0, 0.004, 20),
+            ("not shown", 0.5, 0.4, 5),
+        ],
     }
     for (claim, case), per in rows.items():
         for off, (st, p, po, n) in zip(stability.OFFSETS, per):
@@ -66,8 +89,10 @@ def test_write_marks_the_fragile_case_in_the_index(sets, tmp_path):
     stability.write(stability.stability_table("ci"), figures)
     index = (figures / "INDEX.md").read_text()
     assert "1/2 cases give the same outcome in every seed set; fragile: b [x]" in index
-    assert "⚠ **fragile**: not shown (seed +0, p = 0.4, opposite 0.5), contradicted (seed +1000, p = 1, " \
-           "opposite 0.004)" in index
+    assert (
+        "⚠ **fragile**: not shown (seed +0, p = 0.4, opposite 0.5), contradicted (seed +1000, p = 1, "
+        "opposite 0.004)" in index
+    )
     assert json.loads((figures / "stability.json").read_text())["cases"]["a"]["stable"] is True
 
 
@@ -92,20 +117,50 @@ def test_pooled_seeds_are_the_union_of_the_sets_stage_by_stage():
 
 
 def test_a_fragile_case_gets_its_pooled_verdict_in_the_table_and_the_index(tmp_path, monkeypatch):
-    table = {"scale": "ci", "offsets": [0, 1000], "cases": {
-        "cnn-depth": {"claim": "cnn-depth", "case": "", "stable": False, "sets": [
-            {"offset": 0, "status": "not shown", "p": 0.8, "p_opposite": 0.2, "seeds": 5},
-            {"offset": 1000, "status": "contradicted", "p": 1.0, "p_opposite": 0.004, "seeds": 20}]},
-        "dnn-depth": {"claim": "dnn-depth", "case": "", "stable": True, "sets": []}}}
+    table = {
+        "scale": "ci",
+        "offsets": [0, 1000],
+        "cases": {
+            "cnn-depth": {
+                "claim": "cnn-depth",
+                "case": "",
+                "stable": False,
+                "sets": [
+                    {"offset": 0, "status": "not shown", "p": 0.8, "p_opposite": 0.2, "seeds": 5},
+                    {"offset": 1000, "status": "contradicted", "p": 1.0, "p_opposite": 0.004, "seeds": 20},
+                ],
+            },
+            "dnn-depth": {"claim": "dnn-depth", "case": "", "stable": True, "sets": []},
+        },
+    }
     assert stability.fragile_cases(table) == [("cnn-depth", "")]
     pooled = tmp_path / "pooled"
     monkeypatch.setattr(stability, "pooled_dir", lambda scale: pooled)
-    rec = report.ClaimRecord(claim="cnn-depth", case="", section="S", statement="s", scale="ci",
-                             seed_sets=(0, 1000), seeds=list(range(10)), stop="decided", reason=stats.DECIDED,
-                             verdict=stats.Verdict(status="contradicted", test="t", statistic=1.0,
-                                                   p_value=0.99, p_opposite=0.003, alpha=0.05,
-                                                   effect_name="e", effect=-0.1, ci_low=-0.2, ci_high=0.0,
-                                                   n=10, detail="d"))
+    rec = report.ClaimRecord(
+        claim="cnn-depth",
+        case="",
+        section="S",
+        statement="s",
+        scale="ci",
+        seed_sets=(0, 1000),
+        seeds=list(range(10)),
+        stop="decided",
+        reason=stats.DECIDED,
+        verdict=stats.Verdict(
+            status="contradicted",
+            test="t",
+            statistic=1.0,
+            p_value=0.99,
+            p_opposite=0.003,
+            alpha=0.05,
+            effect_name="e",
+            effect=-0.1,
+            ci_low=-0.2,
+            ci_high=0.0,
+            n=10,
+            detail="d",
+        ),
+    )
     rec.save(pooled)
     table = stability.add_pooled(table, "ci")
     assert table["cases"]["cnn-depth"]["pooled"]["status"] == "contradicted"

@@ -1,4 +1,5 @@
 """Tests of hw1.stats: calibration under the null, power, the decision rule, properties."""
+
 import itertools
 import json
 import math
@@ -25,46 +26,58 @@ def _max_false_positives(reps=REPS, alpha=S.ALPHA):
 @pytest.mark.parametrize("direction", ["increasing", "decreasing"])
 def test_trend_test_is_calibrated_on_null_data(direction):
     rng = np.random.default_rng(123)
-    hits = sum(S.trend_test(rng.normal(size=(8, 3)), direction=direction).status == S.REPRODUCED
-               for _ in range(REPS))
+    hits = sum(
+        S.trend_test(rng.normal(size=(8, 3)), direction=direction).status == S.REPRODUCED for _ in range(REPS)
+    )
     assert hits <= _max_false_positives()
 
 
 @pytest.mark.parametrize("alternative", ["less", "greater"])
 def test_paired_test_is_calibrated_on_null_data(alternative):
     rng = np.random.default_rng(7)
-    hits = sum(S.paired_test(*rng.normal(size=(2, 8)), alternative=alternative).status
-               == S.REPRODUCED for _ in range(REPS))
+    hits = sum(
+        S.paired_test(*rng.normal(size=(2, 8)), alternative=alternative).status == S.REPRODUCED
+        for _ in range(REPS)
+    )
     assert hits <= _max_false_positives()
 
 
 def test_paired_test_is_calibrated_with_ties_and_zeros():
     # Coarse metrics (e.g. accuracy on a small test set) give zero differences.
     rng = np.random.default_rng(8)
-    hits = sum(S.paired_test(*rng.integers(0, 3, size=(2, 10)), alternative="greater").status
-               == S.REPRODUCED for _ in range(REPS))
+    hits = sum(
+        S.paired_test(*rng.integers(0, 3, size=(2, 10)), alternative="greater").status == S.REPRODUCED
+        for _ in range(REPS)
+    )
     assert hits <= _max_false_positives()
 
 
 def test_one_sample_test_is_calibrated_on_null_data():
     rng = np.random.default_rng(11)
-    hits = sum(S.one_sample_test(rng.normal(0.3, 1.0, size=8), alternative="greater",
-                                 null=0.3).status == S.REPRODUCED for _ in range(REPS))
+    hits = sum(
+        S.one_sample_test(rng.normal(0.3, 1.0, size=8), alternative="greater", null=0.3).status
+        == S.REPRODUCED
+        for _ in range(REPS)
+    )
     assert hits <= _max_false_positives()
 
 
 def test_correlation_test_is_calibrated_on_null_data():
     rng = np.random.default_rng(5)
-    hits = sum(S.correlation_test(*rng.normal(size=(2, 10)), alternative="greater").status
-               == S.REPRODUCED for _ in range(REPS))
+    hits = sum(
+        S.correlation_test(*rng.normal(size=(2, 10)), alternative="greater").status == S.REPRODUCED
+        for _ in range(REPS)
+    )
     assert hits <= _max_false_positives()
 
 
 def test_proportion_test_is_calibrated_on_null_data():
     rng = np.random.default_rng(3)
-    hits = sum(S.proportion_test(int(rng.binomial(20, 0.5)), 20, p0=0.5,
-                                 alternative="greater").status == S.REPRODUCED
-               for _ in range(REPS))
+    hits = sum(
+        S.proportion_test(int(rng.binomial(20, 0.5)), 20, p0=0.5, alternative="greater").status
+        == S.REPRODUCED
+        for _ in range(REPS)
+    )
     assert hits <= _max_false_positives()
 
 
@@ -104,8 +117,7 @@ def test_other_tests_have_power_on_clear_effects():
     assert S.one_sample_test(a + 3.0, alternative="greater").status == S.REPRODUCED
     assert S.one_sample_test(a + 3.0, alternative="less").status == S.CONTRADICTED
     x = np.arange(10.0)
-    assert S.correlation_test(x, x + rng.normal(0, 0.5, 10), alternative="greater").status \
-        == S.REPRODUCED
+    assert S.correlation_test(x, x + rng.normal(0, 0.5, 10), alternative="greater").status == S.REPRODUCED
     assert S.correlation_test(x, -x, alternative="greater").status == S.CONTRADICTED
     assert S.proportion_test(19, 20, p0=0.5, alternative="greater").status == S.REPRODUCED
     assert S.proportion_test(19, 20, p0=0.5, alternative="less").status == S.CONTRADICTED
@@ -133,15 +145,15 @@ def test_nan_data_is_inconclusive_with_a_clear_detail():
     v = S.trend_test(data, direction="increasing")
     assert v.status == S.INCONCLUSIVE and "nan" in v.detail and v.n == 8
     assert S.paired_test([1, np.nan, 3], [1, 2, 3], alternative="less").status == S.INCONCLUSIVE
-    assert S.correlation_test([1, 2, np.inf], [1, 2, 3], alternative="less").status \
-        == S.INCONCLUSIVE
+    assert S.correlation_test([1, 2, np.inf], [1, 2, 3], alternative="less").status == S.INCONCLUSIVE
 
 
 def test_too_few_units_are_inconclusive_even_when_perfect():
     x = np.arange(4.0)
     assert S.paired_test(x, x + 1, alternative="less").status == S.INCONCLUSIVE  # 0.5**4 > .05
-    assert S.paired_test(np.arange(5.0), np.arange(5.0) + 1, alternative="less").status \
-        == S.REPRODUCED  # 0.5**5 < .05
+    assert (
+        S.paired_test(np.arange(5.0), np.arange(5.0) + 1, alternative="less").status == S.REPRODUCED
+    )  # 0.5**5 < .05
     assert S.correlation_test(x[:3], x[:3], alternative="greater").status == S.INCONCLUSIVE
     assert S.proportion_test(4, 4, p0=0.5, alternative="greater").status == S.INCONCLUSIVE
     assert S.proportion_test(0, 0, p0=0.5, alternative="greater").status == S.INCONCLUSIVE
@@ -166,27 +178,44 @@ def test_bad_arguments_raise():
 
 
 # ----------------------------------------------------------------------------- decision, Verdict
-@pytest.mark.parametrize("p, p_opp, min_p, in_dir, expected", [
-    (0.01, 0.99, 0.001, True, S.REPRODUCED),
-    (0.99, 0.01, 0.001, False, S.CONTRADICTED),
-    (0.01, 0.99, 0.001, False, S.NOT_SHOWN),  # p small but the estimate points the other way
-    (0.20, 0.80, 0.001, True, S.NOT_SHOWN),
-    (0.80, 0.20, 0.001, False, S.NOT_SHOWN),
-    (0.01, 0.99, 0.10, True, S.INCONCLUSIVE),
-    (0.99, 0.01, 0.10, False, S.CONTRADICTED),  # the claim is out of reach, its opposite is not
-    (float("nan"), 0.01, 0.001, True, S.INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "p, p_opp, min_p, in_dir, expected",
+    [
+        (0.01, 0.99, 0.001, True, S.REPRODUCED),
+        (0.99, 0.01, 0.001, False, S.CONTRADICTED),
+        (0.01, 0.99, 0.001, False, S.NOT_SHOWN),  # p small but the estimate points the other way
+        (0.20, 0.80, 0.001, True, S.NOT_SHOWN),
+        (0.80, 0.20, 0.001, False, S.NOT_SHOWN),
+        (0.01, 0.99, 0.10, True, S.INCONCLUSIVE),
+        (0.99, 0.01, 0.10, False, S.CONTRADICTED),  # the claim is out of reach, its opposite is not
+        (float("nan"), 0.01, 0.001, True, S.INCONCLUSIVE),
+    ],
+)
 def test_decide_rule(p, p_opp, min_p, in_dir, expected):
-    assert S.decide(p, alpha=0.05, min_attainable_p=min_p, effect_in_direction=in_dir,
-                    p_opposite=p_opp) == expected
+    assert (
+        S.decide(p, alpha=0.05, min_attainable_p=min_p, effect_in_direction=in_dir, p_opposite=p_opp)
+        == expected
+    )
 
 
 P_OPP = {S.REPRODUCED: 0.99, S.CONTRADICTED: 0.001, S.NOT_SHOWN: 0.5, S.INCONCLUSIVE: 0.5}
 
 
 def _verdict(status, p):
-    return S.Verdict(status=status, test=f"test{p}", statistic=1.0, p_value=p, alpha=0.05, effect_name="eff",
-                     effect=p * 10, ci_low=0.0, ci_high=1.0, n=8, detail="d", p_opposite=P_OPP[status])
+    return S.Verdict(
+        status=status,
+        test=f"test{p}",
+        statistic=1.0,
+        p_value=p,
+        alpha=0.05,
+        effect_name="eff",
+        effect=p * 10,
+        ci_low=0.0,
+        ci_high=1.0,
+        n=8,
+        detail="d",
+        p_opposite=P_OPP[status],
+    )
 
 
 @pytest.mark.parametrize("statuses", list(itertools.product(S.OUTCOMES, repeat=2)))
@@ -224,8 +253,9 @@ def test_verdict_serialises_and_summarises():
 
 
 # ----------------------------------------------------------------------------- properties
-finite_1d = hnp.arrays(np.float64, st.integers(1, 12),
-                       elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
+finite_1d = hnp.arrays(
+    np.float64, st.integers(1, 12), elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+)
 
 
 @FAST
@@ -241,8 +271,7 @@ def test_bootstrap_ci_is_ordered_and_contains_the_estimate(x, seed):
 @given(finite_1d, st.integers(0, 1000))
 def test_bootstrap_ci_vectorized_matches_loop(x, seed):
     loop = S.bootstrap_ci(x, np.median, n_resamples=200, seed=seed)
-    vec = S.bootstrap_ci(x, lambda b: np.median(b, axis=-1), n_resamples=200, seed=seed,
-                         vectorized=True)
+    vec = S.bootstrap_ci(x, lambda b: np.median(b, axis=-1), n_resamples=200, seed=seed, vectorized=True)
     assert loop == pytest.approx(vec)
 
 
@@ -254,8 +283,9 @@ def test_bootstrap_ci_degenerate_and_seeded():
     assert S.bootstrap_ci(x, stat, seed=np.random.default_rng(1)) == S.bootstrap_ci(x, stat, seed=1)
 
 
-small_int_table = hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(2, 5)),
-                             elements=st.integers(-4, 4).map(float))
+small_int_table = hnp.arrays(
+    np.float64, st.tuples(st.integers(1, 6), st.integers(2, 5)), elements=st.integers(-4, 4).map(float)
+)
 
 
 @FAST
@@ -264,8 +294,13 @@ def test_trend_test_depends_only_on_within_seed_ranks(data, direction):
     base = S.trend_test(data, direction=direction)
     for transformed in (2.0 * data + 3.0, data**3 + data, np.exp(data)):
         v = S.trend_test(transformed, direction=direction)
-        assert (v.status, v.statistic, v.effect, v.ci_low, v.ci_high) == \
-            (base.status, base.statistic, base.effect, base.ci_low, base.ci_high)
+        assert (v.status, v.statistic, v.effect, v.ci_low, v.ci_high) == (
+            base.status,
+            base.statistic,
+            base.effect,
+            base.ci_low,
+            base.ci_high,
+        )
         assert v.p_value == pytest.approx(base.p_value)
 
 
@@ -287,8 +322,9 @@ def test_row_tau_matches_scipy_kendalltau(data):
 
 
 @FAST
-@given(hnp.arrays(np.float64, st.tuples(st.integers(2, 10), st.just(2)),
-                  elements=st.integers(-3, 3).map(float)))
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(2, 10), st.just(2)), elements=st.integers(-3, 3).map(float))
+)
 def test_batched_tau_b_matches_scipy(pairs):
     got = S._batched_tau_b(pairs[None])[0]
     if np.ptp(pairs[:, 0]) and np.ptp(pairs[:, 1]):
@@ -307,21 +343,26 @@ def test_page_enumeration_matches_scipy_exact(shape):
 
 
 @FAST
-@given(hnp.arrays(np.float64, st.integers(1, 12), elements=st.integers(-3, 3).map(float)),
-       st.integers(0, 3).map(float))
+@given(
+    hnp.arrays(np.float64, st.integers(1, 12), elements=st.integers(-3, 3).map(float)),
+    st.integers(0, 3).map(float),
+)
 def test_paired_test_is_antisymmetric(a, shift):
     b = a[::-1] + shift
     less = S.paired_test(a, b, alternative="less")
     greater = S.paired_test(b, a, alternative="greater")
     assert less.status == greater.status
     assert less.effect == pytest.approx(-greater.effect)
-    assert (math.isnan(less.p_value) and math.isnan(greater.p_value)) or \
-        less.p_value == pytest.approx(greater.p_value)
+    assert (math.isnan(less.p_value) and math.isnan(greater.p_value)) or less.p_value == pytest.approx(
+        greater.p_value
+    )
 
 
 @settings(max_examples=15, deadline=None, derandomize=True, database=None)
-@given(hnp.arrays(np.float64, st.integers(2, 7), elements=st.integers(-3, 3).map(float)),
-       st.sampled_from(["less", "greater"]))
+@given(
+    hnp.arrays(np.float64, st.integers(2, 7), elements=st.integers(-3, 3).map(float)),
+    st.sampled_from(["less", "greater"]),
+)
 def test_signed_rank_matches_scipy_wilcoxon_zsplit(d, alternative):
     # scipy is exact (no ties) or exhaustively permutes (ties, zeros) at this size.
     ref = sps.wilcoxon(d, zero_method="zsplit", alternative=alternative)
@@ -334,9 +375,21 @@ CI_PLAN = S.StagePlan(multipliers=(1, 2, 4), spend=(0.5, 0.75, 1.0), futility=0.
 
 def _part(p_claim: float, z: float, n: int = 5) -> S.Verdict:
     """A 'not shown' part with one-sided p for the claim and a standardized statistic z."""
-    return S.Verdict(status=S.NOT_SHOWN, test="t", statistic=0.0, p_value=p_claim, alpha=0.025,
-                     effect_name="e", effect=0.0, ci_low=0.0, ci_high=0.0, n=n, detail="",
-                     p_opposite=1 - p_claim, z_parts=(z,))
+    return S.Verdict(
+        status=S.NOT_SHOWN,
+        test="t",
+        statistic=0.0,
+        p_value=p_claim,
+        alpha=0.025,
+        effect_name="e",
+        effect=0.0,
+        ci_low=0.0,
+        ci_high=0.0,
+        n=n,
+        detail="",
+        p_opposite=1 - p_claim,
+        z_parts=(z,),
+    )
 
 
 def test_futility_of_a_multi_part_claim_extrapolates_each_part_at_level_over_m():
@@ -396,6 +449,7 @@ def test_a_stage_that_cannot_reach_its_level_passes_its_alpha_on():
         got.append(alpha)
         x = np.random.default_rng(len(seeds)).normal(size=len(seeds))
         return S.one_sample_test(x, alternative="less", alpha=alpha), None
+
     r = S.staged(measure, 5, CI_PLAN)
     assert r.stages[0]["can_decide"] is False and r.stages[0]["status"] == S.INCONCLUSIVE
     assert got[0] == 0.025 and all(math.isclose(a, 0.025) for a in got[1:]), got
@@ -403,7 +457,7 @@ def test_a_stage_that_cannot_reach_its_level_passes_its_alpha_on():
     # a design that can decide at every stage keeps the plan's levels
     got.clear()
     S.staged(measure, 6, CI_PLAN)
-    assert got == CI_PLAN.levels(0.05)[:len(got)]
+    assert got == CI_PLAN.levels(0.05)[: len(got)]
 
 
 def test_min_p_of_each_test_is_its_design_not_its_data():
@@ -418,11 +472,14 @@ def test_min_p_of_each_test_is_its_design_not_its_data():
 
 def test_staged_with_a_design_that_cannot_decide_at_stage_1_stays_calibrated():
     """Null data, Wilcoxon over 5, 10, 20 seeds: false 'reproduced' at most alpha (4000 runs)."""
+
     def run(rep):
         def measure(seeds, alpha):
             x = np.stack([np.random.default_rng([rep, s]).normal() for s in seeds])
             return S.one_sample_test(x, alternative="greater", alpha=alpha), None
+
         return S.staged(measure, 5, CI_PLAN).verdict.status
+
     reps = 4000
     rate = [run(rep) for rep in range(reps)].count(S.REPRODUCED) / reps
     assert rate <= 0.05 + 2.5 * math.sqrt(0.05 * 0.95 / reps), rate

@@ -1,12 +1,25 @@
 """The vmapped ensemble is K separate trainings; bad runs and devices fail loudly."""
+
 import pytest
 import torch
 
 from hw1.data import sample_target
 from hw1.models import Arch, dnn_arch
 from hw1 import progress
-from hw1.train import (DeviceError, Ensemble, NonFiniteLossError, batch_order, ensemble_of, evaluate,
-                       grad_norms, init_params, predict, resolve_device, train_ensemble, train_model)
+from hw1.train import (
+    DeviceError,
+    Ensemble,
+    NonFiniteLossError,
+    batch_order,
+    ensemble_of,
+    evaluate,
+    grad_norms,
+    init_params,
+    predict,
+    resolve_device,
+    train_ensemble,
+    train_model,
+)
 
 
 def _loop(arch, seeds, x, y, **kw):
@@ -87,11 +100,16 @@ def test_cache_tensors_round_trip_and_rebuild_the_ensemble():
     arch = dnn_arch(1, 30)
     ens = train_ensemble(arch, [1, 2], x, y, epochs=2, lr=1e-2)
     tensors = ens.to_tensors()
-    assert set(tensors) == ({f"param.{n}" for n in ens.params} | {f"hist.{n}" for n in ens.history}
-                            | {f"final.{n}" for n in ens.final})
-    for back in (Ensemble.from_tensors(arch, [1, 2], tensors, "mse"),
-                 ensemble_of("mse")(tensors, {"arch": arch, "seeds": [1, 2]}),
-                 ensemble_of("mse", lambda args: args["a"])(tensors, {"a": arch, "seeds": [1, 2]})):
+    assert set(tensors) == (
+        {f"param.{n}" for n in ens.params}
+        | {f"hist.{n}" for n in ens.history}
+        | {f"final.{n}" for n in ens.final}
+    )
+    for back in (
+        Ensemble.from_tensors(arch, [1, 2], tensors, "mse"),
+        ensemble_of("mse")(tensors, {"arch": arch, "seeds": [1, 2]}),
+        ensemble_of("mse", lambda args: args["a"])(tensors, {"a": arch, "seeds": [1, 2]}),
+    ):
         assert back.build is arch and back.seeds == [1, 2] and back.loss == "mse"
         for name in ("params", "history", "final"):
             got, ref = getattr(back, name), getattr(ens, name)
@@ -111,10 +129,14 @@ def test_final_loss_is_the_loss_after_the_last_update_and_model_k_is_member_k():
 def test_grad_norms_are_each_members_own():
     arch = dnn_arch(1, 20)
     params = {n: p.requires_grad_(True) for n, p in init_params(arch, [0, 1, 2]).items()}
-    loss = sum(((p ** 2).flatten(1).sum(1) * torch.tensor([1.0, 2.0, 3.0])).sum() for p in params.values())
+    loss = sum(((p**2).flatten(1).sum(1) * torch.tensor([1.0, 2.0, 3.0])).sum() for p in params.values())
     loss.backward()
-    expected = torch.stack([torch.sqrt(sum(((2 * c * p[k].detach()) ** 2).sum() for p in params.values()))
-                            for k, c in enumerate((1.0, 2.0, 3.0))])
+    expected = torch.stack(
+        [
+            torch.sqrt(sum(((2 * c * p[k].detach()) ** 2).sum() for p in params.values()))
+            for k, c in enumerate((1.0, 2.0, 3.0))
+        ]
+    )
     torch.testing.assert_close(grad_norms(params), expected)
 
 
@@ -125,8 +147,11 @@ def test_devices_with_and_without_cuda(monkeypatch):
         resolve_device("tpu")
     with pytest.raises(DeviceError, match=r"device type 'meta' is not supported"):
         resolve_device("meta")
-    for n, fine, missing in ((0, [], ["cuda", "cuda:0"]), (1, ["cuda", "cuda:0"], ["cuda:1"]),
-                             (2, ["cuda", "cuda:1"], ["cuda:2"])):
+    for n, fine, missing in (
+        (0, [], ["cuda", "cuda:0"]),
+        (1, ["cuda", "cuda:0"], ["cuda:1"]),
+        (2, ["cuda", "cuda:1"], ["cuda:2"]),
+    ):
         monkeypatch.setattr(torch.cuda, "device_count", lambda n=n: n)
         monkeypatch.setattr(torch.cuda, "is_available", lambda n=n: n > 0)
         assert resolve_device("auto").type == ("cuda" if n else "cpu")
@@ -246,8 +271,11 @@ def test_history_of_a_classifier(vectorize, monkeypatch, tmp_path):
         torch.testing.assert_close(ens.history["loss"][k], loss, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(ens.history["acc"][k], acc, rtol=1e-4, atol=1e-5)
     (state,) = progress.read_states(tmp_path)
-    assert (state["name"], state["done"], state["total"]) == ("run", epochs * (1 if vectorize else 2),
-                                                               epochs * (1 if vectorize else 2))
+    assert (state["name"], state["done"], state["total"]) == (
+        "run",
+        epochs * (1 if vectorize else 2),
+        epochs * (1 if vectorize else 2),
+    )
     default = train_ensemble(arch, seeds, x, y, **kw)
     assert default.history["eval_epoch"].tolist() == [list(map(float, range(epochs)))] * 2
     assert progress.read_states(tmp_path)[0]["total"] == epochs  # vectorized unless asked otherwise
@@ -260,12 +288,23 @@ def _poison_after_first_epoch(epoch, params):
     return {}
 
 
-@pytest.mark.parametrize("epochs, batch_size, sync_every", [(5, None, None), (60, None, 50), (5, 8, 1), (5, 8, 9)])
+@pytest.mark.parametrize(
+    "epochs, batch_size, sync_every", [(5, None, None), (60, None, 50), (5, 8, 1), (5, 8, 9)]
+)
 def test_a_non_finite_loss_names_its_first_epoch_whenever_the_host_reads_it(epochs, batch_size, sync_every):
     x, y = sample_target("sincos", 16)
     with pytest.raises(NonFiniteLossError, match=r"seed 7: the training loss became nan at epoch 1;"):
-        train_ensemble(dnn_arch(1, 50), [7], x, y, epochs=epochs, lr=1e-3, batch_size=batch_size,
-                       on_epoch=_poison_after_first_epoch, sync_every=sync_every)
+        train_ensemble(
+            dnn_arch(1, 50),
+            [7],
+            x,
+            y,
+            epochs=epochs,
+            lr=1e-3,
+            batch_size=batch_size,
+            on_epoch=_poison_after_first_epoch,
+            sync_every=sync_every,
+        )
 
 
 def test_predict_gives_every_members_outputs():
@@ -291,7 +330,9 @@ def test_training_and_evaluation_on_cuda_match_the_cpu():
     g = torch.Generator().manual_seed(7)
     x, y = torch.randn(24, 3, generator=g), torch.randint(0, 3, (24,), generator=g)
     arch = Arch("dnn", (6,), n_in=3, n_out=3)
-    kw = dict(epochs=3, lr=1e-2, loss="ce", batch_size=8, eval_sets={"train": (x, y), "half": (x[:12], y[:12])})
+    kw = dict(
+        epochs=3, lr=1e-2, loss="ce", batch_size=8, eval_sets={"train": (x, y), "half": (x[:12], y[:12])}
+    )
     cpu = train_ensemble(arch, [0, 1], x, y, device="cpu", **kw)
     gpu = train_ensemble(arch, [0, 1], x, y, device="cuda", **kw)
     torch.testing.assert_close(gpu.flat(), cpu.flat(), rtol=1e-3, atol=1e-4)
@@ -321,20 +362,28 @@ def test_a_member_stops_at_the_target_loss_and_keeps_those_parameters():
     stop = run.history["eval_epoch"][:, -1].long()
     assert (stop < 39).all() and (run.history["loss"][torch.arange(3), stop] <= 0.3).all()
     for k in range(3):  # the loss is nan after its stop, and the same run without the rule agrees
-        assert torch.isnan(run.history["loss"][k, stop[k] + 1:]).all()
+        assert torch.isnan(run.history["loss"][k, stop[k] + 1 :]).all()
         plain = train_ensemble(arch, [k], x, y, epochs=int(stop[k]) + 1, **kw)
         for n, p in plain.params.items():
-            torch.testing.assert_close(run.params[n][k:k + 1], p, rtol=1e-4, atol=1e-6)
-        torch.testing.assert_close(run.history["train_loss"][k, -1], plain.history["train_loss"][0, -1],
-                                   rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(run.params[n][k : k + 1], p, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(
+            run.history["train_loss"][k, -1], plain.history["train_loss"][0, -1], rtol=1e-4, atol=1e-6
+        )
 
 
 def test_a_stopped_members_result_does_not_depend_on_its_companions():
     from hw1.train import train_ensemble
 
     arch, x, y = _mnist_small()
-    kw = dict(epochs=40, lr=3e-3, loss="ce", batch_size=50, eval_sets={"train": (x, y)}, eval_every=4,
-              stop_below=0.3)
+    kw = dict(
+        epochs=40,
+        lr=3e-3,
+        loss="ce",
+        batch_size=50,
+        eval_sets={"train": (x, y)},
+        eval_every=4,
+        stop_below=0.3,
+    )
     group, alone = train_ensemble(arch, [0, 1, 2], x, y, **kw), train_ensemble(arch, [1], x, y, **kw)
     for key, v in alone.history.items():
         assert v.shape == group.history[key][1:2].shape, key
@@ -346,5 +395,15 @@ def test_stop_below_refuses_per_epoch_recordings():
 
     arch, x, y = _mnist_small()
     with pytest.raises(ValueError, match="stop_below"):
-        train_ensemble(arch, [0], x, y, epochs=2, lr=1e-3, loss="ce", batch_size=50, stop_below=0.1,
-                       on_epoch=lambda e, p: {})
+        train_ensemble(
+            arch,
+            [0],
+            x,
+            y,
+            epochs=2,
+            lr=1e-3,
+            loss="ce",
+            batch_size=50,
+            stop_below=0.1,
+            on_epoch=lambda e, p: {},
+        )

@@ -1,5 +1,6 @@
 """The training loop's device contract (issue 17): per-member labels, batch orders sliced on the
 device, no host read inside the loop, and the same bits as the loop it replaced."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,7 +24,7 @@ def test_the_device_orders_sliced_are_batch_order_tail_included(n, batch, seed, 
     if batch >= n:
         return  # full batch: no order drawn
     for k, s in enumerate((seed, seed + 1)):
-        got = [perm[k, i:i + batch] for i in range(0, n, batch)]
+        got = [perm[k, i : i + batch] for i in range(0, n, batch)]
         ref = batch_order(s, n, batch, epoch)
         assert len(got) == len(ref) and all(torch.equal(a, b) for a, b in zip(got, ref))
 
@@ -46,7 +47,9 @@ def test_per_member_labels_train_each_member_as_if_alone(batch_size):
     kw = dict(epochs=4, lr=1e-2, loss="ce", batch_size=batch_size)
     ens = train_ensemble(arch, seeds, x, labels, eval_sets={"train": (x, labels), "test": (xt, yt)}, **kw)
     for k, s in enumerate(seeds):
-        alone = train_ensemble(arch, [s], x, labels[k], eval_sets={"train": (x, labels[k]), "test": (xt, yt)}, **kw)
+        alone = train_ensemble(
+            arch, [s], x, labels[k], eval_sets={"train": (x, labels[k]), "test": (xt, yt)}, **kw
+        )
         for name in alone.params:
             torch.testing.assert_close(ens.params[name][k], alone.params[name][0], rtol=1e-5, atol=1e-6)
         for key in alone.history:
@@ -109,8 +112,12 @@ class HostReads(TorchDispatchMode):
     host tensors on every device (non-capturable Adam reads them there), so reads of them are not
     counted."""
 
-    READS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default,
-             torch.ops.aten.equal.default, torch.ops.aten.masked_select.default}
+    READS = {
+        torch.ops.aten._local_scalar_dense.default,
+        torch.ops.aten.nonzero.default,
+        torch.ops.aten.equal.default,
+        torch.ops.aten.masked_select.default,
+    }
 
     def __init__(self, host_tensors=()):
         super().__init__()
@@ -124,11 +131,13 @@ class HostReads(TorchDispatchMode):
             self.count += not any(isinstance(a, torch.Tensor) and a.data_ptr() in host for a in args)
         elif func in (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default):
             src = args[1] if func is torch.ops.aten.copy_.default else args[0]
-            dst = torch.device(args[0].device if func is torch.ops.aten.copy_.default
-                               else kwargs.get("device") or src.device)
+            dst = torch.device(
+                args[0].device if func is torch.ops.aten.copy_.default else kwargs.get("device") or src.device
+            )
             self.count += dst != src.device and "meta" not in (dst.type, src.device.type)  # meta: no data
         elif func is torch.ops.aten.index.Tensor and any(
-                i is not None and i.dtype == torch.bool for i in args[1]):
+            i is not None and i.dtype == torch.bool for i in args[1]
+        ):
             self.count += 1
         return func(*args, **kwargs)
 
@@ -146,14 +155,30 @@ def _reads_in_training(epochs, monkeypatch, **kw) -> int:
     x, y = sample_target("sinc", 40)
     mode = HostReads(lambda: [s["step"] for o in steps for s in o.state.values()])
     with mode:
-        train_ensemble(dnn_arch(2, 60), [0, 1, 2], x, y, epochs=epochs, lr=1e-2, sync_every=10**6,
-                       eval_sets={"train": (x, y), "test": (x[::3], y[::3])}, **kw)
+        train_ensemble(
+            dnn_arch(2, 60),
+            [0, 1, 2],
+            x,
+            y,
+            epochs=epochs,
+            lr=1e-2,
+            sync_every=10**6,
+            eval_sets={"train": (x, y), "test": (x[::3], y[::3])},
+            **kw,
+        )
     return mode.count
 
 
-@pytest.mark.parametrize("kw", [dict(batch_size=None), dict(batch_size=7),
-                                dict(batch_size=7, stop_below=1e-9), dict(batch_size=9, eval_every=2)],
-                         ids=["full-batch", "minibatch", "stop-below", "evaluations"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(batch_size=None),
+        dict(batch_size=7),
+        dict(batch_size=7, stop_below=1e-9),
+        dict(batch_size=9, eval_every=2),
+    ],
+    ids=["full-batch", "minibatch", "stop-below", "evaluations"],
+)
 def test_no_host_read_per_step_or_per_epoch(kw, monkeypatch):
     # the host reads the device only every sync_every epochs and after the last: the count over a
     # whole run is the same for 2 epochs (12 steps) as for 6 (36 steps)
