@@ -26,8 +26,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from hw1 import generalization as G
-from hw1 import landscape
+from hw1 import generalization as G, landscape
 from hw1.config import PAPER
 from hw1.data import load_mnist, sample_target
 from hw1.experiments import fit_runs, mnist_arch
@@ -522,7 +521,7 @@ def _batch_runs(device, repeats) -> tuple[list, list]:
         ("fit", (xf, yf), cfg.fit_points, 2 * cfg.fit_points),
     ):
         arch, loss = G.batch_arch(cfg, task), "ce" if task == "mnist" else "mse"
-        keys, steps, evals = [], 0.0, 0.0
+        keys = []
         for b in cfg.batch_sizes:
             runs.append(_train_row(f"batch/{task}/b{b}", arch, seeds, xs, ys, b, device, repeats, loss=loss))
             keys.append(f"batch/{task}/b{b}")

@@ -148,10 +148,10 @@ parameters is 333 units wide, so one member's activations are 256x333 floats; a 
 them in cache, while K members at once are K times that (34 MB at K=100), and the step becomes
 memory-bound in the element-wise ReLU, bias and Adam passes, with the first layer (1 input) a
 degenerate batched matrix product. Convolutions are not vmapped on CPU at all (`train_ensemble`'s
-`vectorize=False`, which `mnist_runs` uses for CNNs): vmap turns K convolutions into one grouped
-convolution, for which PyTorch's CPU kernels are slower than K ordinary ones (not timed here). On a GPU the fixed per-operation cost is
-a kernel launch (about 10 µs) and the arithmetic is nearly free at these sizes, so the ensemble's
-advantage grows with K almost linearly."""
+`vectorize="auto"`, `hw1.train.vectorizes`): vmap turns K convolutions into one grouped
+convolution, for which PyTorch's CPU kernels are slower than K ordinary ones (not timed here). On a
+GPU the fixed per-operation cost is a kernel launch (about 10 µs) and the arithmetic is nearly free
+at these sizes, so the ensemble's advantage grows with K almost linearly."""
 
 
 def _profile(res: dict) -> list[str]:

@@ -8,6 +8,7 @@ turns one back into the name -> tensor dict that `functional_call` takes.
 from __future__ import annotations
 
 import copy
+
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment

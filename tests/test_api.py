@@ -16,9 +16,7 @@ import pytest
 import torch
 
 import hw1
-from hw1 import api, cache, experiments
-from hw1 import generalization as G
-from hw1 import landscape as L
+from hw1 import api, cache, experiments, generalization as G, landscape as L
 from hw1.config import SMOKE
 from hw1.train import evaluate
 
@@ -58,7 +56,7 @@ def test_the_readme_shows_the_example_of_the_api_docstring():
 def test_hw1_exports_the_api_and_imports_light():
     assert hw1.fit_target is api.fit_target and hw1.dnn is api.dnn
     with pytest.raises(AttributeError):
-        hw1.no_such_name
+        _ = hw1.no_such_name
     probe = "import sys, hw1; print('torch' in sys.modules)"
     got = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert got.stdout.strip() == "False"
@@ -191,5 +189,6 @@ def test_api_keys_change_with_each_keyword_option(keys_of, name):
     for p in inspect.signature(fn).parameters.values():
         if p.kind is not p.KEYWORD_ONLY or p.name == "device":
             continue
-        for where, v in variants(p.default):
-            assert keys_of(lambda *a: fn(*a, **{p.name: v}), *args)[0] != base[0], f"{name}: {p.name}"
+        for _, v in variants(p.default):
+            option = {p.name: v}
+            assert keys_of(lambda *a, o=option: fn(*a, **o), *args)[0] != base[0], f"{name}: {p.name}"

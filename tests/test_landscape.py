@@ -4,8 +4,7 @@ hidden-unit alignment and the gradient-norm phase."""
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from hw1 import landscape
 from hw1.models import Arch

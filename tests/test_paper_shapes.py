@@ -16,14 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from hw1 import generalization as G
-from hw1 import landscape
+from benchmarks.common import PeakRSS  # peak growth of resident memory over a block
+from hw1 import generalization as G, landscape
 from hw1.config import PAPER
 from hw1.data import load_mnist, sample_target
 from hw1.experiments import fit_runs, mnist_arch, mnist_runs
 from hw1.train import Ensemble, evaluate, init_params, train_ensemble
-
-from benchmarks.common import PeakRSS  # peak growth of resident memory over a block
 
 SEEDS = [0, 1]  # K = 2
 N_MNIST = 256  # two real minibatches of 128

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from hw1 import progress
 from hw1.data import sample_target
 from hw1.models import Arch, dnn_arch
-from hw1 import progress
 from hw1.train import (
     DeviceError,
     Ensemble,
