@@ -76,10 +76,12 @@ def fit_target(
     batch_size: int | None = None,
     record_grad_norm: bool = False,
     snapshot_every: int = 0,
+    optimizer: str = "adam",
     device: torch.device | str = "cpu",
 ):
     """Fit `arch` (one input, one output) to the target function `target` ('sinc', 'sincos',
-    'square'; hw1.data.TARGETS) on an even grid of `n_points`, MSE, Adam, one model per seed.
+    'square'; hw1.data.TARGETS) on an even grid of `n_points`, MSE, Adam (or optimizer='sgd':
+    momentum 0.9), one model per seed.
 
     batch_size None = full batch (one step per epoch). -> Ensemble with history 'loss'
     (K, epochs) (the mean over each epoch's steps), with record_grad_norm 'grad_norm' (K, epochs)
@@ -99,6 +101,7 @@ def fit_target(
         device=device,
         name=f"fit {target} {_describe(arch)}",
         on_epoch=_recorder(epochs, record_grad_norm, snapshot_every, len(seeds)),
+        optimizer=optimizer,
     )
 
 
@@ -113,10 +116,11 @@ def fit_mnist(
     batch_size: int = 128,
     lr: float = 1e-3,
     eval_every: int | None = None,
+    optimizer: str = "adam",
     device: torch.device | str = "cpu",
 ):
     """Train `arch` (`cnn(...)`, `dnn(..., n_in=784, n_out=10)` or models.Arch) on MNIST with
-    cross-entropy, minibatches and Adam, one model per seed.
+    cross-entropy, minibatches and Adam (or optimizer='sgd'), one model per seed.
 
     train_size / test_size: class-stratified subsets (None = all 60k / 10k). eval_every: also
     evaluate on both sets every that many epochs (None = only after the last).
@@ -141,4 +145,5 @@ def fit_mnist(
         eval_sets={"train": (x, y), "test": (xt, yt)},
         eval_every=eval_every or epochs,
         name=f"mnist {_describe(arch)}",
+        optimizer=optimizer,
     )

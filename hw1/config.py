@@ -17,6 +17,8 @@ from fractions import Fraction
 from .provenance import tf32
 from .stats import StagePlan
 
+OPTIMIZERS = ("adam", "sgd")  # hw1.train.make_optimizer; sgd: SGD with momentum 0.9
+
 # Fields that no producer reads (seed counts, decision thresholds): left out of run-cache keys, so
 # `--set gen.seeds=12` or a new threshold reuses every run trained so far.
 _NOT_TRAINING = {"not_in_run_key": True}  # hw1.cache.NOT_IN_KEY
@@ -39,6 +41,7 @@ class FitConfig:
     n_points: int = 256
     epochs: int = 5000
     lr: float = 1e-3
+    optimizer: str = "adam"  # or "sgd" (momentum 0.9): OPTIMIZERS
     seeds: int = _design(8)
     snapshot_every: int = 50
     crossover_budgets: tuple[int, ...] = (40, 80, 160, 400, 1000)
@@ -53,6 +56,7 @@ class MnistConfig:
     epochs: int = 20
     batch_size: int = 128
     lr: float = 1e-3
+    optimizer: str = "adam"  # or "sgd" (momentum 0.9): OPTIMIZERS
     seeds: int = _design(5)
     cnn_budget: int = 90_000
     cnn_depths: tuple[int, ...] = (1, 2, 4)
@@ -74,6 +78,7 @@ class OptConfig:
     mse_epochs: int = 9500
     gn_epochs: int = 500
     lr: float = 1e-3
+    optimizer: str = "adam"  # or "sgd" (momentum 0.9): OPTIMIZERS
     gn_lr: float = 1e-4
     # |eigenvalue| <= eig_rel_tol x the largest |eigenvalue| counts as zero; None = P x float32 eps
     eig_rel_tol: float | None = None
@@ -99,6 +104,7 @@ class GenConfig:
     seeds: int = _design(5)
     pg_seeds: int = _design(5)  # the size family is the dearest part: 5 seeds (Wilcoxon min p 1/32)
     lr: float = 1e-3
+    optimizer: str = "adam"  # or "sgd" (momentum 0.9): OPTIMIZERS
     # random-labels: 1 conv layer + 1 dense layer of 512 (filters not stated: 32), 1000 epochs
     rl_train_size: int | None = None
     rl_test_size: int | None = None
@@ -393,6 +399,8 @@ def apply_overrides(scale: Scale, items) -> Scale:
             valid = ", ".join(k for k in _valid_keys(scale) if k.startswith(sec + "."))
             raise OverrideError(f"--set {item!r}: {sec} has no field {name!r}; valid fields: {valid}")
         changes.setdefault(sec, {})[name] = _parse(value, hints[name], key)
+        if name == "optimizer" and changes[sec][name] not in OPTIMIZERS:
+            raise OverrideError(f"--set {item!r}: unknown optimizer; use one of {', '.join(OPTIMIZERS)}")
     top = changes.pop("", {})
     try:
         sections = {sec: replace(getattr(scale, sec), **kv) for sec, kv in changes.items()}

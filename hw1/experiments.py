@@ -34,6 +34,7 @@ def fit_runs(
         lr=cfg.lr,
         record_grad_norm=True,
         snapshot_every=cfg.snapshot_every,
+        optimizer=cfg.optimizer,
         device=device,
     )
 
@@ -61,5 +62,6 @@ def mnist_runs(
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         lr=cfg.lr,
+        optimizer=cfg.optimizer,
         device=device,
     )

@@ -80,6 +80,7 @@ def random_label_runs(cfg: GenConfig, seeds: list[int], device="cpu") -> Ensembl
         eval_every=cfg.rl_eval_every,
         eval_first=True,
         name="random labels",
+        optimizer=cfg.optimizer,
     )
 
 
@@ -116,6 +117,7 @@ def size_runs(cfg: GenConfig, width: int, seeds: list[int], device="cpu") -> Ens
         eval_every=eval_every(cfg.pg_epochs),
         eval_sets={"train": (x, y), "test": (xt, yt)},
         name=f"size {width}",
+        optimizer=cfg.optimizer,
     )
 
 
@@ -203,6 +205,7 @@ def batch_runs(cfg: GenConfig, task: str, batch: int, seeds: list[int], device="
         eval_every=eval_every(epochs),
         stop_below=target,
         name=f"{task} batch {batch}",
+        optimizer=cfg.optimizer,
     )
 
 

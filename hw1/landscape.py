@@ -291,6 +291,7 @@ def ratio_runs(cfg: OptConfig, seeds: list[int], device="cpu") -> dict[str, torc
         loss="mse",
         device=device,
         name="minimal-ratio MSE phase",
+        optimizer=cfg.optimizer,
     )
     params, hist = minimize_grad_norm(ens, x, y, epochs=cfg.gn_epochs, lr=cfg.gn_lr, device=device)
     final = Ensemble(arch, list(seeds), params, {}, "mse")

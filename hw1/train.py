@@ -18,6 +18,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from . import progress, provenance
+from .config import OPTIMIZERS
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -53,6 +54,15 @@ def set_precision(device: torch.device | str) -> None:
     for convolutions) only where HW1_TF32 asks for them (`hw1.provenance.tf32`). Nothing on CPU."""
     if torch.device(device).type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = provenance.tf32()
+
+
+def make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+    """The optimizer of every member at once: elementwise, so K stacked members are K optimizers."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, foreach=True)
+    raise ValueError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
 
 
 def mse_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -254,8 +264,9 @@ def train_ensemble(
     tracker: progress.Task | None = None,
     stop_below: float | None = None,
     sync_every: int | None = None,
+    optimizer: str = "adam",
 ) -> Ensemble:
-    """Train one model per seed on (x, y) with Adam, all at once.
+    """Train one model per seed on (x, y) with Adam (or `optimizer`, see OPTIMIZERS), all at once.
 
     x: (N, ...) shared data; y: (N, ...) shared labels, or a sequence of K label tensors, one per
     member (each seed its own random labels); so may an eval set's labels be. Each seed draws its
@@ -304,6 +315,7 @@ def train_ensemble(
             on_epoch=on_epoch,
             stop_below=stop_below,
             sync_every=sync_every,
+            optimizer=optimizer,
         )
     params = {
         n: p.detach().clone().to(device).requires_grad_(True)
@@ -312,7 +324,17 @@ def train_ensemble(
     data = _Data(x, y, len(seeds), device)
     evals = {n: (xe.to(device), _to(ye, device)) for n, (xe, ye) in (eval_sets or {}).items()}
     train_set = next((n for n, (xe, ye) in (eval_sets or {}).items() if xe is x and ye is y), None)
-    run = _Run(build, seeds, params, loss, lr, device, stop_below, name, sync_every)
+    run = _Run(
+        build,
+        seeds,
+        params,
+        loss,
+        make_optimizer(optimizer, list(params.values()), lr),
+        device,
+        stop_below,
+        name,
+        sync_every,
+    )
     regular = eval_epochs(epochs, eval_every, eval_first)
     due = set(regular)
     task = tracker or progress.start(name, epochs)
@@ -373,10 +395,10 @@ class _Data:
 class _Run:
     """The state of one `train_ensemble` call: parameters, Adam, stopping, non-finite losses, history."""
 
-    def __init__(self, build, seeds, params, loss, lr, device, stop_below, name, sync_every):
+    def __init__(self, build, seeds, params, loss, opt, device, stop_below, name, sync_every):
         self.build, self.seeds, self.params, self.loss, self.device = build, seeds, params, loss, device
         self.fwd, self.batch_loss = ensemble_forward(build), vmap(LOSSES[loss])  # (K, B, out), (K, B) -> (K,)
-        self.opt = torch.optim.Adam(list(params.values()), lr=lr, foreach=True)
+        self.opt = opt
         self.K = len(seeds)
         self.stop = _Stopper(params, stop_below, device)
         self.guard = _FiniteGuard(self.K, device, name, seeds)

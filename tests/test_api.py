@@ -145,12 +145,12 @@ PRODUCERS = {
     "fit_runs": (
         experiments.fit_runs,
         (SMOKE.fit, "sinc", 2, 40, SEEDS, "cpu"),
-        {"n_points", "epochs", "lr", "snapshot_every"},
+        {"n_points", "epochs", "lr", "snapshot_every", "optimizer"},
     ),
     "mnist_runs": (
         experiments.mnist_runs,
         (SMOKE.mnist, "cnn", 2, SEEDS, "cpu"),
-        {"train_size", "test_size", "epochs", "batch_size", "lr", "cnn_budget"},
+        {"train_size", "test_size", "epochs", "batch_size", "lr", "cnn_budget", "optimizer"},
     ),
     "random_label_runs": (G.random_label_runs, (SMOKE.gen, SEEDS, "cpu"), None),
     "size_runs": (G.size_runs, (SMOKE.gen, 16, SEEDS, "cpu"), None),

@@ -266,3 +266,23 @@ def test_tf32_is_off_on_cuda_unless_asked_and_then_keyed_and_listed(value, on, m
         assert ("numerics.tf32 (HW1_TF32)" in listed) is on
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_sgd_with_momentum_is_the_other_optimizer_and_a_bad_name_is_refused():
+    x, y = sample_target("sinc", 32)
+    kw = dict(epochs=3, lr=1e-2)
+    adam = train_ensemble(dnn_arch(2, 60), [0, 1], x, y, **kw)
+    sgd = train_ensemble(dnn_arch(2, 60), [0, 1], x, y, optimizer="sgd", **kw)
+    assert not torch.equal(adam.flat(), sgd.flat())
+    model = dnn_arch(2, 60)
+    torch.manual_seed(1)
+    ref = model()
+    opt = torch.optim.SGD(ref.parameters(), lr=1e-2, momentum=0.9)
+    for _ in range(3):
+        opt.zero_grad()
+        ((ref(x) - y) ** 2).mean().backward()
+        opt.step()
+    flat = torch.cat([p.detach().flatten() for p in ref.parameters()])
+    torch.testing.assert_close(sgd.flat()[1], flat, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        train_ensemble(dnn_arch(1, 20), [0], x, y, optimizer="rmsprop", **kw)
