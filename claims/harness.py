@@ -25,6 +25,7 @@ from hw1 import cache, ledger, plots, report, stats
 from hw1.config import OverrideError, apply_overrides, departures, get_scale, pooled_seeds, seeds_for
 from hw1.provenance import numerics
 from hw1.report import ClaimRecord, FigureFile
+from hw1.train import DeviceError, resolve_device
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = ROOT / "claims"
@@ -103,6 +104,53 @@ def add_options(parser) -> None:
     )
     g.addoption("--no-run-cache", action="store_true", help="train everything afresh, store nothing")
     g.addoption("--clear-run-cache", action="store_true", help="empty the run cache before running")
+
+
+def configure(config) -> None:
+    """pytest_configure: the markers, the scale (a bad --set is a usage error before anything
+    runs), the device, one torch thread, the run-cache switches, and a clean report folder."""
+    config.addinivalue_line("markers", "claim(id, section, statement): a claim of the report")
+    config.addinivalue_line(
+        "markers",
+        "expect(scale, outcome, evidence): the outcome measured at that "
+        "scale (reproduced, contradicted, not shown, inconclusive), with its numbers",
+    )
+    config._hw1_scale = chosen_scale(config)
+    if config.getoption("--seed-sets") and config.getoption("--seed"):
+        raise pytest.UsageError("--seed-sets pools seed sets at their own offsets; give it without --seed")
+    # The ledger is ours to keep: syrupy must never report deselected claims or other scales as
+    # unused, nor delete them on --snapshot-update (that would wipe every other claim's entries).
+    config.option.disable_unused_snapshots = True
+    # One torch thread per process (per xdist worker): the suite's nets are small, and threads only
+    # oversubscribe the cores that the other workers use (measured: 2-6x slower fits with 2 threads).
+    torch.set_num_threads(1)
+    try:
+        config._hw1_device = resolve_device(config.getoption("--device"))
+    except DeviceError as e:
+        raise pytest.UsageError(str(e)) from None
+    if config.getoption("--no-run-cache"):
+        os.environ["HW1_NO_CACHE"] = "1"
+    if is_worker(config):
+        return
+    if config.getoption("--clear-run-cache"):
+        cache.clear()
+    if is_claims_run(config):
+        report.drop_other_runs(
+            figures_dir(config),
+            config.getoption("--scale"),
+            config.getoption("--seed"),
+            config.getoption("overrides"),
+        )
+
+
+def finish(config) -> None:
+    """pytest_sessionfinish (controller only): environment.json and the index of the run."""
+    out = figures_dir(config)
+    if is_worker(config) or not is_claims_run(config) or config.option.collectonly:
+        return
+    if (out / "records").is_dir():
+        write_environment(config, out)
+        report.write_index(out)
 
 
 def is_worker(config) -> bool:
@@ -331,6 +379,27 @@ class ClaimFiler:
         claim.figure("function-depth-sinc-loss", [Panel(...)])
         claim.conclude(verdict, s)        # records; raises unless the outcome is as expected
     """
+
+    @classmethod
+    def for_item(cls, item, scale, config, snapshot) -> ClaimFiler:
+        """The filer of the claim case `item` (the `claim` fixture), its record started."""
+        cache.reset_train_seconds()
+        return cls(
+            new_record(item, scale, config),
+            figures_dir(config),
+            scale,
+            snapshot,
+            config.getoption("--seed"),
+            expectations_on(config),
+            is_measured(item, scale),
+            split_of(config, item),
+        )
+
+    def close(self) -> None:
+        """After the test: a case that stopped before its verdict is filed as such."""
+        if self.record.verdict is None:
+            self.record.note = "the test stopped before reaching a verdict (see the pytest log)"
+            self.record.save(self.out)
 
     def __init__(
         self,
