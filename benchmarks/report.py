@@ -480,8 +480,23 @@ def write_readme(path: Path = HERE / "README.md") -> Path:
     lines += ["", "## What `paper` scale costs", ""] + _paper_table(results)
     lines += ["## Peak memory at `paper` scale", ""] + _memory_table(results)
     lines += ["", "## Same bits on every CPU?", ""] + _digest_section()
+    lines += ["", "## The whole suite, dated runs", ""] + _suite_log()
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _suite_log(path: Path = HERE / "results" / "suite_log.json") -> list[str]:
+    """Wall times of whole-suite runs with their dates (a run log, not a property of the code:
+    kept here, not in the project README), newest first, from results/suite_log.json."""
+    if not path.exists():
+        return ["No dated runs recorded."]
+    entries = json.loads(path.read_text())["runs"]
+    lines = [
+        "Wall times of whole-suite runs, with their dates and machines. Each entry says what ran; "
+        "times on a shared 2-core VM move by 15-40% between runs.",
+        "",
+    ]
+    return lines + [f"- **{e['when']}, {e['what']}**: {e['result']}" for e in entries]
 
 
 def _digest_section(path: Path = HERE / "results" / "digests.json") -> list[str]:
