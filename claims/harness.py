@@ -25,7 +25,7 @@ from hw1 import cache, ledger, plots, report, stats
 from hw1.config import OverrideError, apply_overrides, departures, get_scale, pooled_seeds, seeds_for
 from hw1.provenance import numerics
 from hw1.report import ClaimRecord, FigureFile
-from hw1.train import DeviceError, resolve_device
+from hw1.train import DeviceError, resolve_device, share_gpu
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = ROOT / "claims"
@@ -128,6 +128,8 @@ def configure(config) -> None:
         config._hw1_device = resolve_device(config.getoption("--device"))
     except DeviceError as e:
         raise pytest.UsageError(str(e)) from None
+    # xdist workers sharing one GPU: each gets its share of the memory (hw1.train.share_gpu)
+    share_gpu(config._hw1_device, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     if config.getoption("--no-run-cache"):
         os.environ["HW1_NO_CACHE"] = "1"
     if is_worker(config):

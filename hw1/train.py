@@ -56,6 +56,21 @@ def set_precision(device: torch.device | str) -> None:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = provenance.tf32()
 
 
+GPU_SHARE = 0.9  # of the device's memory, split between the processes that share it
+
+
+def share_gpu(device: torch.device | str, processes: int) -> float | None:
+    """Cap this process's CUDA memory at GPU_SHARE / processes of the device (xdist workers on one
+    GPU), so that one worker's peak cannot starve the others into out-of-memory errors. -> the
+    fraction set, or None (CPU, or a single process: no cap)."""
+    dev = torch.device(device)
+    if dev.type != "cuda" or processes <= 1:
+        return None
+    fraction = GPU_SHARE / processes
+    torch.cuda.set_per_process_memory_fraction(fraction, dev.index or 0)
+    return fraction
+
+
 def make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
     """The optimizer of every member at once: elementwise, so K stacked members are K optimizers."""
     if name == "adam":

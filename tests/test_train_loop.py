@@ -286,3 +286,11 @@ def test_sgd_with_momentum_is_the_other_optimizer_and_a_bad_name_is_refused():
     torch.testing.assert_close(sgd.flat()[1], flat, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
         train_ensemble(dnn_arch(1, 20), [0], x, y, optimizer="rmsprop", **kw)
+
+
+def test_xdist_workers_on_one_gpu_each_get_a_share_of_its_memory(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f, i: calls.append((f, i)))
+    assert T.share_gpu("cpu", 8) is None and T.share_gpu("cuda", 1) is None and not calls
+    assert T.share_gpu("cuda:1", 8) == pytest.approx(T.GPU_SHARE / 8)
+    assert calls == [(pytest.approx(T.GPU_SHARE / 8), 1)]
