@@ -10,6 +10,7 @@ the baseline of the benchmarks and the reference of the equality test.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -300,8 +301,9 @@ def train_ensemble(
     epoch in 'eval_epoch'. The loop ends when every member has stopped. A member's result does not
     depend on its companions (the history keeps its full length, nan-padded).
     sync_every: the host reads the device (non-finite losses, every member stopped) every this many
-    epochs and after the last; nothing else in the loop waits for the device. Default: every epoch
-    on CPU (a read costs nothing there), every 25 on CUDA. A non-finite loss names its first epoch.
+    epochs and after the last; nothing else in the loop waits for the device. Default: on CUDA
+    every 25; on CPU every epoch with stop_below (an early end saves epochs), else every 50. A
+    non-finite loss names its first epoch, whenever it is read.
     """
     if stop_below is not None and on_epoch is not None:
         raise ValueError(
@@ -397,6 +399,7 @@ class _Data:
         self.K, self.n = K, self.y.shape[1] if self.members else len(self.y)
         self.rows = torch.arange(K, device=device)[:, None]
 
+    @functools.cached_property
     def full(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All the data as one batch, the same for every member: no gather per step."""
         ys = self.y if self.members else self.y.expand(self.K, *self.y.shape)
@@ -416,8 +419,10 @@ class _Run:
         self.opt = opt
         self.K = len(seeds)
         self.stop = _Stopper(params, stop_below, device)
-        self.guard = _FiniteGuard(self.K, device, name, seeds)
-        self.sync_every = sync_every or (1 if device.type == "cpu" else 25)
+        self.guard = _FiniteGuard(name, seeds)
+        # on CPU a read costs nothing but its few operations: every epoch where stopping can end the
+        # run early, every 50th (and the last) otherwise; on CUDA every 25th
+        self.sync_every = sync_every or (25 if device.type != "cpu" else 1 if stop_below is not None else 50)
         self.rec: dict[str, list] = {"loss": []}
         self.before = self.stop.frozen
 
@@ -426,7 +431,7 @@ class _Run:
         self.before = self.stop.frozen.clone()  # members stopped in an earlier epoch: their entries are nan
         full = batch_size is None or batch_size >= data.n
         if full:
-            batches = [data.full()]
+            batches = [data.full]
         else:
             order = epoch_orders(self.seeds, data.n, epoch, self.device)
             batches = (data.batch(order[:, i : i + batch_size]) for i in range(0, data.n, batch_size))
@@ -478,26 +483,29 @@ class _Run:
 
 
 class _FiniteGuard:
-    """Non-finite training losses, flagged on the device; `check` (a host read) raises on one."""
+    """Non-finite training losses: each epoch's (K,) mean losses are kept as they are (no work per
+    epoch); `check`, a host read, looks at those since the last one and raises on the first
+    non-finite value (earliest epoch, then first member)."""
 
-    def __init__(self, K: int, device, name: str, seeds: list[int]):
+    def __init__(self, name: str, seeds: list[int]):
         self.name, self.seeds = name, seeds
-        self.first = torch.full((K,), -1, dtype=torch.long, device=device)  # first non-finite epoch
-        self.value = torch.zeros(K, device=device)
+        self.pending: list[tuple[int, torch.Tensor]] = []
 
     def see(self, losses: torch.Tensor, epoch: int) -> None:
-        new = ~torch.isfinite(losses) & (self.first < 0)
-        self.first = torch.where(new, epoch, self.first)
-        self.value = torch.where(new, losses, self.value)
+        self.pending.append((epoch, losses))
 
     def check(self) -> None:
-        first = self.first.cpu()
-        if bool((first >= 0).any()):
-            k = int(torch.where(first >= 0, first, first.max() + 1).argmin())  # earliest, then first member
-            raise NonFiniteLossError(
-                f"run {self.name!r}, seed {self.seeds[k]}: the training loss became {self.value[k].item()} at "
-                f"epoch {int(first[k])}; lower the learning rate or check the data"
-            )
+        if not self.pending:
+            return
+        losses = torch.stack([v for _, v in self.pending])  # (epochs, K)
+        epochs, self.pending = [e for e, _ in self.pending], []
+        if bool(torch.isfinite(losses).all()):
+            return
+        e, k = (int(i) for i in (~torch.isfinite(losses)).nonzero()[0])  # row-major: earliest epoch first
+        raise NonFiniteLossError(
+            f"run {self.name!r}, seed {self.seeds[k]}: the training loss became {losses[e, k].item()} at "
+            f"epoch {epochs[e]}; lower the learning rate or check the data"
+        )
 
 
 class _Stopper:
