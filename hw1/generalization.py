@@ -260,10 +260,42 @@ def sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str) -
     return out
 
 
-def ensemble_sensitivity(run: Ensemble, x, y) -> dict[str, np.ndarray]:
-    """sensitivity() of every member. -> {name: (K,)}."""
+def ensemble_sensitivity(run: Ensemble, x, y, device="cpu") -> dict[str, np.ndarray]:
+    """sensitivity() of every member. -> {name: (K,)}. On CUDA all members at once on the device
+    (`batched_sensitivity`); on CPU member by member, on CPU copies (the records' own numbers)."""
+    if torch.device(device).type == "cuda":
+        return batched_sensitivity(run, x, y, device)
     per = [sensitivity(run.model(k), x, y, run.loss) for k in range(len(run.seeds))]
     return {n: np.array([p[n] for p in per]) for n in per[0]}
+
+
+def batched_sensitivity(run: Ensemble, x, y, device="cpu", chunk: int = 250) -> dict[str, np.ndarray]:
+    """`sensitivity` of every member at once, vmapped over members and points, `chunk` points at a
+    time, on `device`: the same definitions; on CPU equal to the member-by-member numbers to float32
+    rounding (tests/test_generalization.py). -> {name: (K,)}."""
+    lossf = LOSSES[run.loss]
+    base = run.build().to("meta")
+    params = {n: p.detach().to(device) for n, p in run.params.items()}
+
+    def point_loss(p, xi, yi):
+        return lossf(functional_call(base, p, (xi.unsqueeze(0),)), yi.unsqueeze(0))
+
+    def probs(p, xi):
+        return functional_call(base, p, (xi.unsqueeze(0),)).softmax(-1)[0]
+
+    loss_grad = vmap(vmap(torch.func.grad(point_loss, argnums=1), (None, 0, 0)), (0, None, None))
+    jac = vmap(vmap(jacrev(probs, argnums=1), (None, 0)), (0, None))
+    norms, jnorms = [], []
+    for xs, ys in zip(x.split(chunk), y.split(chunk)):
+        xs, ys = xs.to(device), ys.to(device)
+        norms.append(loss_grad(params, xs, ys).flatten(2).norm(dim=2))  # (K, chunk)
+        if run.loss == "ce":
+            jnorms.append(jac(params, xs).flatten(2).norm(dim=2))  # (K, chunk)
+    g = torch.cat(norms, 1)
+    out = {"loss_grad_max": g.amax(1), "loss_grad_mean": g.mean(1)}
+    if run.loss == "ce":
+        out["softmax_jac"] = torch.cat(jnorms, 1).mean(1)
+    return {n: v.double().cpu().numpy() for n, v in out.items()}
 
 
 # ---------------------------------------------------------------- sharpness
@@ -370,7 +402,7 @@ def batch_sensitivities(cfg: GenConfig, task: str, seeds: list[int], device="cpu
             for h in ("train_loss", "test_loss", "train_acc", "test_acc")
             if h in run.history
         }
-        return {**final, **ensemble_sensitivity(run, xs, ys)}
+        return {**final, **ensemble_sensitivity(run, xs, ys, device)}
 
     return _per_batch(cfg, task, seeds, device, measure)
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from hw1 import generalization as G
+from hw1.models import dnn_arch
 from hw1.train import Ensemble, init_params
 
 
@@ -142,3 +143,24 @@ def test_batch_runs_evaluate_less_often_without_changing_the_training(run_cache)
     for name in run.params:
         assert torch.equal(run.params[name], every.params[name])
     assert torch.equal(run.history["test_loss"][:, -1], every.history["test_loss"][:, -1])
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_the_batched_sensitivity_is_the_member_by_member_one(loss):
+    # what a GPU computes all at once (members x points, vmapped), here on CPU: the same numbers
+    # to float32 rounding as sensitivity() member by member on CPU copies
+    g = torch.Generator().manual_seed(4)
+    if loss == "ce":
+        arch = G.ConvDenseArch((3,), (8,))
+        x, y = torch.randn(37, 1, 28, 28, generator=g), torch.randint(0, 10, (37,), generator=g)
+    else:
+        arch = dnn_arch(2, 60)
+        x = torch.linspace(-1, 1, 37).unsqueeze(1)
+        y = torch.sin(3 * x)
+    run = Ensemble(arch, [0, 1, 2], init_params(arch, [0, 1, 2]), loss=loss)
+    one = G.ensemble_sensitivity(run, x, y)
+    every = G.batched_sensitivity(run, x, y, chunk=10)
+    names = {"loss_grad_max", "loss_grad_mean"} | ({"softmax_jac"} if loss == "ce" else set())
+    assert one.keys() == every.keys() == names
+    for name in one:
+        np.testing.assert_allclose(every[name], one[name], rtol=2e-5, err_msg=name)
