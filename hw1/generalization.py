@@ -332,6 +332,25 @@ def gaussian_sharpness(model: nn.Module, x, y, loss: str, *, sigma: float, n: in
     return max(f(x0 + sigma * rng.standard_normal(x0.size), need_grad=False) - base for _ in range(n))
 
 
+def batched_gaussian_sharpness(
+    run: Ensemble, x, y, *, sigma: float, n: int, device="cpu", chunk: int = 64
+) -> np.ndarray:
+    """`gaussian_sharpness` of every member at once on `device`, float64: member k's n draws are
+    the same as its own (numpy, seeded by its seed), and the losses of all members x draws are one
+    vmapped call per `chunk` points in parameter space. -> (K,); on CPU equal to the member-by-member
+    values to 1e-10 (tests/test_generalization.py)."""
+    shapes = {name: p.shape[1:] for name, p in run.params.items()}
+    f = vmap(flat_loss_fn(run.build, as_double(x).to(device), as_double(y).to(device), shapes, run.loss))
+    theta = run.flat().double()  # (K, P), in named_parameters order like _flat_loss's
+    draws = [np.random.default_rng(s).standard_normal((n, theta.shape[1])) for s in run.seeds]
+    points = torch.cat(
+        [torch.cat([t[None], t[None] + sigma * torch.from_numpy(d)]) for t, d in zip(theta, draws)]
+    )  # (K (n + 1), P): each member's own point, then its draws
+    with torch.no_grad():
+        losses = torch.cat([f(c.to(device)) for c in points.split(chunk)]).cpu().view(len(run.seeds), n + 1)
+    return (losses[:, 1:] - losses[:, :1]).amax(1).numpy()
+
+
 def box_maximise(f, x0: np.ndarray, eps: float, iters: int):
     """Maximise f(x0 + y) over the box |y_i| <= eps (|x0_i| + 1) with L-BFGS-B, `iters` iterations.
 
@@ -362,13 +381,24 @@ def keskar_sharpness(model: nn.Module, x, y, loss: str, *, eps: float, iters: in
     return 100 * (top - base) / (1 + base)
 
 
-def ensemble_sharpness(run: Ensemble, x, y, cfg: GenConfig) -> dict[str, np.ndarray]:
-    """Both sharpnesses of every member on (x, y). -> {'gaussian': (K,), 'keskar': (K,)}."""
+def ensemble_sharpness(run: Ensemble, x, y, cfg: GenConfig, device="cpu") -> dict[str, np.ndarray]:
+    """Both sharpnesses of every member on (x, y). -> {'gaussian': (K,), 'keskar': (K,)}.
+    On CUDA the Gaussian one for all members at once (`batched_gaussian_sharpness`) and Keskar's
+    L-BFGS-B on each member's model on the device (its steps stay on the host, in scipy); on CPU
+    member by member on CPU copies (the records' own numbers)."""
+    cuda = torch.device(device).type == "cuda"
     g, k = [], []
     for i, s in enumerate(run.seeds):
-        m = run.model(i)
-        g.append(gaussian_sharpness(m, x, y, run.loss, sigma=cfg.sharp_sigma, n=cfg.sharp_n, seed=s))
-        k.append(keskar_sharpness(m, x, y, run.loss, eps=cfg.keskar_eps, iters=cfg.keskar_iters))
+        m = run.model(i).to(device)
+        if not cuda:
+            g.append(gaussian_sharpness(m, x, y, run.loss, sigma=cfg.sharp_sigma, n=cfg.sharp_n, seed=s))
+        k.append(
+            keskar_sharpness(
+                m, x.to(device), y.to(device), run.loss, eps=cfg.keskar_eps, iters=cfg.keskar_iters
+            )
+        )
+    if cuda:
+        g = batched_gaussian_sharpness(run, x, y, sigma=cfg.sharp_sigma, n=cfg.sharp_n, device=device)
     return {"gaussian": np.array(g), "keskar": np.array(k)}
 
 
@@ -414,7 +444,7 @@ def batch_sharpnesses(cfg: GenConfig, task: str, seeds: list[int], device="cpu")
     claims, and these are the dear part. -> {'batch': (B,), 'gaussian', 'keskar': (K, B) arrays}."""
     (x, y), _ = task_data(cfg, task)
     xh, yh = x[: cfg.sharp_points], y[: cfg.sharp_points]
-    return _per_batch(cfg, task, seeds, device, lambda run: ensemble_sharpness(run, xh, yh, cfg))
+    return _per_batch(cfg, task, seeds, device, lambda run: ensemble_sharpness(run, xh, yh, cfg, device))
 
 
 def batch_measurements(cfg: GenConfig, task: str, seeds: list[int], device="cpu") -> dict:

@@ -164,3 +164,24 @@ def test_the_batched_sensitivity_is_the_member_by_member_one(loss):
     assert one.keys() == every.keys() == names
     for name in one:
         np.testing.assert_allclose(every[name], one[name], rtol=2e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_the_batched_gaussian_sharpness_is_the_member_by_member_one(loss):
+    # every member's own draws (numpy, seeded by its seed), all members x draws in one vmapped
+    # float64 call: the report's sharpness to 1e-10 of the member-by-member value
+    g = torch.Generator().manual_seed(8)
+    if loss == "ce":
+        arch = G.ConvDenseArch((), (6,))
+        x, y = torch.randn(40, 1, 28, 28, generator=g), torch.randint(0, 10, (40,), generator=g)
+    else:
+        arch = dnn_arch(2, 60)
+        x = torch.linspace(-1, 1, 40).unsqueeze(1)
+        y = torch.sin(3 * x)
+    run = Ensemble(arch, [3, 5], init_params(arch, [3, 5]), loss=loss)
+    one = [
+        G.gaussian_sharpness(run.model(k), x, y, loss, sigma=0.05, n=7, seed=s)
+        for k, s in enumerate(run.seeds)
+    ]
+    every = G.batched_gaussian_sharpness(run, x, y, sigma=0.05, n=7, chunk=5)
+    np.testing.assert_allclose(every, one, rtol=1e-10)
