@@ -295,7 +295,7 @@ def test_interpolation(scale, device, claim):
 
     def measure(s, alpha):
         r1, r2 = (G.batch_runs(cfg, "mnist", b, s, device) for b in (b1, b2))
-        c = G.interpolate(r1, r2, alphas, {"train": (x, y), "test": (xt, yt)})
+        c = G.interpolate(r1, r2, alphas, {"train": (x, y), "test": (xt, yt)}, device)
         loss, acc = c["train_loss"], c["test_acc"]
         end_loss = np.maximum(loss[:, at[0.0]], loss[:, at[1.0]])
         end_acc = np.minimum(acc[:, at[0.0]], acc[:, at[1.0]])

@@ -212,17 +212,19 @@ def batch_runs(cfg: GenConfig, task: str, batch: int, seeds: list[int], device="
 # ---------------------------------------------------------------- interpolation
 
 
-def interpolate(run1: Ensemble, run2: Ensemble, alphas, sets: dict) -> dict[str, np.ndarray]:
-    """Evaluate theta(a) = (1 - a) theta_1 + a theta_2 member by member.
+def interpolate(run1: Ensemble, run2: Ensemble, alphas, sets: dict, device="cpu") -> dict[str, np.ndarray]:
+    """Evaluate theta(a) = (1 - a) theta_1 + a theta_2 of every member (all members at once, on
+    `device`; the sets go there once).
 
     sets: {name: (x, y)}. -> {f'{name}_loss' (and _acc): (K, len(alphas))}.
     """
     out: dict[str, list] = {}
+    sets = {name: (x.to(device), y.to(device)) for name, (x, y) in sets.items()}
     for a in alphas:
-        params = interpolation_params(run1, run2, float(a))
+        params = {n: p.to(device) for n, p in interpolation_params(run1, run2, float(a)).items()}
         for name, (x, y) in sets.items():
             for metric, v in evaluate(run1.build, params, x, y, run1.loss).items():
-                out.setdefault(f"{name}_{metric}", []).append(v.numpy())
+                out.setdefault(f"{name}_{metric}", []).append(v.cpu().numpy())
     return {k: np.stack(v, 1) for k, v in out.items()}
 
 
