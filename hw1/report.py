@@ -507,6 +507,9 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
     paper_column = {r.scale for r in records} != {"paper"}  # a paper index needs no paper column
     fragile = {k for k, st in stability.items() if not st.get("stable")}
     robust = robust_cells(figures_dir)
+    has_multiverse = (figures_dir / MULTIVERSE_MD).exists()  # no link to a file that is not there
+    robust_head = f"[robust]({MULTIVERSE_MD})" if has_multiverse else "robust"
+    where = f"[{MULTIVERSE_MD}]({MULTIVERSE_MD})" if has_multiverse else "`python -m hw1.multiverse`"
     lines = _header(records, env)
     if records:
         caption = write_overview(figures_dir, records, paper, fragile, paper_column)
@@ -522,14 +525,14 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
         f"Each row is one case of a claim in [claims/CLAIMS.md]({catalogue}), re-run over several "
         "seeds; its details (test, stages, departures from the report's setting, time, stability, "
         "figures) follow the tables. *robust*: the same outcome in k of the n variants of the "
-        f"multiverse ([{MULTIVERSE_MD}]({MULTIVERSE_MD}), one changed setting each; descriptive, no new "
-        "test); — where no multiverse result exists.",
+        f"multiverse ({where}, one changed setting each; descriptive, no new test); — where no "
+        "multiverse result exists.",
         "",
     ]
     head = (
         "| claim | what the report says | outcome |"
         + (" paper |" if paper_column else "")
-        + f" [robust]({MULTIVERSE_MD}) | seeds | p | effect [95% CI] |"
+        + f" {robust_head} | seeds | p | effect [95% CI] |"
     )
     for section in dict.fromkeys(r.section for r in records):
         lines += [f"## {section}", "", head, "|---" * (head.count("|") - 1) + "|"]
