@@ -283,12 +283,18 @@ def draw_heatmap(png: Path, data: dict) -> dict:
     ax.grid(which="minor", color="#dddddd", linewidth=0.6)
     ax.tick_params(which="minor", length=0)
     ax.axvline(0.5, color="black", linewidth=1.5)
+    for y, c in enumerate(rows):  # same outcome in k of n, at the end of each row
+        ax.text(len(cols) - 0.35, y, f"{c['same']}/{c['n']}" if c["n"] else "—", va="center", fontsize=8)
     ax.set_xlabel("variant: one --set change from the default point")
     ax.set_ylabel("claim case")
-    title = f"Multiverse ({data['scale']} scale, grid of {data['date']}): outcome per case and variant"
+    title = (
+        f"Multiverse ({data['scale']} scale, grid of {data['date']}): outcome per case and variant;\n"
+        "right: same outcome as the default in k/n variants"
+    )
     ax.set_title(title, fontsize=10)
-    handles = [Patch(facecolor=c, edgecolor="#888888", label=n) for n, c in COLOURS.items()]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title="outcome")
+    legend = {NOT_RUN: "not run (or not in the\ncase's family)"}
+    handles = [Patch(facecolor=c, edgecolor="#888888", label=legend.get(n, n)) for n, c in COLOURS.items()]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.1, 1), fontsize=8, title="outcome")
     fig.savefig(png, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return {
