@@ -420,12 +420,17 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     scale = get_scale(args.scale)
     out = Path(args.out) if args.out else ROOT / "figures" / ("" if args.scale == "ci" else args.scale)
+    try:
+        chosen = choose(args.claim, args.variants)
+    except ValueError as e:
+        print(f"python -m hw1.multiverse: {e}", file=sys.stderr)
+        return 2
     try:  # an unknown field or claim fails here, before anything runs
-        items = validate(choose(args.claim, args.variants), scale)
+        items = validate(chosen, scale)
     except ValueError as e:  # OverrideError too
         print(f"python -m hw1.multiverse: the grid does not fit the config: {e}", file=sys.stderr)
         return 2
-    chosen = [v for v in choose(args.claim, args.variants) if v.name in items]
+    chosen = [v for v in chosen if v.name in items]
     default = _records(out, scale.name, [])
     if not default:
         print(
