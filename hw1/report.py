@@ -32,6 +32,7 @@ BADGE = {
 }
 CATALOGUE = Path(__file__).resolve().parent.parent / "claims" / "CLAIMS.md"  # the claims' wording
 OVERVIEW = "overview"  # figures/overview.png and .json
+MULTIVERSE_MD = "MULTIVERSE.md"  # python -m hw1.multiverse: the robust column's k/n
 
 
 def outcome_legend(alpha: float, plan: StagePlan) -> str:
@@ -287,8 +288,10 @@ def _row(
     stability: dict | None,
     catalogue: str,
     paper_column: bool = True,
+    robust: str = "",
 ) -> str:
-    """claim | what the report says | outcome | paper | seeds | p | effect."""
+    """claim | what the report says | outcome | paper | robust | seeds | p | effect ("—": no
+    multiverse result for the case)."""
     outcome = BADGE.get(r.status, r.status)
     if stability and not stability.get("stable"):
         outcome += " ⚠ fragile"
@@ -298,9 +301,20 @@ def _row(
     paper_cell = f" {paper_cell} |" if paper_column else ""
     says = f"[{one_line(r.statement)}]({catalogue}#{r.claim})"
     return (
-        f"| [{r.label}](#{r.key}) | {says} | {outcome} |{paper_cell} {_seeds(r, stage=False)} | "
-        f"{_p(r)} | {_effect(r.verdict)} |"
+        f"| [{r.label}](#{r.key}) | {says} | {outcome} |{paper_cell} {robust or '—'} | "
+        f"{_seeds(r, stage=False)} | {_p(r)} | {_effect(r.verdict)} |"
     )
+
+
+def robust_cells(figures_dir: Path) -> dict[str, str]:
+    """Per case label, "k/n" linked to MULTIVERSE.md: same outcome in k of the n multiverse variants
+    that ran it (figures_dir/multiverse.json, written by `python -m hw1.multiverse`). {} when none."""
+    data = load_json(Path(figures_dir) / "multiverse.json") or {}
+    return {
+        c["label"]: f"[{c['same']}/{c['n']}]({MULTIVERSE_MD}#per-case)"
+        for c in data.get("cases", [])
+        if c.get("n")
+    }
 
 
 def _stage_table(r: ClaimRecord) -> list[str]:
@@ -492,6 +506,10 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
     catalogue = os.path.relpath(CATALOGUE, figures_dir.resolve())
     paper_column = {r.scale for r in records} != {"paper"}  # a paper index needs no paper column
     fragile = {k for k, st in stability.items() if not st.get("stable")}
+    robust = robust_cells(figures_dir)
+    has_multiverse = (figures_dir / MULTIVERSE_MD).exists()  # no link to a file that is not there
+    robust_head = f"[robust]({MULTIVERSE_MD})" if has_multiverse else "robust"
+    where = f"[{MULTIVERSE_MD}]({MULTIVERSE_MD})" if has_multiverse else "`python -m hw1.multiverse`"
     lines = _header(records, env)
     if records:
         caption = write_overview(figures_dir, records, paper, fragile, paper_column)
@@ -506,18 +524,27 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
     lines += [
         f"Each row is one case of a claim in [claims/CLAIMS.md]({catalogue}), re-run over several "
         "seeds; its details (test, stages, departures from the report's setting, time, stability, "
-        "figures) follow the tables.",
+        "figures) follow the tables. *robust*: the same outcome in k of the n variants of the "
+        f"multiverse ({where}, one changed setting each; descriptive, no new test); — where no "
+        "multiverse result exists.",
         "",
     ]
     head = (
         "| claim | what the report says | outcome |"
         + (" paper |" if paper_column else "")
-        + " seeds | p | effect [95% CI] |"
+        + f" {robust_head} | seeds | p | effect [95% CI] |"
     )
     for section in dict.fromkeys(r.section for r in records):
         lines += [f"## {section}", "", head, "|---" * (head.count("|") - 1) + "|"]
         lines += [
-            _row(r, paper.get((r.claim, r.case)), stability.get(r.label), catalogue, paper_column)
+            _row(
+                r,
+                paper.get((r.claim, r.case)),
+                stability.get(r.label),
+                catalogue,
+                paper_column,
+                robust.get(r.label, ""),
+            )
             for r in records
             if r.section == section
         ]

@@ -1,0 +1,450 @@
+"""How robust is each verdict to reasonable choices? The multiverse of hw1.config.MULTIVERSE.
+
+    python -m hw1.multiverse                          # every variant at ci scale, 2 workers each
+    python -m hw1.multiverse --claim sharpness        # only the variants of these claims' families
+    python -m hw1.multiverse --variants opt.lr-x3     # only these variants (name or --set item)
+    python -m hw1.multiverse --tables-only            # rebuild MULTIVERSE.md from the runs made
+
+Each variant is one `--set` item around the scale's own point, run as `pytest claims/ --scale S
+--set ITEM --claim ... --figures-dir OUT/multiverse/<variant>`: the same staged seeds, the same
+run cache. The default point is the suite's own run (OUT/records), never re-run. A variant whose
+records are complete is not run again, so an interrupted multiverse resumes where it stopped.
+
+The multiverse is descriptive: per case, the outcome under each variant and "same outcome in k of
+n variants"; no p-values are combined and no new test is made. A case that stopped before its
+verdict (e.g. a non-finite loss at x3 learning rate) is shown as "failed to train", not dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from . import report
+from .config import CLAIM_SETTINGS, MULTIVERSE, MULTIVERSE_DATE, OverrideError, apply_overrides, get_scale
+
+ROOT = Path(__file__).resolve().parent.parent
+FAILED = "failed to train"  # the case stopped before its verdict (its record has none)
+NOT_RUN = "not run"
+COLOURS = {
+    "reproduced": "#2ca02c",
+    "not shown": "#ffbf3f",
+    "contradicted": "#d62728",
+    "inconclusive": "#a0a0a0",
+    FAILED: "#5b2a86",
+    NOT_RUN: "#ffffff",
+}
+# Settings whose "*k" makes a variant's training cost about k times the default's (the estimate).
+_COST_SCALES = ("*epochs*", "*budget*", "*widths*", "*train_size*", "*n_points*")
+_STARTUP_S = 25.0  # pytest, xdist, torch start-up per variant (a smoke variant of 2 claims: 31-37 s)
+
+
+class GridError(ValueError):
+    """A grid item that does not apply at this scale (e.g. *2 on 'all of MNIST')."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One point of the multiverse: one --set item (maybe "*k", relative) for a family's claims."""
+
+    family: str
+    claims: tuple[str, ...]
+    item: str  # as the grid writes it, e.g. "fit.lr=*1/3"
+
+    @property
+    def name(self) -> str:
+        """The folder name: fit.lr=*1/3 -> fit.lr-x1over3."""
+        return self.item.replace("=*", "-x").replace("=", "-").replace("/", "over")
+
+    @property
+    def label(self) -> str:
+        """For tables and axes: fit.lr ×1/3, fit.optimizer=sgd."""
+        return self.item.replace("=*", " ×")
+
+
+def variants(grid: dict | None = None) -> list[Variant]:
+    """Every variant of the grid (hw1.config.MULTIVERSE by default), in the grid's order."""
+    grid = MULTIVERSE if grid is None else grid
+    return [Variant(fam, tuple(g["claims"]), item) for fam, g in grid.items() for item in g["set"]]
+
+
+def _times(value, k: Fraction, key: str):
+    """value times k: ints rounded (at least 1), tuples elementwise."""
+    if isinstance(value, tuple):
+        return tuple(_times(v, k, key) for v in value)
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise GridError(f"{key} is {value!r} at this scale: *{k} does not apply")
+    return max(1, round(value * k)) if isinstance(value, int) else float(value * k)
+
+
+def resolve(item: str, scale) -> str:
+    """The absolute --set item of a grid item at `scale`: "fit.lr=*3" -> "fit.lr=0.003" at ci.
+
+    An unknown section or field raises OverrideError (listing the valid ones), a value of the wrong
+    type too (the item is checked with apply_overrides)."""
+    key, _, value = item.partition("=")
+    if value.startswith("*"):
+        sec, _, name = key.partition(".")
+        if not hasattr(getattr(scale, sec, None), name):
+            apply_overrides(scale, [f"{key}=0"])  # raises, saying which fields exist
+        new = _times(getattr(getattr(scale, sec), name), Fraction(value[1:]), key)
+        value = ",".join(map(repr, new)) if isinstance(new, tuple) else repr(new)
+        item = f"{key}={value}"
+    apply_overrides(scale, [item])
+    return item
+
+
+def validate(chosen: list[Variant], scale) -> dict[str, str]:
+    """Each variant's absolute --set item at `scale` -> {name: item}. A variant that changes more or
+    less than one setting, or names an unknown claim or field, raises; one that does not apply at
+    this scale (GridError) is left out of the result, with a line on stderr."""
+    out = {}
+    for v in chosen:
+        if v.item.count("=") != 1:
+            raise OverrideError(f"multiverse variant {v.item!r}: write one SECTION.FIELD=VALUE item")
+        unknown = [c for c in v.claims if c not in CLAIM_SETTINGS]
+        if unknown:
+            raise ValueError(f"multiverse family {v.family!r}: unknown claim(s) {', '.join(unknown)}")
+        try:
+            out[v.name] = resolve(v.item, scale)
+        except GridError as e:  # e.g. x2 of all of MNIST at paper scale: left out, said so
+            print(
+                f"multiverse: {v.item} does not apply at {scale.name} scale ({e}); left out", file=sys.stderr
+            )
+    return out
+
+
+# ------------------------------------------------------------------------------ running
+def variant_dir(out: Path, v: Variant) -> Path:
+    return Path(out) / "multiverse" / v.name
+
+
+def _records(folder: Path, scale: str, overrides: list[str]) -> list[report.ClaimRecord]:
+    return [r for r in report.load_records(folder) if r.scale == scale and list(r.overrides) == overrides]
+
+
+def is_complete(out: Path, v: Variant, item: str, scale: str) -> bool:
+    """The variant ran to the end with this item at this scale, and every claim has its records."""
+    folder = variant_dir(out, v)
+    done = report.load_json(folder / "variant.json") or {}
+    if (done.get("set"), done.get("scale"), tuple(done.get("claims", ()))) != (item, scale, v.claims):
+        return False
+    have = {r.claim for r in _records(folder, scale, [item])}
+    return set(v.claims) <= have
+
+
+def run_variant(out: Path, v: Variant, item: str, scale: str, workers: str, runner=subprocess.run) -> float:
+    """Run one variant through the claims harness; mark it done when pytest ran to its end.
+    -> wall seconds. `runner` is subprocess.run (tests pass a cheap stand-in)."""
+    folder = variant_dir(out, v)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "variant.json").unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "pytest", "claims/", "-q", "-p", "no:cacheprovider", "--scale", scale]
+    cmd += ["--set", item, "--figures-dir", str(folder), "-n", str(workers)]
+    cmd += [a for c in v.claims for a in ("--claim", c)]
+    start = time.time()
+    with open(folder / "pytest.log", "w") as log:
+        rc = runner(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+    seconds = time.time() - start
+    if rc not in (0, 1):  # 0: passed or skipped, 1: some cases failed (a result, e.g. failed to train)
+        raise RuntimeError(f"multiverse variant {v.item} stopped with pytest exit code {rc}; see {log.name}")
+    marker = {"item": v.item, "set": item, "scale": scale, "claims": list(v.claims), "returncode": rc}
+    report.write_json(folder / "variant.json", {**marker, "seconds": round(seconds, 1)})
+    return seconds
+
+
+def _failure(folder: Path) -> str:
+    """The first error line of a variant's pytest log (e.g. NonFiniteLossError: ...), or ''."""
+    try:
+        lines = (folder / "pytest.log").read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((ln[1:].strip() for ln in lines if re.match(r"^E\s+[\w.]*(Error|Exception)\b", ln)), "")
+
+
+# ------------------------------------------------------------------------------ the table
+def _outcome(r: report.ClaimRecord | None) -> str:
+    if r is None:
+        return NOT_RUN
+    return r.verdict.status if r.verdict else FAILED
+
+
+def table(out: Path, scale: str, chosen: list[Variant]) -> dict:
+    """Per case: the default point's outcome, each variant's, and "same in k of n" (variants with no
+    record of the case are left out of n; a failed one counts, as a different outcome)."""
+    default = _records(out, scale, [])
+    if not default:
+        raise FileNotFoundError(
+            f"no {scale} records in {out}/records: run `pytest claims/ --scale {scale}` first"
+        )
+    rows, info = [], []
+    for v in chosen:
+        folder = variant_dir(out, v)
+        done = report.load_json(folder / "variant.json") or {}
+        recs = {r.label: r for r in _records(folder, scale, [done.get("set", "")])} if done else {}
+        info.append(
+            {
+                "name": v.name,
+                "family": v.family,
+                "item": v.item,
+                "set": done.get("set", ""),
+                "claims": list(v.claims),
+                "ran": bool(done),
+                "seconds": done.get("seconds"),
+                "failure": _failure(folder) if any(r.verdict is None for r in recs.values()) else "",
+                "records": recs,
+            }
+        )
+    for r in default:
+        outcomes = {
+            i["name"]: _outcome(i["records"].get(r.label))
+            for i in info
+            if r.label in i["records"]  # a variant not run, or without this case's record, is not counted
+        }
+        if not any(r.claim in v.claims for v in chosen):
+            continue
+        flips = [n for n, o in outcomes.items() if o != r.status]
+        rows.append(
+            {
+                "label": r.label,
+                "claim": r.claim,
+                "default": r.status,
+                "outcomes": outcomes,
+                "same": len(outcomes) - len(flips),
+                "n": len(outcomes),
+                "flips": flips,
+            }
+        )
+    for i in info:
+        del i["records"]
+    return {"date": MULTIVERSE_DATE, "scale": scale, "variants": info, "cases": rows}
+
+
+# ------------------------------------------------------------------------------ the estimate
+def _claim_train_seconds(records: list[report.ClaimRecord], claim: str) -> float:
+    """What training a claim's runs cost: its cases' distinct training times (cases with the same
+    time read the same runs), summed."""
+    return sum({round(r.train_seconds or 0.0, 1) for r in records if r.claim == claim})
+
+
+def estimate_seconds(chosen: list[Variant], records: list[report.ClaimRecord], workers: int = 2) -> float:
+    """Wall seconds of a cold multiverse, from the default point's records: per variant, its
+    claims' training time (x k for a "*k" on a length or size setting) over `workers`, plus its
+    cases' measuring time over `workers` and a start-up. An estimate: another learning rate or
+    optimizer may stop the staged seeds at another stage."""
+    total = 0.0
+    for v in chosen:
+        key, _, value = v.item.partition("=")
+        k = float(Fraction(value[1:])) if value.startswith("*") else 1.0
+        k = k if any(fnmatch.fnmatch(key, g) for g in _COST_SCALES) else 1.0
+        train = sum(_claim_train_seconds(records, c) for c in v.claims)
+        measure = sum(r.seconds for r in records if r.claim in v.claims)
+        total += (train * k + measure) / workers + _STARTUP_S
+    return total
+
+
+# ------------------------------------------------------------------------------ writing
+def draw_heatmap(png: Path, data: dict) -> dict:
+    """Cases x (default + variants), coloured by outcome. -> its structure (axes, labels)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    names = list(COLOURS)
+    cols = ["default"] + [v["name"] for v in data["variants"]]
+    xlabels = ["default"] + [v["item"].replace("=*", " ×") for v in data["variants"]]
+    rows = data["cases"]
+    grid = [
+        [names.index(c["default"])] + [names.index(c["outcomes"].get(n, NOT_RUN)) for n in cols[1:]]
+        for c in rows
+    ]
+    fig, ax = plt.subplots(figsize=(3.5 + 0.32 * len(cols), 1.8 + 0.32 * max(len(rows), 1)))
+    ax.imshow(
+        grid or [[names.index(NOT_RUN)]],
+        cmap=ListedColormap(list(COLOURS.values())),
+        vmin=0,
+        vmax=len(names) - 1,
+        aspect="auto",
+    )
+    ax.set_xticks(range(len(cols)), xlabels, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(rows)), [c["label"] for c in rows], fontsize=8)
+    ax.set_xticks([x - 0.5 for x in range(1, len(cols))], minor=True)
+    ax.set_yticks([y - 0.5 for y in range(1, len(rows))], minor=True)
+    ax.grid(which="minor", color="#dddddd", linewidth=0.6)
+    ax.tick_params(which="minor", length=0)
+    ax.axvline(0.5, color="black", linewidth=1.5)
+    for y, c in enumerate(rows):  # same outcome in k of n, at the end of each row
+        ax.text(len(cols) - 0.35, y, f"{c['same']}/{c['n']}" if c["n"] else "—", va="center", fontsize=8)
+    ax.set_xlabel("variant: one --set change from the default point")
+    ax.set_ylabel("claim case")
+    title = (
+        f"Multiverse ({data['scale']} scale, grid of {data['date']}): outcome per case and variant;\n"
+        "right: same outcome as the default in k/n variants"
+    )
+    ax.set_title(title, fontsize=10)
+    legend = {NOT_RUN: "not run (or not in the\ncase's family)"}
+    handles = [Patch(facecolor=c, edgecolor="#888888", label=legend.get(n, n)) for n, c in COLOURS.items()]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.1, 1), fontsize=8, title="outcome")
+    fig.savefig(png, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return {
+        "title": title,
+        "x": "variant",
+        "y": "claim case",
+        "columns": cols,
+        "rows": [c["label"] for c in rows],
+    }
+
+
+def markdown(data: dict, estimate: float | None) -> str:
+    """MULTIVERSE.md: what it is (descriptive), the heatmap, per case k of n and the flips, the variants."""
+    ran = [v for v in data["variants"] if v["ran"]]
+    measured = sum(v["seconds"] or 0 for v in ran)
+    est = f"about {estimate / 60:.0f} min" if estimate else "not available"
+    lines = [
+        "# Multiverse: how robust is each verdict to reasonable choices?",
+        "",
+        f"Grid of {data['date']} (`hw1/config.py`, `MULTIVERSE`; written before any variant ran, not edited "
+        f"after seeing outcomes), at `{data['scale']}` scale. Each variant changes one setting of the "
+        "default point (the suite's own run) and re-runs the family's claims through the same harness: the "
+        "same staged seeds, the same tests.",
+        "",
+        "**This table is descriptive.** It shows how often a case keeps its outcome when one choice changes; "
+        "it combines no p-values and makes no new test. A case that stopped before its verdict (e.g. a "
+        f"non-finite loss at a larger learning rate) is shown as *{FAILED}* and counts among the n.",
+        "",
+        f"Cost of the whole grid at ci, cold, on 2 cores: {est} (**an estimate**, not a measurement: the ci "
+        "suite's training times in `figures/records/`, times k for a variant that scales a length or size "
+        "by k, plus measuring and start-up; `hw1.multiverse.estimate_seconds`. Another learning rate or "
+        "optimizer can stop the staged seeds at another stage, or reach the batch-size runs' target loss "
+        f"later). Variants run here: {len(ran)} of {len(data['variants'])}, {measured:.0f} s of wall time "
+        "measured.",
+        "",
+        "![multiverse heatmap: claim cases x variants, coloured by outcome](multiverse.png)",
+        "",
+        "Data: [multiverse.json](multiverse.json).",
+        "",
+        "## Per case",
+        "",
+        "| case | default | same outcome in | flipped by |",
+        "|---|---|---|---|",
+    ]
+    for c in data["cases"]:
+        flips = ", ".join(f"`{n}` ({c['outcomes'][n]})" for n in c["flips"]) or "—"
+        same = f"{c['same']} of {c['n']} variants" if c["n"] else "no variant run yet"
+        lines.append(f"| {c['label']} | {c['default']} | {same} | {flips} |")
+    lines += [
+        "",
+        "## Variants",
+        "",
+        "| variant | family | --set | claims | ran | wall s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v in data["variants"]:
+        ran_cell = "yes" if v["ran"] else NOT_RUN
+        if v["failure"]:
+            ran_cell += f" ({FAILED}: `{v['failure'][:100]}`)"
+        secs = f"{v['seconds']:.0f}" if v["seconds"] is not None else ""
+        lines.append(
+            f"| `{v['name']}` | {v['family']} | `{v['set'] or v['item']}` | {', '.join(v['claims'])} | "
+            f"{ran_cell} | {secs} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write(out: Path, data: dict, estimate: float | None = None) -> Path:
+    """out/MULTIVERSE.md, multiverse.png and multiverse.json; then the index's robust column."""
+    out = Path(out)
+    data = {**data, "figure": draw_heatmap(out / "multiverse.png", data), "estimate_seconds": estimate}
+    report.write_json(out / "multiverse.json", data)
+    path = out / "MULTIVERSE.md"
+    path.write_text(markdown(data, estimate))
+    if (out / "records").is_dir():
+        report.write_index(out)
+    return path
+
+
+# ------------------------------------------------------------------------------ the command
+def run(
+    out: Path, chosen: list[Variant], items: dict, scale: str, workers, runner=subprocess.run
+) -> list[str]:
+    """Run every chosen variant not yet complete, in the grid's order. -> the names run now.
+    Interrupted, it leaves the variants finished so far complete; the next call resumes there."""
+    ran = []
+    for i, v in enumerate(chosen, 1):
+        if is_complete(out, v, items[v.name], scale):
+            continue
+        print(f"[multiverse {i}/{len(chosen)}] --set {items[v.name]} ({', '.join(v.claims)})", flush=True)
+        seconds = run_variant(out, v, items[v.name], scale, workers, runner)
+        print(f"[multiverse {i}/{len(chosen)}] {v.item}: {seconds:.0f} s", flush=True)
+        ran.append(v.name)
+    return ran
+
+
+def choose(claims=(), picks=(), grid: dict | None = None) -> list[Variant]:
+    """The grid's variants for these claims (all when none), or the ones picked by name or item."""
+    every = variants(grid)
+    chosen = [v for v in every if not claims or set(claims) & set(v.claims)]
+    if picks:
+        unknown = [p for p in picks if not any(p in (v.name, v.item) for v in every)]
+        if unknown:
+            raise ValueError(
+                f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(v.name for v in every)}"
+            )
+        chosen = [v for v in chosen if v.name in picks or v.item in picks]
+    return chosen
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hw1.multiverse", description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--claim", action="append", default=[], help="only the families of this claim (repeatable)"
+    )
+    ap.add_argument("--scale", default="ci")
+    ap.add_argument("-n", "--workers", default="2", help="pytest-xdist workers per variant")
+    ap.add_argument(
+        "--variants", action="append", default=[], help="only this variant, by name or item (repeatable)"
+    )
+    ap.add_argument("--out", help="the figures folder of the default point (default: the scale's)")
+    ap.add_argument("--tables-only", action="store_true", help="do not run; tabulate the variants run so far")
+    args = ap.parse_args(argv)
+    scale = get_scale(args.scale)
+    out = Path(args.out) if args.out else ROOT / "figures" / ("" if args.scale == "ci" else args.scale)
+    try:
+        chosen = choose(args.claim, args.variants)
+    except ValueError as e:
+        print(f"python -m hw1.multiverse: {e}", file=sys.stderr)
+        return 2
+    try:  # an unknown field or claim fails here, before anything runs
+        items = validate(chosen, scale)
+    except ValueError as e:  # OverrideError too
+        print(f"python -m hw1.multiverse: the grid does not fit the config: {e}", file=sys.stderr)
+        return 2
+    chosen = [v for v in chosen if v.name in items]
+    default = _records(out, scale.name, [])
+    if not default:
+        print(
+            f"no {scale.name} records in {out / 'records'}: run `pytest claims/ --scale {scale.name}` first"
+        )
+        return 2
+    if not args.tables_only:
+        run(out, chosen, items, scale.name, args.workers)
+    ci = _records(ROOT / "figures", "ci", [])  # the estimate is of the ci grid, from the ci suite's times
+    estimate = estimate_seconds(variants(), ci) if ci else None
+    path = write(out, table(out, scale.name, chosen), estimate)
+    print(f"multiverse: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,228 @@
+"""The multiverse (issue 19): the dated grid fits the config, the command resumes, a variant that
+fails to train is shown, MULTIVERSE.md / heatmap / JSON count k of n right, the index links it."""
+
+import inspect
+import json
+import re
+import subprocess
+import types
+from dataclasses import fields
+
+import pytest
+from test_report import _record as report_record, _verdict as report_verdict
+
+from hw1 import config, multiverse, report
+from hw1.config import CI, MULTIVERSE, MULTIVERSE_DATE, SMOKE, OverrideError, apply_overrides
+from hw1.report import ClaimRecord
+
+
+def _record(claim: str, case: str = "", status: str | None = "reproduced", overrides=()) -> ClaimRecord:
+    """A synthetic ci record (test_report's), or one that stopped before its verdict (status None)."""
+    r = report_record(claim=claim, case=case, section="HW1-2", overrides=list(overrides), train_seconds=10.0)
+    r.verdict = report_verdict(status=status) if status else None
+    return r
+
+
+# A small grid of real claim ids and fields (the suite's grid may name fields main adds later).
+GRID = {
+    "opt": {"claims": ("minimal-ratio", "error-surface"), "set": ("opt.lr=*3", "opt.n_points=*1/2")},
+    "mnist": {"claims": ("dnn-depth",), "set": ("mnist.batch_size=*2",)},
+}
+
+
+def _has_field(item: str) -> bool:
+    sec, _, name = item.partition("=")[0].partition(".")
+    return name in {f.name for f in fields(getattr(CI, sec))}
+
+
+# ------------------------------------------------------------------------------ the grid
+@pytest.mark.parametrize("scale", [CI, SMOKE], ids=["ci", "smoke"])
+def test_every_grid_item_is_one_setting_that_parses_against_the_config(scale):
+    names = [v.name for v in multiverse.variants()]
+    assert len(names) == len(set(names)) and len(names) >= 20
+    for v in multiverse.variants():
+        assert v.item.count("=") == 1 and "," not in v.item.partition("=")[0]  # one setting
+        assert set(v.claims) <= set(config.CLAIM_SETTINGS), v.family
+        if not _has_field(v.item):  # e.g. `optimizer` before main has it: it must fail loudly
+            with pytest.raises(OverrideError, match="has no field"):
+                multiverse.validate([v], scale)
+            continue
+        item = multiverse.resolve(v.item, scale)
+        assert apply_overrides(scale, [item]).overrides == (item,)
+        assert "*" not in item
+
+
+def test_the_grid_is_dated_and_says_it_is_not_edited_after_seeing_outcomes():
+    assert MULTIVERSE_DATE == "2026-12-01"
+    source = inspect.getsource(config)
+    assert "not to be edited after" in source and "new grid with a new date" in source
+    assert set(MULTIVERSE) >= {"fit", "opt", "batch-size"}
+
+
+def test_relative_items_resolve_to_the_scales_values():
+    assert multiverse.resolve("fit.lr=*3", CI) == "fit.lr=0.003"
+    assert multiverse.resolve("fit.epochs=*1/2", CI) == f"fit.epochs={CI.fit.epochs // 2}"
+    assert multiverse.resolve("gen.bs_widths=*1/2", CI) == "gen.bs_widths=32,32,32,32"
+    assert multiverse.resolve("fit.targets=sinc", CI) == "fit.targets=sinc"
+    with pytest.raises(multiverse.GridError):  # "all of MNIST" has no double
+        multiverse.resolve("mnist.train_size=*2", config.PAPER)
+
+
+def test_an_unknown_field_or_claim_fails_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(OverrideError, match="valid fields"):
+        multiverse.validate(
+            multiverse.variants({"f": {"claims": ("dnn-depth",), "set": ("mnist.nope=*2",)}}), CI
+        )
+    with pytest.raises(ValueError, match="unknown claim"):
+        multiverse.validate(multiverse.variants({"f": {"claims": ("nope",), "set": ("mnist.lr=*2",)}}), CI)
+    with pytest.raises(OverrideError, match="one SECTION.FIELD=VALUE"):
+        multiverse.validate(multiverse.variants({"f": {"claims": ("dnn-depth",), "set": ("a=1=2",)}}), CI)
+
+
+def test_the_whole_grid_is_estimated_within_an_hour_at_ci():
+    records = report.load_records(multiverse.ROOT / "figures")
+    ci = [r for r in records if r.scale == "ci" and not r.overrides]
+    if not ci:
+        pytest.skip("no committed ci records to estimate from")
+    assert multiverse.estimate_seconds(multiverse.variants(), ci, workers=2) <= 3600
+
+
+# ------------------------------------------------------------------------------ running and resuming
+def _fake_runner(calls, fail_at=None, outcome="reproduced"):
+    """Stands in for subprocess.run: files one record per --claim with the --set item, as the harness would."""
+
+    def run(cmd, cwd, stdout, stderr, check):
+        item = cmd[cmd.index("--set") + 1]
+        if item == fail_at:
+            raise KeyboardInterrupt  # the multiverse is interrupted inside this variant
+        calls.append(item)
+        folder = cmd[cmd.index("--figures-dir") + 1]
+        claims = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--claim"]
+        status = None if outcome == "fail" else outcome
+        for i, c in enumerate(claims):  # "fail": the first claim stops before its verdict
+            _record(c, status=status if i == 0 else "reproduced", overrides=[item]).save(folder)
+        if status is None:
+            stdout.write("E   hw1.train.NonFiniteLossError: the loss is nan at epoch 12\n")
+        return types.SimpleNamespace(returncode=1 if status is None else 0)
+
+    return run
+
+
+def test_the_multiverse_resumes_where_it_was_interrupted(tmp_path):
+    chosen = multiverse.variants(GRID)
+    items = multiverse.validate(chosen, CI)
+    calls = []
+    with pytest.raises(KeyboardInterrupt):
+        multiverse.run(tmp_path, chosen, items, "ci", 2, _fake_runner(calls, fail_at=items[chosen[1].name]))
+    assert calls == [items[chosen[0].name]]
+    assert not (multiverse.variant_dir(tmp_path, chosen[1]) / "variant.json").exists()
+    ran = multiverse.run(tmp_path, chosen, items, "ci", 2, _fake_runner(calls))
+    assert ran == [chosen[1].name, chosen[2].name]  # the finished variant is not run again
+    assert multiverse.run(tmp_path, chosen, items, "ci", 2, _fake_runner(calls)) == []
+
+
+def test_a_variant_with_records_missing_is_run_again(tmp_path):
+    chosen = multiverse.variants(GRID)[:1]
+    items = multiverse.validate(chosen, CI)
+    multiverse.run(tmp_path, chosen, items, "ci", 2, _fake_runner([]))
+    next((multiverse.variant_dir(tmp_path, chosen[0]) / "records").glob("*.json")).unlink()
+    assert multiverse.run(tmp_path, chosen, items, "ci", 2, _fake_runner([])) == [chosen[0].name]
+
+
+def test_a_pytest_that_did_not_run_to_its_end_stops_the_multiverse(tmp_path):
+    v = multiverse.variants(GRID)[0]
+
+    def usage_error(cmd, **kw):
+        return types.SimpleNamespace(returncode=4)
+
+    with pytest.raises(RuntimeError, match="exit code 4"):
+        multiverse.run_variant(tmp_path, v, "opt.lr=0.003", "ci", 2, usage_error)
+    assert not multiverse.is_complete(tmp_path, v, "opt.lr=0.003", "ci")
+
+
+def test_the_command_runs_the_harness_with_the_variants_setting(tmp_path):
+    v = multiverse.variants(GRID)[0]
+    seen = []
+
+    def spy(cmd, cwd, stdout, stderr, check):
+        seen.append(cmd)
+        return types.SimpleNamespace(returncode=0)
+
+    multiverse.run_variant(tmp_path, v, "opt.lr=0.003", "smoke", 2, spy)
+    cmd = " ".join(seen[0])
+    assert "-m pytest claims/" in cmd and "--scale smoke" in cmd and "--set opt.lr=0.003" in cmd
+    assert f"--figures-dir {tmp_path / 'multiverse' / 'opt.lr-x3'}" in cmd and "-n 2" in cmd
+    assert "--claim minimal-ratio --claim error-surface" in cmd
+
+
+# ------------------------------------------------------------------------------ the table and its files
+def _multiverse(tmp_path):
+    """Default: both opt cases reproduced, dnn-depth not shown. opt.lr x3 fails to train
+    minimal-ratio; opt.n_points x1/2 reproduces both; mnist.batch_size x2 is not run."""
+    for r in (_record("minimal-ratio"), _record("error-surface"), _record("dnn-depth", status="not shown")):
+        r.save(tmp_path)
+    chosen = multiverse.variants(GRID)
+    items = multiverse.validate(chosen, CI)
+    multiverse.run(tmp_path, chosen[:1], items, "ci", 2, _fake_runner([], outcome="fail"))
+    multiverse.run(tmp_path, chosen[1:2], items, "ci", 2, _fake_runner([]))
+    return multiverse.table(tmp_path, "ci", chosen)
+
+
+def test_k_of_n_counts_the_variants_that_ran_and_a_failure_is_shown_not_dropped(tmp_path):
+    data = _multiverse(tmp_path)
+    by = {c["label"]: c for c in data["cases"]}
+    assert by["minimal-ratio"]["outcomes"] == {
+        "opt.lr-x3": multiverse.FAILED,
+        "opt.n_points-x1over2": "reproduced",
+    }
+    assert (by["minimal-ratio"]["same"], by["minimal-ratio"]["n"]) == (1, 2)
+    assert by["minimal-ratio"]["flips"] == ["opt.lr-x3"]
+    assert by["dnn-depth"]["n"] == 0  # its variant was not run
+    failed = next(v for v in data["variants"] if v["name"] == "opt.lr-x3")
+    assert "NonFiniteLossError" in failed["failure"]
+
+
+def test_multiverse_md_heatmap_and_json_are_written(tmp_path):
+    data = _multiverse(tmp_path)
+    md = multiverse.write(tmp_path, data, estimate=1800.0).read_text()
+    assert "descriptive" in md and "combines no p-values and makes no new test" in md
+    assert "about 30 min" in md and "estimate" in md
+    assert "| minimal-ratio | reproduced | 1 of 2 variants | `opt.lr-x3` (failed to train) |" in md
+    assert "| error-surface | reproduced | 2 of 2 variants | — |" in md
+    assert "NonFiniteLossError" in md
+    saved = json.loads((tmp_path / "multiverse.json").read_text())
+    by = {c["label"]: c for c in saved["cases"]}
+    assert saved["date"] == MULTIVERSE_DATE and (by["minimal-ratio"]["same"], by["minimal-ratio"]["n"]) == (
+        1,
+        2,
+    )
+    assert saved["figure"]["columns"][0] == "default" and saved["figure"]["x"] == "variant"
+    assert (tmp_path / "multiverse.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_index_gets_a_robust_column_linking_the_multiverse(tmp_path):
+    for r in (_record("minimal-ratio"), _record("error-surface")):
+        r.save(tmp_path)
+    text = report.write_index(tmp_path).read_text()
+    assert "| robust |" in text and "MULTIVERSE.md" not in text  # no link to a file not there
+    row = next(ln for ln in text.splitlines() if ln.startswith("| [minimal-ratio]"))
+    assert "| — |" in row  # no multiverse result yet
+    _multiverse(tmp_path)
+    multiverse.write(tmp_path, multiverse.table(tmp_path, "ci", multiverse.variants(GRID)))
+    text = (tmp_path / "INDEX.md").read_text()
+    row = next(ln for ln in text.splitlines() if ln.startswith("| [minimal-ratio]"))
+    assert "[1/2](MULTIVERSE.md#per-case)" in row and "| [robust](MULTIVERSE.md) |" in text
+    assert re.search(r"\| \[error-surface\].*\[2/2\]\(MULTIVERSE.md#per-case\)", text)
+
+
+def test_the_command_refuses_a_grid_that_does_not_fit_the_config(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(multiverse, "MULTIVERSE", {"f": {"claims": ("dnn-depth",), "set": ("mnist.nope=1",)}})
+    assert multiverse.main(["--out", str(tmp_path)]) == 2
+    assert "mnist has no field 'nope'" in capsys.readouterr().err
+
+
+def test_the_cli_help_runs():
+    out = subprocess.run(
+        ["python3", "-m", "hw1.multiverse", "--help"], capture_output=True, text=True, cwd=multiverse.ROOT
+    )
+    assert out.returncode == 0 and "--variants" in out.stdout and "--scale" in out.stdout
