@@ -9,30 +9,28 @@ read from the records the run wrote (`<figures dir>/records/*.json`) and its `en
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from hw1 import report
 
 
 def rows(folder: Path) -> list[dict]:
-    out = []
-    for f in sorted((folder / "records").glob("*.json")):
-        r = json.loads(f.read_text())
-        out.append(
-            {
-                "claim": r["claim"],
-                "case": r.get("case") or "",
-                "outcome": r["verdict"]["status"],
-                "seeds": len(r.get("seeds") or []),
-                "seconds": r.get("seconds"),
-                "trained": r.get("train_seconds"),
-            }
-        )
+    out = [
+        {
+            "claim": r.claim,
+            "case": r.case,
+            "outcome": r.verdict.status if r.verdict else "no verdict",
+            "seeds": len(r.seeds),
+            "seconds": r.seconds,
+            "trained": r.train_seconds,
+        }
+        for r in report.load_records(folder)
+    ]
     return sorted(out, key=lambda r: -(r["seconds"] or 0))
 
 
 def table(folder: Path, wall: float | None = None) -> str:
-    env_file = folder / "environment.json"
-    env = json.loads(env_file.read_text()) if env_file.exists() else {}
+    env = report.load_json(folder / "environment.json") or {}
     found = rows(folder)
     num = env.get("numerics", {})
     where = num.get("accelerator") or num.get("cpu") or "unknown machine"

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from records import record, verdict
 
 from benchmarks import timing
 
@@ -15,20 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _record(folder: Path, claim: str, case: str, status: str, seconds: float, seeds: int) -> None:
-    (folder / "records").mkdir(parents=True, exist_ok=True)
-    name = f"{claim}--{case}" if case else claim
-    (folder / "records" / f"{name}.json").write_text(
-        json.dumps(
-            {
-                "claim": claim,
-                "case": case,
-                "verdict": {"status": status},
-                "seeds": list(range(seeds)),
-                "seconds": seconds,
-                "train_seconds": seconds * 2,
-            }
-        )
-    )
+    record(
+        claim=claim,
+        case=case,
+        verdict=verdict(status=status),
+        seeds=list(range(seeds)),
+        seconds=seconds,
+        train_seconds=seconds * 2,
+    ).save(folder)
 
 
 def test_the_timing_table_lists_every_case_slowest_first(tmp_path):

@@ -9,7 +9,7 @@ import types
 from dataclasses import fields
 
 import pytest
-from test_report import _record as report_record, _verdict as report_verdict
+from records import record as report_record, verdict as report_verdict
 
 from hw1 import config, multiverse, report
 from hw1.config import CI, MULTIVERSE, MULTIVERSE_DATE, SMOKE, OverrideError, apply_overrides

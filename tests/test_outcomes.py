@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 import pytest
+from records import verdict
 
 from hw1 import stats as S
 
@@ -151,21 +152,8 @@ def test_measure_receives_exactly_the_plans_stage_levels():
 
     def measure(seeds, alpha):
         got.append(alpha)
-        return S.Verdict(
-            status=S.NOT_SHOWN,
-            test="t",
-            statistic=0.0,
-            p_value=0.3,
-            alpha=alpha,
-            effect_name="e",
-            effect=0.1,
-            ci_low=0.0,
-            ci_high=0.2,
-            n=len(seeds),
-            detail="",
-            p_opposite=0.7,
-            z_parts=(2.0,),
-        ), None  # z = 2: never futile, never decided
+        return verdict(p_value=0.3, alpha=alpha, n=len(seeds), p_opposite=0.7, z_parts=(2.0,)), None
+        # z = 2: never futile, never decided
 
     S.staged(measure, 5, PLAN, alpha=ALPHA)
     assert got == PLAN.levels(ALPHA) == [0.025, 0.0125, 0.0125]
@@ -203,20 +191,7 @@ def test_staged_runs_every_stage_when_the_result_stays_borderline():
 
     def measure(seeds, alpha):
         p = next(p_values)
-        v = S.Verdict(
-            status=S.NOT_SHOWN,
-            test="t",
-            statistic=0.0,
-            p_value=p,
-            alpha=alpha,
-            effect_name="e",
-            effect=0.1,
-            ci_low=0.0,
-            ci_high=0.2,
-            n=len(seeds),
-            detail="",
-            p_opposite=1 - p,
-        )
+        v = verdict(p_value=p, alpha=alpha, n=len(seeds), p_opposite=1 - p)
         return v, None
 
     r = S.staged(measure, 5, PLAN)

@@ -4,41 +4,11 @@ import json
 import math
 import re
 
+from records import record as _record, verdict as _verdict
+
 from hw1 import report, stats
 from hw1.config import CI, SMOKE, apply_overrides
 from hw1.report import ClaimRecord, FigureFile
-
-
-def _verdict(**kw) -> stats.Verdict:
-    v = dict(
-        status="not shown",
-        test="Page's L trend test",
-        statistic=1.0,
-        p_value=0.45,
-        alpha=0.05,
-        effect_name="mean Kendall tau",
-        effect=-0.06,
-        ci_low=-0.133,
-        ci_high=0.0,
-        n=6,
-        detail="d",
-        p_opposite=0.58,
-    )
-    return stats.Verdict(**{**v, **kw})
-
-
-def _record(**kw) -> ClaimRecord:
-    r = dict(
-        claim="sensitivity",
-        case="mnist",
-        section="s",
-        statement="Larger batches, lower sensitivity.",
-        scale="ci",
-        seeds=[0, 1, 2, 3, 4, 5],
-        verdict=_verdict(),
-        expected="not shown",
-    )
-    return ClaimRecord(**{**r, **kw})
 
 
 def test_an_interval_ending_at_zero_is_written_as_zero_not_nan():

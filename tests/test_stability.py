@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from records import verdict
 
 from hw1 import report, stability, stats
 
@@ -17,20 +18,7 @@ def _record(folder, claim, case, offset, status, p, p_opp, seeds):
         "seed_offset": offset,
         "seeds": list(range(offset, offset + seeds)),
         "figures": [],
-        "verdict": stats.Verdict(
-            status=status,
-            test="t",
-            statistic=1.0,
-            p_value=p,
-            p_opposite=p_opp,
-            alpha=0.05,
-            effect_name="e",
-            effect=0.1,
-            ci_low=0.0,
-            ci_high=0.2,
-            n=seeds,
-            detail="d",
-        ).to_dict(),
+        "verdict": verdict(status=status, p_value=p, p_opposite=p_opp, n=seeds).to_dict(),
     }
     (folder / "records").mkdir(parents=True, exist_ok=True)
     name = f"{claim}--{case}" if case else claim
@@ -146,20 +134,7 @@ def test_a_fragile_case_gets_its_pooled_verdict_in_the_table_and_the_index(tmp_p
         seeds=list(range(10)),
         stop="decided",
         reason=stats.DECIDED,
-        verdict=stats.Verdict(
-            status="contradicted",
-            test="t",
-            statistic=1.0,
-            p_value=0.99,
-            p_opposite=0.003,
-            alpha=0.05,
-            effect_name="e",
-            effect=-0.1,
-            ci_low=-0.2,
-            ci_high=0.0,
-            n=10,
-            detail="d",
-        ),
+        verdict=verdict(status="contradicted", p_value=0.99, p_opposite=0.003, n=10),
     )
     rec.save(pooled)
     table = stability.add_pooled(table, "ci")

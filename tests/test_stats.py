@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
+from records import verdict
 from scipy import stats as sps
 
 from hw1 import stats as S
@@ -202,20 +203,7 @@ P_OPP = {S.REPRODUCED: 0.99, S.CONTRADICTED: 0.001, S.NOT_SHOWN: 0.5, S.INCONCLU
 
 
 def _verdict(status, p):
-    return S.Verdict(
-        status=status,
-        test=f"test{p}",
-        statistic=1.0,
-        p_value=p,
-        alpha=0.05,
-        effect_name="eff",
-        effect=p * 10,
-        ci_low=0.0,
-        ci_high=1.0,
-        n=8,
-        detail="d",
-        p_opposite=P_OPP[status],
-    )
+    return verdict(status=status, test=f"test{p}", p_value=p, effect=p * 10, n=8, p_opposite=P_OPP[status])
 
 
 @pytest.mark.parametrize("statuses", list(itertools.product(S.OUTCOMES, repeat=2)))
@@ -375,21 +363,7 @@ CI_PLAN = S.StagePlan(multipliers=(1, 2, 4), spend=(0.5, 0.75, 1.0), futility=0.
 
 def _part(p_claim: float, z: float, n: int = 5) -> S.Verdict:
     """A 'not shown' part with one-sided p for the claim and a standardized statistic z."""
-    return S.Verdict(
-        status=S.NOT_SHOWN,
-        test="t",
-        statistic=0.0,
-        p_value=p_claim,
-        alpha=0.025,
-        effect_name="e",
-        effect=0.0,
-        ci_low=0.0,
-        ci_high=0.0,
-        n=n,
-        detail="",
-        p_opposite=1 - p_claim,
-        z_parts=(z,),
-    )
+    return verdict(p_value=p_claim, alpha=0.025, n=n, p_opposite=1 - p_claim, z_parts=(z,))
 
 
 def test_futility_of_a_multi_part_claim_extrapolates_each_part_at_level_over_m():
