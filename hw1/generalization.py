@@ -337,20 +337,20 @@ def gaussian_sharpness(model: nn.Module, x, y, loss: str, *, sigma: float, n: in
 def batched_gaussian_sharpness(
     run: Ensemble, x, y, *, sigma: float, n: int, device="cpu", chunk: int = 64
 ) -> np.ndarray:
-    """`gaussian_sharpness` of every member at once on `device`, float64: member k's n draws are
-    the same as its own (numpy, seeded by its seed), and the losses of all members x draws are one
-    vmapped call per `chunk` points in parameter space. -> (K,); on CPU equal to the member-by-member
-    values to 1e-10 (tests/test_generalization.py)."""
+    """`gaussian_sharpness` of every member on `device`, float64, its point and its n draws as one
+    vmapped call per `chunk` points in parameter space (one member's draws in memory at a time):
+    member k's draws are its own (numpy, seeded by its seed). -> (K,); on CPU equal to the
+    member-by-member values to 1e-10 (tests/test_generalization.py)."""
     shapes = {name: p.shape[1:] for name, p in run.params.items()}
     f = vmap(flat_loss_fn(run.build, as_double(x).to(device), as_double(y).to(device), shapes, run.loss))
-    theta = run.flat().double()  # (K, P), in named_parameters order like _flat_loss's
-    draws = [np.random.default_rng(s).standard_normal((n, theta.shape[1])) for s in run.seeds]
-    points = torch.cat(
-        [torch.cat([t[None], t[None] + sigma * torch.from_numpy(d)]) for t, d in zip(theta, draws)]
-    )  # (K (n + 1), P): each member's own point, then its draws
-    with torch.no_grad():
-        losses = torch.cat([f(c.to(device)) for c in points.split(chunk)]).cpu().view(len(run.seeds), n + 1)
-    return (losses[:, 1:] - losses[:, :1]).amax(1).numpy()
+    out = []
+    for theta, seed in zip(run.flat().double(), run.seeds):  # named_parameters order, like _flat_loss's
+        draws = torch.from_numpy(np.random.default_rng(seed).standard_normal((n, theta.numel())))
+        points = torch.cat([theta[None], theta[None] + sigma * draws])  # its own point, then its draws
+        with torch.no_grad():
+            losses = torch.cat([f(c.to(device)) for c in points.split(chunk)]).cpu()
+        out.append(float((losses[1:] - losses[0]).max()))
+    return np.array(out)
 
 
 def box_maximise(f, x0: np.ndarray, eps: float, iters: int):

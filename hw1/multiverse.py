@@ -29,6 +29,7 @@ from pathlib import Path
 
 from . import report
 from .config import CLAIM_SETTINGS, MULTIVERSE, MULTIVERSE_DATE, OverrideError, apply_overrides, get_scale
+from .stability import claims_command
 
 ROOT = Path(__file__).resolve().parent.parent
 FAILED = "failed to train"  # the case stopped before its verdict (its record has none)
@@ -146,9 +147,9 @@ def run_variant(out: Path, v: Variant, item: str, scale: str, workers: str, runn
     folder = variant_dir(out, v)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "variant.json").unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "pytest", "claims/", "-q", "-p", "no:cacheprovider", "--scale", scale]
-    cmd += ["--set", item, "--figures-dir", str(folder), "-n", str(workers)]
-    cmd += [a for c in v.claims for a in ("--claim", c)]
+    cmd = claims_command(
+        scale, folder, workers, "--set", item, *(a for c in v.claims for a in ("--claim", c))
+    )
     start = time.time()
     with open(folder / "pytest.log", "w") as log:
         rc = runner(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False).returncode

@@ -33,26 +33,31 @@ def run_dir(scale: str, offset: int) -> Path:
     return ROOT / ".stability" / scale / f"seed-{offset}"
 
 
-def run_set(scale: str, offset: int, workers: str) -> float:
-    """Run the claims on one seed set (its outcomes land in its records). -> wall seconds."""
-    out = run_dir(scale, offset)
-    cmd = [
+def claims_command(scale: str, figures_dir: Path, workers, *options: str) -> list[str]:
+    """The pytest command line that runs the claims at `scale` into `figures_dir` with `workers`
+    xdist workers and further `options` (--seed, --set, --claim ...): what the stability table,
+    its pooled verdicts and the multiverse each run."""
+    return [
         sys.executable,
         "-m",
         "pytest",
         "claims/",
         "-q",
-        "-n",
-        workers,
-        "--scale",
-        scale,
-        "--seed",
-        str(offset),
-        "--figures-dir",
-        str(out),
         "-p",
         "no:cacheprovider",
+        "--scale",
+        scale,
+        "--figures-dir",
+        str(figures_dir),
+        "-n",
+        str(workers),
+        *options,
     ]
+
+
+def run_set(scale: str, offset: int, workers: str) -> float:
+    """Run the claims on one seed set (its outcomes land in its records). -> wall seconds."""
+    cmd = claims_command(scale, run_dir(scale, offset), workers, "--seed", str(offset))
     start = time.time()
     # The exit code is not the point: a ledger difference at offset 0 still files its record.
     subprocess.run(cmd, cwd=ROOT, check=False)
@@ -67,25 +72,8 @@ def run_pooled(scale: str, offsets, cases: list[tuple[str, str]], workers: str) 
     """The staged test of each (claim, case) on the union of the seed sets. -> wall seconds."""
     start = time.time()
     for claim_id, case in cases:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "claims/",
-            "-q",
-            "-n",
-            workers,
-            "--scale",
-            scale,
-            "--seed-sets",
-            ",".join(map(str, offsets)),
-            "--claim",
-            claim_id,
-            "--figures-dir",
-            str(pooled_dir(scale)),
-            "-p",
-            "no:cacheprovider",
-        ]
+        sets = ",".join(map(str, offsets))
+        cmd = claims_command(scale, pooled_dir(scale), workers, "--seed-sets", sets, "--claim", claim_id)
         if case:
             cmd += ["-k", case]
         subprocess.run(cmd, cwd=ROOT, check=False)

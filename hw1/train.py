@@ -190,9 +190,10 @@ def epoch_orders(seeds: list[int], n: int, epoch: int, device: torch.device) -> 
     return perms.to(device)
 
 
-def ensemble_forward(build: Callable[[], nn.Module]) -> Callable:
-    """f(params, x) with params stacked (K, ...) and x (K, B, ...) -> (K, B, out)."""
-    base = copy.deepcopy(build()).to("meta")
+def ensemble_forward(build: Callable[[], nn.Module], base: nn.Module | None = None) -> Callable:
+    """f(params, x) with params stacked (K, ...) and x (K, B, ...) -> (K, B, out). base: the
+    net as a parameter-free (meta) module, if the caller already built one."""
+    base = base if base is not None else copy.deepcopy(build()).to("meta")
 
     def one(p, x):
         return functional_call(base, p, (x,))
@@ -200,15 +201,15 @@ def ensemble_forward(build: Callable[[], nn.Module]) -> Callable:
     return vmap(one)
 
 
-def _has_conv(build: Callable[[], nn.Module]) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in build().modules())
+def _has_conv(net: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in net.modules())
 
 
 def vectorizes(build: Callable[[], nn.Module], device: torch.device | str) -> bool:
     """The one rule for `train_ensemble(vectorize="auto")`: vmap the members, except conv nets on
     CPU, where vmapped convolutions become grouped convolutions that PyTorch's CPU kernels run
     slower than K ordinary ones (the members then train one after another, the same result)."""
-    return not _has_conv(build) or torch.device(device).type != "cpu"
+    return not _has_conv(build()) or torch.device(device).type != "cpu"
 
 
 def _labels(y) -> tuple[torch.Tensor, bool]:
@@ -233,11 +234,12 @@ def evaluate(build, params, x, y, loss: str, chunk: int = 2000) -> dict[str, tor
     (below, the last bit of the loss moves), so the records did not change. A dense net's chunks
     stay whole: there the piece size changes the matrix-product kernel and the last bits.
     """
-    fwd, lossf = ensemble_forward(build), LOSSES[loss]
+    base = copy.deepcopy(build()).to("meta")
+    fwd, lossf = ensemble_forward(build, base), LOSSES[loss]
     K = next(iter(params.values())).shape[0]
     dev = next(iter(params.values())).device
     y, members = _labels(y)
-    piece = max(CPU_PIECE_MIN, CPU_FORWARD_IMAGES // K) if dev.type == "cpu" and _has_conv(build) else chunk
+    piece = max(CPU_PIECE_MIN, CPU_FORWARD_IMAGES // K) if dev.type == "cpu" and _has_conv(base) else chunk
     tot, correct = torch.zeros(K, device=dev), torch.zeros(K, device=dev)
     with torch.no_grad():
         for xs, ys in zip(x.split(chunk), y.split(chunk, dim=1 if members else 0)):
