@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hw1 import stats
+from hw1 import cache, stats
 from hw1.data import get_target, sample_target
 from hw1.experiments import fit_runs, mnist_runs
 from hw1.plots import Panel, Series, band
@@ -112,7 +112,7 @@ def test_function_depth(target, scale, device, claim):
     grid, _ = sample_target(target, 16 * cfg.n_points)
 
     def measure(s, alpha):
-        runs = {d: fit_runs(cfg, target, d, cfg.budget, s, device) for d in cfg.depths}
+        runs = cache.each_free(cfg.depths, lambda d: fit_runs(cfg, target, d, cfg.budget, s, device))
         # (seeds, depths)
         train_loss = np.stack([runs[d].history["loss"][:, -1].numpy() for d in cfg.depths], 1)
         max_err = np.stack([_max_error(target, runs[d], grid) for d in cfg.depths], 1)
@@ -182,7 +182,10 @@ def test_small_budget_crossover(target, scale, device, claim):
         # Only the four tested (budget, depth) pairs grow with the stages; the figure's other
         # budgets and depths stay at the first stage's seeds (they decide nothing).
         final = {
-            k: fit_runs(cfg, target, k[1], k[0], s, device).history["loss"][:, -1].numpy() for k in tested
+            k: run.history["loss"][:, -1].numpy()
+            for k, run in cache.each_free(
+                tested, lambda k: fit_runs(cfg, target, k[1], k[0], s, device)
+            ).items()
         }  # (seeds,) each
         # Criterion: Wilcoxon signed-rank over seeds, one-sided, at the smallest budget (shallow <
         # deep) AND at the largest (deep < shallow): a crossover needs both (intersection-union).
@@ -208,7 +211,10 @@ def test_small_budget_crossover(target, scale, device, claim):
 
     verdict, s, _ = claim.stage(measure, cfg.seeds)
     first = s[: cfg.seeds]
-    runs = {(b, d): fit_runs(cfg, target, d, b, first, device) for b in budgets for d in cfg.depths}
+    runs = cache.each_free(
+        [(b, d) for b in budgets for d in cfg.depths],
+        lambda k: fit_runs(cfg, target, k[1], k[0], first, device),
+    )
     series = []
     for d in cfg.depths:
         mid, lo, hi = band(np.stack([runs[b, d].history["loss"][:, -1].numpy() for b in budgets], 1))
@@ -274,7 +280,7 @@ def test_cnn_depth(scale, device, claim):
     cfg = scale.mnist
 
     def measure(s, alpha):
-        runs = {d: mnist_runs(cfg, "cnn", d, s, device) for d in cfg.cnn_depths}
+        runs = cache.each_free(cfg.cnn_depths, lambda d: mnist_runs(cfg, "cnn", d, s, device))
         loss = np.stack([runs[d].history["train_loss"][:, -1].numpy() for d in cfg.cnn_depths], 1)
         acc = np.stack([runs[d].history["train_acc"][:, -1].numpy() for d in cfg.cnn_depths], 1)
         # Criterion: Page's trend test over seeds x depths, one-sided: final training loss
@@ -307,7 +313,7 @@ def test_dnn_depth(scale, device, claim):
     cfg = scale.mnist
 
     def measure(s, alpha):
-        runs = {d: mnist_runs(cfg, "dnn", d, s, device) for d in cfg.dnn_depths}
+        runs = cache.each_free(cfg.dnn_depths, lambda d: mnist_runs(cfg, "dnn", d, s, device))
         # convergence speed = mean training loss over the epochs (area under the curve, lower = faster)
         auc = np.stack([runs[d].history["loss"].mean(1).numpy() for d in cfg.dnn_depths], 1)
         acc = np.stack([runs[d].history["train_acc"][:, -1].numpy() for d in cfg.dnn_depths], 1)

@@ -9,7 +9,7 @@ sensitivities and sharpnesses all read the same batch-size runs) -> measure -> d
 import numpy as np
 import pytest
 
-from hw1 import generalization as G, stats
+from hw1 import cache, generalization as G, stats
 from hw1.plots import Panel, Series, band
 
 SECTION = "HW1-3 Generalization"
@@ -223,7 +223,7 @@ def test_params_vs_generalization(part, scale, device, claim):
     cfg = scale.gen
 
     def measure(s, alpha):
-        runs = {w: G.size_runs(cfg, w, s, device) for w in cfg.pg_widths}
+        runs = cache.each_free(cfg.pg_widths, lambda w: G.size_runs(cfg, w, s, device))
         n_params = [runs[w].build.n_params for w in cfg.pg_widths]
         final = _final(cfg, runs)
         sizes = f"{len(n_params)} sizes, {n_params[0]}..{n_params[-1]} parameters"
@@ -294,7 +294,7 @@ def test_interpolation(scale, device, claim):
     at = {a: int(np.argmin(np.abs(alphas - a))) for a in (-0.5, 0.0, 0.5, 1.0, 1.5)}
 
     def measure(s, alpha):
-        r1, r2 = (G.batch_runs(cfg, "mnist", b, s, device) for b in (b1, b2))
+        r1, r2 = cache.each_free((b1, b2), lambda b: G.batch_runs(cfg, "mnist", b, s, device)).values()
         c = G.interpolate(r1, r2, alphas, {"train": (x, y), "test": (xt, yt)}, device)
         loss, acc = c["train_loss"], c["test_acc"]
         end_loss = np.maximum(loss[:, at[0.0]], loss[:, at[1.0]])

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from . import data as _data
 from .provenance import knobs
@@ -70,6 +70,11 @@ _KEY = re.compile(r"^[0-9a-f]{24}$")
 _AST_DIGESTS: dict[bytes, str] = {}
 _SECONDS = {"train": 0.0}
 _OPEN: list[float] = []  # per compute() running in this process: seconds to add for nested cached calls
+_NOWAIT: list[int] = []  # per `each_free` pass: the compute depth whose cached calls must not wait
+
+
+class Busy(Exception):
+    """Another process holds a run group's lock (raised only to `each_free`, which goes on)."""
 
 
 class CacheWarning(UserWarning):
@@ -409,12 +414,51 @@ def cached_seeds(
     found, computed = _load_all(root, keys, discard=False), 0  # entries appear by atomic rename: no lock
     if len(found) < len(seeds):
         # one lock per group: whoever asks for any seeds of this spec waits while one computes
-        with FileLock(str(root / f"{run_key(spec, device, modules)}.lock")):
+        lock = FileLock(str(root / f"{run_key(spec, device, modules)}.lock"))
+        try:  # inside an `each_free` pass (and not nested in a compute): never wait, let it go on
+            lock.acquire(timeout=0 if _NOWAIT and _NOWAIT[-1] == len(_OPEN) else -1)
+        except Timeout:
+            raise Busy(spec.get("fn", spec)) from None
+        try:
             found, computed = _fill(root, spec, keys, compute, found)
+        finally:
+            lock.release()
     STATS["hits"] += len(seeds) - computed
     STATS["misses"] += computed
     _account(sum(found[s][1] for s in seeds), time.perf_counter() - t0)
     return _join([found[s][0] for s in seeds], seeds)
+
+
+def each_free(items, fn: Callable) -> dict:
+    """{item: fn(item)} for distinct `items`, in their order, computed in a work-sharing order: a
+    call whose run group another process is computing right now (its lock is held) is put off, and
+    the calls after it go first; only when a whole pass finds every call left busy does this process
+    wait, for the first of them. Two xdist workers asking for the same groups (two claims on the
+    same runs) thus train different groups instead of one waiting for the other. Each group is
+    still trained by one process with the seeds it was asked for, so the results are the same bits
+    in any order; alone, the order is the items' own. fn(item) should make its cached calls before
+    any work that is not cached (that work is redone when the call is put off)."""
+    items = list(items)
+    if len(set(items)) < len(items):
+        raise ValueError(f"each_free: items must be distinct, got {items}")
+    out: dict[int, object] = {}
+    pending = list(range(len(items)))
+    while pending:
+        done = []
+        for i in pending:
+            _NOWAIT.append(len(_OPEN))
+            try:
+                out[i] = fn(items[i])
+                done.append(i)
+            except Busy:
+                continue
+            finally:
+                _NOWAIT.pop()
+        pending = [i for i in pending if i not in done]
+        if pending and not done:  # every call left is busy: wait for the first, then try again
+            i = pending.pop(0)
+            out[i] = fn(items[i])
+    return {items[i]: out[i] for i in range(len(items))}
 
 
 def _modules_of(fn: Callable, args: dict) -> tuple[str, ...]:

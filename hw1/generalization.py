@@ -412,8 +412,9 @@ def _measurement_arrays(tensors: dict, args: dict) -> dict:
 def _per_batch(cfg: GenConfig, task: str, seeds: list[int], device, measure) -> dict:
     """{name: (K, B) tensor}: measure(run, b) -> {name: (K,)} on the batch-size runs of `task`."""
     cols: dict[str, list] = {}
+    measured = cache.each_free(cfg.batch_sizes, lambda b: measure(batch_runs(cfg, task, b, seeds, device)))
     for b in cfg.batch_sizes:
-        for n, v in measure(batch_runs(cfg, task, b, seeds, device)).items():
+        for n, v in measured[b].items():
             cols.setdefault(n, []).append(v)
     return {n: torch.tensor(np.stack(v, 1)) for n, v in cols.items()}
 

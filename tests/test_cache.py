@@ -357,6 +357,70 @@ def test_processes_asking_for_overlapping_seeds_train_each_seed_once(run_cache, 
     assert all(values == [float(s) for s in seeds] for seeds, values in got)
 
 
+def _hold(run_cache: Path, spec: dict, until):
+    """Another holder of `spec`'s group lock (a thread with its own file descriptor: what another
+    process training that group looks like), until `until()` is true (at most 10 s, so that a
+    caller that waits instead of going on fails rather than hangs). -> the thread, holding."""
+    import threading
+
+    from filelock import FileLock
+
+    taken = threading.Event()
+
+    def hold():
+        with FileLock(str(run_cache / f"{cache.run_key(spec, 'cpu')}.lock")):
+            taken.set()
+            deadline = time.monotonic() + 10
+            while not until() and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    taken.wait(10)
+    return t
+
+
+def _group(name: str, order: list):
+    return lambda seeds: (order.append(name), {"w": torch.tensor(seeds, dtype=torch.float32).view(-1, 1)})[1]
+
+
+def test_each_free_trains_groups_nobody_holds_first_then_waits_for_the_held_one(run_cache):
+    order = []
+    holder = _hold(run_cache, {"what": "a"}, until=lambda: len(order) >= 2)  # a's trainer ends later
+
+    def ask(name):
+        return cache.cached_seeds({"what": name}, [0, 1], "cpu", _group(name, order))["w"]
+
+    got = cache.each_free(["a", "b", "c"], ask)
+    holder.join()
+    assert order == ["b", "c", "a"]  # a was put off, not waited for while b and c could go
+    assert list(got) == ["a", "b", "c"] and all(v.flatten().tolist() == [0.0, 1.0] for v in got.values())
+
+
+def test_each_free_alone_keeps_the_order(run_cache):
+    order = []
+    got = cache.each_free([3, 1, 2], lambda k: cache.cached_seeds({"k": k}, [0], "cpu", _group(k, order)))
+    assert order == [3, 1, 2] and list(got) == [3, 1, 2]
+    with pytest.raises(ValueError, match="distinct"):
+        cache.each_free([1, 1], lambda k: k)
+
+
+def test_a_cached_call_inside_a_compute_waits_rather_than_aborting_it(run_cache):
+    """each_free puts off only its own calls: a measurement (a compute) that loads runs another
+    process is training waits for them instead of throwing its work away."""
+    order, t0 = [], time.monotonic()
+    holder = _hold(run_cache, {"what": "runs"}, until=lambda: time.monotonic() - t0 > 0.3)
+
+    def measure(seeds):
+        order.append("measure")
+        run = cache.cached_seeds({"what": "runs"}, seeds, "cpu", _group("runs", order))
+        return {"m": run["w"] * 2}
+
+    got = cache.each_free(["m"], lambda _: cache.cached_seeds({"what": "measure"}, [0, 1], "cpu", measure))
+    holder.join()
+    assert order == ["measure", "runs"] and got["m"]["m"].flatten().tolist() == [0.0, 2.0]
+
+
 def test_no_cache_bypasses_reading_and_writing(run_cache, monkeypatch):
     _get()
     monkeypatch.setenv("HW1_NO_CACHE", "1")
