@@ -22,7 +22,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from . import cache
-from .config import GenConfig
+from .config import BS_LR_SCALINGS, GenConfig
 from .data import load_mnist, sample_target
 from .landscape import as_double, flat_loss_fn
 from .models import ConvDenseArch, dnn_arch
@@ -158,6 +158,13 @@ def batch_epochs(cfg: GenConfig, task: str, batch: int) -> int:
 EVALS = 50  # evaluations of both sets over a run whose curves no claim reads (final values only)
 
 
+def batch_lr(cfg: GenConfig, batch: int) -> float:
+    """The learning rate of the batch-size runs at `batch` (GenConfig.bs_lr_scaling): cfg.lr when
+    fixed (the report's), else cfg.lr * (batch / bs_lr_ref) ** (1/2 for sqrt, 1 for linear)."""
+    power = BS_LR_SCALINGS[cfg.bs_lr_scaling]
+    return cfg.lr if power == 0.0 else cfg.lr * (batch / cfg.bs_lr_ref) ** power
+
+
 def eval_every(epochs: int) -> int:
     """Evaluate every this many epochs (and after the last) so that a run makes about EVALS
     evaluations: evaluating both sets after each of a large batch's many short epochs cost more than
@@ -178,7 +185,7 @@ def _batch_ensemble(tensors: dict, args: dict) -> Ensemble:
 @cache.per_seed(modules=MODULES, result=_batch_ensemble)
 def batch_runs(cfg: GenConfig, task: str, batch: int, seeds: list[int], device="cpu") -> Ensemble:
     """Nets trained with minibatches of `batch` on `task` ('mnist' CE or 'fit' MSE), one per seed.
-    Epochs: `batch_epochs`.
+    Epochs: `batch_epochs`; learning rate: `batch_lr` (cfg.lr unless bs_lr_scaling scales it).
 
     Member k starts from the same init (seed k) at every batch size, so batch sizes are paired.
     On MNIST with `cfg.bs_target_loss`, each member stops when its epoch's mean training loss
@@ -197,7 +204,7 @@ def batch_runs(cfg: GenConfig, task: str, batch: int, seeds: list[int], device="
         x,
         y,
         epochs=epochs,
-        lr=cfg.lr,
+        lr=batch_lr(cfg, batch),
         loss=task_loss(task),
         batch_size=batch,
         device=device,

@@ -315,8 +315,8 @@ def markdown(data: dict, estimate: float | None) -> str:
     lines = [
         "# Multiverse: how robust is each verdict to reasonable choices?",
         "",
-        f"Grid of {data['date']} (`hw1/config.py`, `MULTIVERSE`; written before any variant ran, not edited "
-        f"after seeing outcomes), at `{data['scale']}` scale. Each variant changes one setting of the "
+        f"Grids of {data['date']} (`hw1/config.py`, `MULTIVERSE`; each written before any of its variants "
+        f"ran, not edited after seeing outcomes), at `{data['scale']}` scale. Each variant changes one setting of the "
         "default point (the suite's own run) and re-runs the family's claims through the same harness: the "
         "same staged seeds, the same tests.",
         "",

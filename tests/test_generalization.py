@@ -145,6 +145,37 @@ def test_batch_runs_evaluate_less_often_without_changing_the_training(run_cache)
     assert torch.equal(run.history["test_loss"][:, -1], every.history["test_loss"][:, -1])
 
 
+def test_batch_lr_is_fixed_by_default_and_scales_around_the_reference_batch():
+    from hw1.config import CI, replace
+
+    assert all(G.batch_lr(CI.gen, b) == CI.gen.lr for b in CI.gen.batch_sizes)  # the report's
+    sq = replace(CI.gen, bs_lr_scaling="sqrt", bs_lr_ref=100)
+    assert G.batch_lr(sq, 100) == CI.gen.lr
+    assert G.batch_lr(sq, 400) == pytest.approx(2 * CI.gen.lr) and G.batch_lr(sq, 25) == pytest.approx(
+        CI.gen.lr / 2
+    )
+    lin = replace(CI.gen, bs_lr_scaling="linear", bs_lr_ref=50)
+    assert G.batch_lr(lin, 1000) == pytest.approx(20 * CI.gen.lr)
+    with pytest.raises(ValueError, match="bs_lr_scaling"):
+        replace(CI.gen, bs_lr_scaling="cubic")
+
+
+def test_a_scaled_learning_rate_trains_each_batch_size_at_its_own_rate(run_cache):
+    """gen.bs_lr_scaling reaches the training (the run at batch b is the one trained at
+    batch_lr(b)) and keys the runs apart from the fixed rate's."""
+    from hw1.config import SMOKE, replace
+    from hw1.train import train_ensemble
+
+    fixed = replace(SMOKE.gen, fit_epochs=3, fit_min_steps=1, fit_points=40)
+    scaled = replace(fixed, bs_lr_scaling="sqrt", bs_lr_ref=10)
+    assert G.batch_runs.keys(fixed, "fit", 40, [0]) != G.batch_runs.keys(scaled, "fit", 40, [0])
+    run = G.batch_runs(scaled, "fit", 40, [0])
+    (x, y), _ = G.task_data(scaled, "fit")
+    at_rate = train_ensemble(G.batch_arch(scaled, "fit"), [0], x, y, epochs=3, lr=2 * fixed.lr, batch_size=40)
+    for name in run.params:
+        assert torch.equal(run.params[name], at_rate.params[name])
+
+
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 def test_the_batched_sensitivity_is_the_member_by_member_one(loss):
     # what a GPU computes all at once (members x points, vmapped), here on CPU: the same numbers

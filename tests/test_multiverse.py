@@ -53,10 +53,18 @@ def test_every_grid_item_is_one_setting_that_parses_against_the_config(scale):
 
 
 def test_the_grid_is_dated_and_says_it_is_not_edited_after_seeing_outcomes():
-    assert MULTIVERSE_DATE == "2026-12-01"
+    assert MULTIVERSE_DATE.startswith("2026-12-01 (grid 1); 2026-12-01 16:15 UTC (grid 2")
     source = inspect.getsource(config)
     assert "not to be edited after" in source and "new grid with a new date" in source
     assert set(MULTIVERSE) >= {"fit", "opt", "batch-size"}
+
+
+def test_a_later_grid_adds_to_a_family_and_keeps_the_first_grids_items_in_place():
+    assert MULTIVERSE["batch-size"]["set"][:3] == config._GRID_1["batch-size"]["set"]
+    assert MULTIVERSE["batch-size"]["set"][3:] == ("gen.bs_lr_scaling=sqrt",)
+    assert config._merged(config._GRID_1) == config._GRID_1
+    with pytest.raises(ValueError, match="claims differ"):
+        config._merged(config._GRID_1, {"fit": {"claims": ("dnn-depth",), "set": ("fit.lr=*2",)}})
 
 
 def test_relative_items_resolve_to_the_scales_values():
