@@ -354,7 +354,9 @@ def test_error_surface(scale, device, claim):
         _, ens = _ratio_ensemble(cfg, s, device)  # θ*: the end points of minimal-ratio runs (shared)
         norm = float(ens.flat().norm(dim=1).median())
         radii = np.asarray(cfg.radii) * norm
-        probe = landscape.sphere_losses(ens, x, y, radii, cfg.n_dirs, seed=0)  # (seeds, radii, dirs)
+        probe = landscape.sphere_losses(
+            ens, x, y, radii, cfg.n_dirs, seed=0, device=device
+        )  # (seeds, radii, dirs)
         # Criterion: Page's trend test over seeds x radii, one-sided: the mean loss over the sphere
         # rises with r.
         return stats.trend_test(

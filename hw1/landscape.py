@@ -8,6 +8,7 @@ turns one back into the name -> tensor dict that `functional_call` takes.
 from __future__ import annotations
 
 import copy
+import itertools
 
 import numpy as np
 import torch
@@ -325,18 +326,41 @@ def losses_at(build, thetas: torch.Tensor, x, y, shapes, loss: str = "mse", chun
         return torch.cat([f(t) for t in thetas.split(chunk)])
 
 
-def sphere_losses(ens: Ensemble, x, y, radii, n_dirs: int, seed: int = 0) -> np.ndarray:
+SPHERE_ELEMENTS = 2**27  # CUDA: points x training points x parameters that one vmapped call may take
+
+
+def sphere_losses(
+    ens: Ensemble, x, y, radii, n_dirs: int, seed: int = 0, device="cpu", spheres_per_call: int | None = None
+) -> np.ndarray:
     """Loss at n_dirs random points at each distance r from each member's parameters.
 
-    -> (K, len(radii), n_dirs). Member k, radius i draw from seed (seed, k, i).
+    -> (K, len(radii), n_dirs). Member k, radius i draw from seed (seed, k, i), on the host: the
+    same draws on every device. The points of `spheres_per_call` spheres (of any members: they
+    share one architecture) go through one vmapped loss: by default one sphere at a time on CPU
+    (the numbers of a loop over members and radii, bit for bit), and on CUDA as many as
+    SPHERE_ELEMENTS allows (a few calls instead of K x radii).
     """
     shapes, theta = param_shapes(ens.params), ens.flat()
-    out = np.zeros((len(theta), len(radii), n_dirs))
-    for k, t in enumerate(theta):
-        for i, r in enumerate(radii):
-            pts = sample_sphere(t, float(r), n_dirs, seed=seed * 1_000_003 + k * 1009 + i)
-            out[k, i] = losses_at(ens.build, pts, x, y, shapes, ens.loss).numpy()
-    return out
+    K, R = len(theta), len(radii)
+    if spheres_per_call is None:
+        cuda = torch.device(device).type == "cuda"
+        spheres_per_call = max(1, SPHERE_ELEMENTS // (n_dirs * len(x) * theta.shape[1])) if cuda else 1
+    x, y = x.to(device), y.to(device)
+    spheres = (  # drawn as they are used: at paper scale all of them at once would take GBs
+        sample_sphere(t, float(r), n_dirs, seed=seed * 1_000_003 + k * 1009 + i)
+        for k, t in enumerate(theta)
+        for i, r in enumerate(radii)
+    )
+    out = []
+    for _ in range(0, K * R, spheres_per_call):
+        pts = torch.cat(list(itertools.islice(spheres, spheres_per_call))).to(device)
+        # one sphere: losses_at's own chunks, as the loop over members and radii had them
+        out.append(
+            losses_at(
+                ens.build, pts, x, y, shapes, ens.loss, chunk=256 if spheres_per_call == 1 else len(pts)
+            )
+        )
+    return torch.cat(out).cpu().reshape(K, R, n_dirs).numpy()
 
 
 def filter_normalized_direction(theta: torch.Tensor, shapes, seed: int) -> torch.Tensor:

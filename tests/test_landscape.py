@@ -92,6 +92,32 @@ def test_minimal_ratio_of_an_all_zero_spectrum_is_nan():
     assert np.isnan(r["ratio"][0]) and r["near_zero"][0] == 1.0
 
 
+def _sphere_loop(ens, x, y, radii, n_dirs, seed):
+    """The member-by-member, radius-by-radius loop sphere_losses replaced."""
+    shapes, theta = landscape.param_shapes(ens.params), ens.flat()
+    out = np.zeros((len(theta), len(radii), n_dirs))
+    for k, t in enumerate(theta):
+        for i, r in enumerate(radii):
+            pts = landscape.sample_sphere(t, float(r), n_dirs, seed=seed * 1_000_003 + k * 1009 + i)
+            out[k, i] = landscape.losses_at(ens.build, pts, x, y, shapes, ens.loss).numpy()
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sphere_losses_batched_over_spheres_match_the_loop(dtype):
+    """Default (CPU): one sphere per call, the loop's numbers bit for bit. Several spheres per call
+    (what CUDA does): the same draws, the same losses to float rounding (rtol 1e-10 in float64)."""
+    params, x, y = _tiny(seeds=(0, 1, 2))
+    params, x, y = ({n: p.to(dtype) for n, p in params.items()}, x.to(dtype), y.to(dtype))
+    ens = Ensemble(TINY, [0, 1, 2], params, {}, "mse")
+    radii = np.array([0.0, 0.1, 0.5, 2.0])
+    loop = _sphere_loop(ens, x, y, radii, 6, seed=3)
+    assert np.array_equal(landscape.sphere_losses(ens, x, y, radii, 6, seed=3), loop)
+    for per_call in (2, 5, 12):  # 12 = every sphere at once; 5 leaves a short last call
+        got = landscape.sphere_losses(ens, x, y, radii, 6, seed=3, spheres_per_call=per_call)
+        np.testing.assert_allclose(got, loop, rtol=1e-10 if dtype == torch.float64 else 1e-5)
+
+
 @given(st.integers(1, 50), st.floats(0.0, 10.0), st.integers(0, 10_000))
 @settings(max_examples=30, deadline=None)
 def test_sphere_sampler_samples_at_distance_r(dim, radius, seed):
