@@ -222,16 +222,18 @@ def hessian_chunk(n_params: int, n_points: int, budget: int = HESSIAN_MEMORY) ->
 
 
 def hessian_eigenvalues(
-    ens: Ensemble, x: torch.Tensor, y: torch.Tensor, chunk: int | None = None
+    ens: Ensemble, x: torch.Tensor, y: torch.Tensor, chunk: int | None = None, device="cpu"
 ) -> torch.Tensor:
-    """(K, P) ascending eigenvalues of each member's exact training-loss Hessian, in float64.
+    """(K, P) ascending eigenvalues of each member's exact training-loss Hessian, in float64,
+    computed on `device` (returned on the CPU).
     chunk: members at once (default: as many as fit in HESSIAN_MEMORY, see hessian_chunk)."""
     shapes = param_shapes(ens.params)
-    f = flat_loss_fn(ens.build, as_double(x), as_double(y), shapes, ens.loss)  # CE keeps int labels
-    theta = ens.flat().double()
+    x, y = as_double(x).to(device), as_double(y).to(device)  # CE keeps int labels
+    f = flat_loss_fn(ens.build, x, y, shapes, ens.loss)
+    theta = ens.flat().double().to(device)
     chunk = chunk or hessian_chunk(theta.shape[1], len(x))
     hess = vmap(hessian(f))
-    return torch.cat([torch.linalg.eigvalsh(hess(t)) for t in theta.split(chunk)])
+    return torch.cat([torch.linalg.eigvalsh(hess(t)).cpu() for t in theta.split(chunk)])
 
 
 def default_rel_tol(n_params: int) -> float:
@@ -304,7 +306,7 @@ def ratio_runs(cfg: OptConfig, seeds: list[int], device="cpu") -> dict[str, torc
             "gn_loss": hist["loss"],
             "loss": hist["loss"][:, -1],
             "grad_norm": hist["grad_norm"][:, -1],
-            "eigvals": hessian_eigenvalues(final, x, y).cpu(),
+            "eigvals": hessian_eigenvalues(final, x, y, device=device),
         }
     )
     return out
