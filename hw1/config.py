@@ -166,14 +166,6 @@ class GenConfig:
     chance_margin: float = _design(0.03)
     rl_train_acc: float = _design(0.99)  # "fits": training accuracy above this
 
-    def __post_init__(self):
-        if self.bs_lr_scaling not in BS_LR_SCALINGS:
-            raise ValueError(
-                f"gen.bs_lr_scaling={self.bs_lr_scaling!r}: use one of {', '.join(BS_LR_SCALINGS)}"
-            )
-        if self.bs_lr_ref < 1:
-            raise ValueError(f"gen.bs_lr_ref={self.bs_lr_ref}: a batch size, >= 1")
-
 
 # Seeds in stages (hw1.stats.staged), fixed before any run; `describe_plan` says what a plan does.
 STAGED = StagePlan(multipliers=(1, 2, 4), spend=(0.5, 0.75, 1.0), futility=0.05)
@@ -416,6 +408,8 @@ def apply_overrides(scale: Scale, items) -> Scale:
         changes.setdefault(sec, {})[name] = _parse(value, hints[name], key)
         if name == "optimizer" and changes[sec][name] not in OPTIMIZERS:
             raise OverrideError(f"--set {item!r}: unknown optimizer; use one of {', '.join(OPTIMIZERS)}")
+        if name == "bs_lr_scaling" and changes[sec][name] not in BS_LR_SCALINGS:
+            raise OverrideError(f"--set {item!r}: unknown scaling; use one of {', '.join(BS_LR_SCALINGS)}")
     top = changes.pop("", {})
     try:
         sections = {sec: replace(getattr(scale, sec), **kv) for sec, kv in changes.items()}

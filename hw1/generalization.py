@@ -161,6 +161,11 @@ EVALS = 50  # evaluations of both sets over a run whose curves no claim reads (f
 def batch_lr(cfg: GenConfig, batch: int) -> float:
     """The learning rate of the batch-size runs at `batch` (GenConfig.bs_lr_scaling): cfg.lr when
     fixed (the report's), else cfg.lr * (batch / bs_lr_ref) ** (1/2 for sqrt, 1 for linear)."""
+    if cfg.bs_lr_scaling not in BS_LR_SCALINGS or cfg.bs_lr_ref < 1:
+        raise ValueError(
+            f"gen.bs_lr_scaling={cfg.bs_lr_scaling!r}, bs_lr_ref={cfg.bs_lr_ref}: the scaling is one of "
+            f"{', '.join(BS_LR_SCALINGS)} and the reference a batch size >= 1"
+        )
     power = BS_LR_SCALINGS[cfg.bs_lr_scaling]
     return cfg.lr if power == 0.0 else cfg.lr * (batch / cfg.bs_lr_ref) ** power
 

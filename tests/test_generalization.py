@@ -146,7 +146,7 @@ def test_batch_runs_evaluate_less_often_without_changing_the_training(run_cache)
 
 
 def test_batch_lr_is_fixed_by_default_and_scales_around_the_reference_batch():
-    from hw1.config import CI, replace
+    from hw1.config import CI, OverrideError, apply_overrides, replace
 
     assert all(G.batch_lr(CI.gen, b) == CI.gen.lr for b in CI.gen.batch_sizes)  # the report's
     sq = replace(CI.gen, bs_lr_scaling="sqrt", bs_lr_ref=100)
@@ -157,7 +157,9 @@ def test_batch_lr_is_fixed_by_default_and_scales_around_the_reference_batch():
     lin = replace(CI.gen, bs_lr_scaling="linear", bs_lr_ref=50)
     assert G.batch_lr(lin, 1000) == pytest.approx(20 * CI.gen.lr)
     with pytest.raises(ValueError, match="bs_lr_scaling"):
-        replace(CI.gen, bs_lr_scaling="cubic")
+        G.batch_lr(replace(CI.gen, bs_lr_scaling="cubic"), 10)
+    with pytest.raises(OverrideError, match="unknown scaling"):
+        apply_overrides(CI, ["gen.bs_lr_scaling=cubic"])
 
 
 def test_a_scaled_learning_rate_trains_each_batch_size_at_its_own_rate(run_cache):
