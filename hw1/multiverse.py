@@ -324,12 +324,14 @@ def markdown(data: dict, estimate: float | None) -> str:
         "it combines no p-values and makes no new test. A case that stopped before its verdict (e.g. a "
         f"non-finite loss at a larger learning rate) is shown as *{FAILED}* and counts among the n.",
         "",
-        f"Cost of the whole grid at ci, cold, on 2 cores: {est} (**an estimate**, not a measurement: the ci "
-        "suite's training times in `figures/records/`, times k for a variant that scales a length or size "
-        "by k, plus measuring and start-up; `hw1.multiverse.estimate_seconds`. Another learning rate or "
-        "optimizer can stop the staged seeds at another stage, or reach the batch-size runs' target loss "
-        f"later). Variants run here: {len(ran)} of {len(data['variants'])}, {measured:.0f} s of wall time "
-        "measured.",
+        f"**Cost, measured:** {len(ran)} of {len(data['variants'])} variants ran, {measured:.0f} s "
+        f"({measured / 60:.0f} min) of wall time: the sum of the variants' cold `pytest` runs on the "
+        "machine that ran them (`benchmarks/README.md` dates the run and names the machine). "
+        f"Estimated before running: {est} for the whole grid at `{data['scale']}` scale (the suite's "
+        "training times in `figures/records/`, times k for a variant that scales a length or size by k, "
+        "plus measuring and start-up; `hw1.multiverse.estimate_seconds`); another learning rate or "
+        "optimizer can stop the staged seeds at another stage, or reach the batch-size runs' target "
+        "loss later.",
         "",
         "![multiverse heatmap: claim cases x variants, coloured by outcome](multiverse.png)",
         "",
