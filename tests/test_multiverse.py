@@ -67,6 +67,20 @@ def test_a_later_grid_adds_to_a_family_and_keeps_the_first_grids_items_in_place(
         config._merged(config._GRID_1, {"fit": {"claims": ("dnn-depth",), "set": ("fit.lr=*2",)}})
 
 
+def test_the_gpu_workflow_runs_every_family_with_exactly_its_claims():
+    """.github/workflows/multiverse-gpu.yml: one job per family of the grid, each running the
+    family's claims (default point and variants), and a tables job over all of them."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / ".github/workflows/multiverse-gpu.yml").read_text()
+    jobs = re.findall(r"- family: ([\w-]+)\n\s+shard: [\w-]+\n\s+claims: ([^\n]+)", text)
+    assert sorted(f for f, _ in jobs) == sorted(MULTIVERSE)
+    for family, claims in jobs:
+        assert re.findall(r"--claim ([\w-]+)", claims) == list(MULTIVERSE[family]["claims"]), family
+    assert "python -m hw1.multiverse --scale paper -n auto --out out/ ${{ matrix.claims }}" in text
+    assert "python -m hw1.multiverse --scale paper --tables-only --out merged/" in text
+
+
 def test_relative_items_resolve_to_the_scales_values():
     assert multiverse.resolve("fit.lr=*3", CI) == "fit.lr=0.003"
     assert multiverse.resolve("fit.epochs=*1/2", CI) == f"fit.epochs={CI.fit.epochs // 2}"
