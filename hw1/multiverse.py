@@ -322,7 +322,11 @@ def markdown(data: dict, estimate: float | None) -> str:
         "",
         "**This table is descriptive.** It shows how often a case keeps its outcome when one choice changes; "
         "it combines no p-values and makes no new test. A case that stopped before its verdict (e.g. a "
-        f"non-finite loss at a larger learning rate) is shown as *{FAILED}* and counts among the n.",
+        f"non-finite loss at a larger learning rate) is shown as *{FAILED}* and counts among the n. "
+        "A variant can also train without reaching the state a claim is about (a net left far from a "
+        "minimum): look at the variant's figures (`multiverse/<variant>/`) before reading a flip as "
+        'evidence. What a run of the grid showed, read that way: the project README, "Robustness: the '
+        'multiverse".',
         "",
         f"**Cost, measured:** {len(ran)} of {len(data['variants'])} variants ran, {measured:.0f} s "
         f"({measured / 60:.0f} min) of wall time: the sum of the variants' cold `pytest` runs on the "
