@@ -362,7 +362,7 @@ def sphere_losses(
                 ens.build, pts, x, y, shapes, ens.loss, chunk=256 if spheres_per_call == 1 else len(pts)
             )
         )
-    return torch.cat(out).cpu().reshape(K, R, n_dirs).numpy()
+    return torch.cat(out).cpu().double().reshape(K, R, n_dirs).numpy()  # float64, as the loop filled it
 
 
 def filter_normalized_direction(theta: torch.Tensor, shapes, seed: int) -> torch.Tensor:

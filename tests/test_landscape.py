@@ -112,7 +112,8 @@ def test_sphere_losses_batched_over_spheres_match_the_loop(dtype):
     ens = Ensemble(TINY, [0, 1, 2], params, {}, "mse")
     radii = np.array([0.0, 0.1, 0.5, 2.0])
     loop = _sphere_loop(ens, x, y, radii, 6, seed=3)
-    assert np.array_equal(landscape.sphere_losses(ens, x, y, radii, 6, seed=3), loop)
+    got = landscape.sphere_losses(ens, x, y, radii, 6, seed=3)
+    assert got.dtype == loop.dtype == np.float64 and np.array_equal(got, loop)  # means taken in float64
     for per_call in (2, 5, 12):  # 12 = every sphere at once; 5 leaves a short last call
         got = landscape.sphere_losses(ens, x, y, radii, 6, seed=3, spheres_per_call=per_call)
         np.testing.assert_allclose(got, loop, rtol=1e-10 if dtype == torch.float64 else 1e-5)
