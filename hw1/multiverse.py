@@ -47,6 +47,14 @@ _COST_SCALES = ("*epochs*", "*budget*", "*widths*", "*train_size*", "*n_points*"
 _STARTUP_S = 25.0  # pytest, xdist, torch start-up per variant (a smoke variant of 2 claims: 31-37 s)
 
 
+AND = " & "  # a variant that must change two settings together, e.g. an optimizer and its own rate
+
+
+def settings(item: str) -> list[str]:
+    """The --set items of a (grid or resolved) variant item: "a=1 & b=*2" -> ["a=1", "b=*2"]."""
+    return item.split(AND)
+
+
 class GridError(ValueError):
     """A grid item that does not apply at this scale (e.g. *2 on 'all of MNIST')."""
 
@@ -57,12 +65,12 @@ class Variant:
 
     family: str
     claims: tuple[str, ...]
-    item: str  # as the grid writes it, e.g. "fit.lr=*1/3"
+    item: str  # as the grid writes it, e.g. "fit.lr=*1/3"; settings changed together: joined by AND
 
     @property
     def name(self) -> str:
-        """The folder name: fit.lr=*1/3 -> fit.lr-x1over3."""
-        return self.item.replace("=*", "-x").replace("=", "-").replace("/", "over")
+        """The folder name: fit.lr=*1/3 -> fit.lr-x1over3; a & b -> a+b."""
+        return self.item.replace(AND, "+").replace("=*", "-x").replace("=", "-").replace("/", "over")
 
     @property
     def label(self) -> str:
@@ -86,10 +94,15 @@ def _times(value, k: Fraction, key: str):
 
 
 def resolve(item: str, scale) -> str:
-    """The absolute --set item of a grid item at `scale`: "fit.lr=*3" -> "fit.lr=0.003" at ci.
+    """The absolute --set item of a grid item at `scale`: "fit.lr=*3" -> "fit.lr=0.003" at ci
+    (each of the settings of "a & b", joined the same way).
 
     An unknown section or field raises OverrideError (listing the valid ones), a value of the wrong
     type too (the item is checked with apply_overrides)."""
+    if AND in item:
+        parts = [resolve(i, scale) for i in settings(item)]
+        apply_overrides(scale, parts)
+        return AND.join(parts)
     key, _, value = item.partition("=")
     if value.startswith("*"):
         sec, _, name = key.partition(".")
@@ -103,12 +116,13 @@ def resolve(item: str, scale) -> str:
 
 
 def validate(chosen: list[Variant], scale) -> dict[str, str]:
-    """Each variant's absolute --set item at `scale` -> {name: item}. A variant that changes more or
-    less than one setting, or names an unknown claim or field, raises; one that does not apply at
-    this scale (GridError) is left out of the result, with a line on stderr."""
+    """Each variant's absolute --set item at `scale` -> {name: item}. A variant whose settings are
+    not each one SECTION.FIELD=VALUE (joined by " & " where two change together), or that names an
+    unknown claim or field, raises; one that does not apply at this scale (GridError) is left out
+    of the result, with a line on stderr."""
     out = {}
     for v in chosen:
-        if v.item.count("=") != 1:
+        if any(i.count("=") != 1 for i in settings(v.item)):
             raise OverrideError(f"multiverse variant {v.item!r}: write one SECTION.FIELD=VALUE item")
         unknown = [c for c in v.claims if c not in CLAIM_SETTINGS]
         if unknown:
@@ -137,7 +151,7 @@ def is_complete(out: Path, v: Variant, item: str, scale: str) -> bool:
     done = report.load_json(folder / "variant.json") or {}
     if (done.get("set"), done.get("scale"), tuple(done.get("claims", ()))) != (item, scale, v.claims):
         return False
-    have = {r.claim for r in _records(folder, scale, [item])}
+    have = {r.claim for r in _records(folder, scale, settings(item))}
     return set(v.claims) <= have
 
 
@@ -147,9 +161,8 @@ def run_variant(out: Path, v: Variant, item: str, scale: str, workers: str, runn
     folder = variant_dir(out, v)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "variant.json").unlink(missing_ok=True)
-    cmd = claims_command(
-        scale, folder, workers, "--set", item, *(a for c in v.claims for a in ("--claim", c))
-    )
+    sets = [a for i in settings(item) for a in ("--set", i)]
+    cmd = claims_command(scale, folder, workers, *sets, *(a for c in v.claims for a in ("--claim", c)))
     start = time.time()
     with open(folder / "pytest.log", "w") as log:
         rc = runner(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
@@ -189,7 +202,7 @@ def table(out: Path, scale: str, chosen: list[Variant]) -> dict:
     for v in chosen:
         folder = variant_dir(out, v)
         done = report.load_json(folder / "variant.json") or {}
-        recs = {r.label: r for r in _records(folder, scale, [done.get("set", "")])} if done else {}
+        recs = {r.label: r for r in _records(folder, scale, settings(done.get("set", "")))} if done else {}
         info.append(
             {
                 "name": v.name,
@@ -242,9 +255,11 @@ def estimate_seconds(chosen: list[Variant], records: list[report.ClaimRecord], w
     optimizer may stop the staged seeds at another stage."""
     total = 0.0
     for v in chosen:
-        key, _, value = v.item.partition("=")
-        k = float(Fraction(value[1:])) if value.startswith("*") else 1.0
-        k = k if any(fnmatch.fnmatch(key, g) for g in _COST_SCALES) else 1.0
+        k = 1.0
+        for item in settings(v.item):
+            key, _, value = item.partition("=")
+            if value.startswith("*") and any(fnmatch.fnmatch(key, g) for g in _COST_SCALES):
+                k *= float(Fraction(value[1:]))
         train = sum(_claim_train_seconds(records, c) for c in v.claims)
         measure = sum(r.seconds for r in records if r.claim in v.claims)
         total += (train * k + measure) / workers + _STARTUP_S
