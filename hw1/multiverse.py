@@ -301,10 +301,12 @@ def draw_heatmap(png: Path, data: dict) -> dict:
     ax.axvline(0.5, color="black", linewidth=1.5)
     for y, c in enumerate(rows):  # same outcome in k of n, at the end of each row
         ax.text(len(cols) - 0.35, y, f"{c['same']}/{c['n']}" if c["n"] else "—", va="center", fontsize=8)
-    ax.set_xlabel("variant: one --set change from the default point")
+    ax.set_xlabel(
+        "variant: one choice changed from the default point (one --set item; & joins an optimizer and its rate)"
+    )
     ax.set_ylabel("claim case")
     title = (
-        f"Multiverse ({data['scale']} scale, grid of {data['date']}): outcome per case and variant;\n"
+        f"Multiverse ({data['scale']} scale, grids of {data['date']}): outcome per case and variant;\n"
         "right: same outcome as the default in k/n variants"
     )
     ax.set_title(title, fontsize=10)
