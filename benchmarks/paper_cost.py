@@ -9,7 +9,9 @@ is multiplied by the paper's count (steps, evaluations, members x batch sizes, .
 Shared runs are counted once, under one claim case; the others name it. The measurements that the
 library makes on CPU copies of the models (sensitivity, both sharpnesses, the interpolation curve,
 the Hessians, the sphere losses, the projections) are timed on the CPU whatever the device: that is
-where they run on a GPU runner too. Their peak memory is probed on the way (`PeakRSS`).
+where they ran on a GPU runner before issue 17. On CUDA most now run on the device, batched (the
+sensitivity, the Gaussian sharpness, the interpolation, the sphere losses, the Hessians), so these
+CPU times are upper bounds for them until a GPU measures them. Their peak memory is probed on the way (`PeakRSS`).
 
 `gpu_estimates` turns a CPU result plus whatever GPU result exists into per-item GPU estimates,
 each labelled measured, host CPU, or derived (and how).

@@ -269,8 +269,12 @@ repeats), and every dominant measurement at its real size or at two smaller poin
 extrapolated linearly (`benchmarks/paper_cost.py`). Count × time gives the estimate. Runs that
 several claims share are counted once, under the claim case named; the `shares` notes say who else
 reads them. Items marked *host CPU* are measurements the library makes on CPU copies of the models
-(`Ensemble.model(k)`, cached CPU tensors): they run on the CPU of a GPU runner too, one torch
-thread per xdist worker, so their GPU-runner time is their CPU time.
+(`Ensemble.model(k)`, cached CPU tensors): they ran on the CPU of a GPU runner too, one torch
+thread per xdist worker, so their GPU-runner time was their CPU time. Since issue 17 (2026-12-01)
+several of them run on the device on CUDA, batched over members, points or draws: the sensitivity,
+the Gaussian sharpness, the interpolation curve, the sphere losses and the Hessians. For those the
+*host CPU* figures below are upper bounds until a GPU measures them; the Keskar sharpness
+(L-BFGS-B) and the projections still run on the host.
 
 GPU column: *measured* where a GPU result has the run (the H100 numbers come from an earlier
 session's HW1-1 estimate and ensemble benchmark, torch 2.11; its MNIST evaluation time per image is
