@@ -19,6 +19,7 @@ from .stats import StagePlan
 
 OPTIMIZERS = ("adam", "sgd")  # hw1.train.make_optimizer; sgd: SGD with momentum 0.9
 BS_LR_SCALINGS = {"fixed": 0.0, "sqrt": 0.5, "linear": 1.0}  # GenConfig.bs_lr_scaling: exponent of b / ref
+_CHOICES = {"optimizer": OPTIMIZERS, "bs_lr_scaling": tuple(BS_LR_SCALINGS)}  # fields with named values
 
 # Fields that no producer reads (seed counts, decision thresholds): left out of run-cache keys, so
 # `--set gen.seeds=12` or a new threshold reuses every run trained so far.
@@ -406,10 +407,8 @@ def apply_overrides(scale: Scale, items) -> Scale:
             valid = ", ".join(k for k in _valid_keys(scale) if k.startswith(sec + "."))
             raise OverrideError(f"--set {item!r}: {sec} has no field {name!r}; valid fields: {valid}")
         changes.setdefault(sec, {})[name] = _parse(value, hints[name], key)
-        if name == "optimizer" and changes[sec][name] not in OPTIMIZERS:
-            raise OverrideError(f"--set {item!r}: unknown optimizer; use one of {', '.join(OPTIMIZERS)}")
-        if name == "bs_lr_scaling" and changes[sec][name] not in BS_LR_SCALINGS:
-            raise OverrideError(f"--set {item!r}: unknown scaling; use one of {', '.join(BS_LR_SCALINGS)}")
+        if name in _CHOICES and changes[sec][name] not in _CHOICES[name]:
+            raise OverrideError(f"--set {item!r}: unknown {name}; use one of {', '.join(_CHOICES[name])}")
     top = changes.pop("", {})
     try:
         sections = {sec: replace(getattr(scale, sec), **kv) for sec, kv in changes.items()}

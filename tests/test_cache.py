@@ -380,8 +380,14 @@ def _hold(run_cache: Path, spec: dict, until):
     return t
 
 
-def _group(name: str, order: list):
-    return lambda seeds: (order.append(name), {"w": torch.tensor(seeds, dtype=torch.float32).view(-1, 1)})[1]
+def _group(name, order: list):
+    """A compute(seeds) that logs its group's name in `order` when it trains."""
+
+    def compute(seeds):
+        order.append(name)
+        return {"w": torch.tensor(seeds, dtype=torch.float32).view(-1, 1)}
+
+    return compute
 
 
 def test_each_free_trains_groups_nobody_holds_first_then_waits_for_the_held_one(run_cache):

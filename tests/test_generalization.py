@@ -158,8 +158,10 @@ def test_batch_lr_is_fixed_by_default_and_scales_around_the_reference_batch():
     assert G.batch_lr(lin, 1000) == pytest.approx(20 * CI.gen.lr)
     with pytest.raises(ValueError, match="bs_lr_scaling"):
         G.batch_lr(replace(CI.gen, bs_lr_scaling="cubic"), 10)
-    with pytest.raises(OverrideError, match="unknown scaling"):
+    with pytest.raises(OverrideError, match="unknown bs_lr_scaling"):
         apply_overrides(CI, ["gen.bs_lr_scaling=cubic"])
+    with pytest.raises(OverrideError, match="unknown optimizer; use one of adam, sgd"):
+        apply_overrides(CI, ["fit.optimizer=rmsprop"])  # the same check for every field of named values
 
 
 def test_a_scaled_learning_rate_trains_each_batch_size_at_its_own_rate(run_cache):
