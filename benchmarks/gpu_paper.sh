@@ -8,6 +8,10 @@
 # naming the device, the pytest log (run.log) and timing.md (every case's time; python -m
 # benchmarks.timing). The run cache is the default one, so a rerun after an interruption trains
 # only what is missing.
+# CUDA graphs (HW1_CUDA_GRAPH=1: each Adam step one graph, hw1.train.CudaGraphs) are turned on only
+# where this device first passes their tests (graph replay = eager with the same fused Adam, bit
+# for bit; = the eager loop to float rounding): graph_check.log. HW1_CUDA_GRAPH=0 or 1 beforehand
+# skips the check and decides. The choice is in environment.json (knobs) and the run key.
 # Exit status: pytest's (a claim that does not reproduce at paper scale fails the run; the
 # records and the timing are written either way).
 set -uo pipefail
@@ -16,6 +20,14 @@ scale=${1:-paper}
 workers=${2:-8}
 out=${HW1_DEVICE_OUT:-figures/$scale}
 mkdir -p "$out"
+if [ -z "${HW1_CUDA_GRAPH:-}" ]; then
+  export HW1_CUDA_GRAPH=0
+  if python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())" &&
+     python3 -m pytest tests/test_train_loop.py -q -p no:cacheprovider -k cuda_graphs > "$out/graph_check.log" 2>&1; then
+    export HW1_CUDA_GRAPH=1
+  fi
+fi
+echo "HW1_CUDA_GRAPH=$HW1_CUDA_GRAPH (CUDA graphs $( [ "$HW1_CUDA_GRAPH" = 1 ] && echo on || echo off ))"
 start=$(date +%s)
 python3 -m pytest claims/ --scale "$scale" -n "$workers" --figures-dir "$out" --durations=0 -q 2>&1 | tee "$out/run.log"
 status=${PIPESTATUS[0]}

@@ -39,6 +39,10 @@ def table(folder: Path, wall: float | None = None) -> str:
         "",
         f"Device `{env.get('device', '?')}` ({where}), torch {env.get('torch', '?')}.",
     ]
+    knobs = num.get("knobs") or {}
+    lines.append(
+        "Knobs: " + (", ".join(f"{k}={v}" for k, v in knobs.items()) or "none (eager steps, float32)") + "."
+    )
     if wall is not None:
         lines.append(f"Wall time of the whole run: {wall:.0f} s ({wall / 60:.1f} min).")
     total = sum(r["seconds"] or 0 for r in found)

@@ -9,9 +9,12 @@ EPYC, so the project sets neither, and its ledger pins only what a machine canno
 (outcomes and the figures' structure). A user who sets either knob gets it recorded here and in
 the run cache's key.
 
-`HW1_TF32=1` is the one GPU knob: TF32 matrix products and convolutions on CUDA (off by default,
-cuDNN's convolutions included; `hw1.train.set_precision`). It is recorded the same way, enters the
-run key, and every claim lists it as a departure from the report's float32.
+Two knobs are for GPUs, both off by default and both recorded the same way (they enter the run key):
+- `HW1_TF32=1`: TF32 matrix products and convolutions on CUDA (cuDNN's convolutions included;
+  `hw1.train.set_precision`). Every claim lists it as a departure from the report's float32.
+- `HW1_CUDA_GRAPH=1`: each Adam training step on CUDA is one CUDA graph, with fused, capturable Adam
+  (`hw1.train.CudaGraphs`). The same algorithm and float32; the fused Adam kernel rounds
+  differently from the eager (foreach) one, so the bits and the run key differ. No effect on CPU.
 """
 
 from __future__ import annotations
@@ -19,17 +22,28 @@ from __future__ import annotations
 import os
 import platform
 
-KNOBS = ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "HW1_TF32")
+KNOBS = ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "HW1_TF32", "HW1_CUDA_GRAPH")
+_SWITCHES = ("HW1_TF32", "HW1_CUDA_GRAPH")  # on/off knobs: recorded only when on
 
 
 def knobs() -> dict:
     """The numeric knobs set in this process's environment, {name: value}."""
-    return {k: os.environ[k] for k in KNOBS if os.environ.get(k) and not (k == "HW1_TF32" and not tf32())}
+    return {k: os.environ[k] for k in KNOBS if os.environ.get(k) and (k not in _SWITCHES or _on(k))}
+
+
+def _on(name: str) -> bool:
+    """Whether an on/off knob is set to anything but '', 0, false, no, off."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def tf32() -> bool:
-    """Whether TF32 is asked for (HW1_TF32 set to anything but '', 0, false, no, off)."""
-    return os.environ.get("HW1_TF32", "").strip().lower() not in ("", "0", "false", "no", "off")
+    """Whether TF32 is asked for (HW1_TF32)."""
+    return _on("HW1_TF32")
+
+
+def cuda_graphs() -> bool:
+    """Whether CUDA graphs are asked for (HW1_CUDA_GRAPH)."""
+    return _on("HW1_CUDA_GRAPH")
 
 
 def cpu_model() -> str:

@@ -72,9 +72,109 @@ def share_gpu(device: torch.device | str, processes: int) -> float | None:
     return fraction
 
 
-def make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    """The optimizer of every member at once: elementwise, so K stacked members are K optimizers."""
+GRAPH_WARMUP = 3  # eager steps of each batch shape before its graph is captured
+
+
+def uses_graphs(device: torch.device | str, optimizer: str = "adam") -> bool:
+    """Whether `train_ensemble(graph=None)` replays its steps as CUDA graphs: HW1_CUDA_GRAPH set,
+    a CUDA device, and Adam (SGD, a multiverse variant, stays eager)."""
+    return torch.device(device).type == "cuda" and optimizer == "adam" and provenance.cuda_graphs()
+
+
+def _graph_backend(graph, device: torch.device, optimizer: str):
+    """train_ensemble's `graph` argument -> a backend (CudaGraphs or a stand-in), or None (eager)."""
+    if graph is None:
+        graph = uses_graphs(device, optimizer)
+    if graph is True:
+        if device.type != "cuda":
+            raise DeviceError(f"CUDA graphs need a CUDA device, not {device}; unset HW1_CUDA_GRAPH")
+        if optimizer != "adam":
+            raise ValueError(f"CUDA graphs are made for Adam's capturable step, not {optimizer!r}")
+        return CudaGraphs(device)
+    return graph or None
+
+
+class CudaGraphs:
+    """Capture and replay on one CUDA device: warm-up steps and captures on one side stream (lazy
+    library handles are made on the stream that captures), all graphs in one memory pool."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.stream = torch.cuda.Stream(device)
+        self.pool = None
+
+    def warm(self, fn: Callable[[], None]) -> None:
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self.stream):
+            fn()
+        torch.cuda.current_stream(self.device).wait_stream(self.stream)
+
+    def capture(self, fn: Callable[[], None]):
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool, stream=self.stream):
+            fn()  # recorded, not run
+        self.pool = self.pool or graph.pool()
+        return graph
+
+
+class _Graphs:
+    """A training step replayed as one graph per batch shape (`HW1_CUDA_GRAPH=1`, Adam on CUDA).
+
+    Each shape's first GRAPH_WARMUP steps run eagerly on the backend's stream (lazy set-up: cuBLAS
+    handles, the optimizer's state); the next is captured (capture runs nothing) and replayed, and
+    so is every later step of that shape, after its indices are copied into the graph's own index
+    tensor. So the steps, their data and their order are the eager loop's, one for one. A minibatch
+    epoch has at most two shapes (the batch and the tail), a full-batch run one.
+
+    A replay reads and writes the addresses it was captured with, so every tensor the step uses
+    must keep its storage for the whole run (updated in place, never rebound): `verify`, run at
+    each host read, checks that against the tensors' storage at capture."""
+
+    def __init__(self, step: Callable, backend, fixed: Callable[[], list[torch.Tensor]]):
+        self.step, self.backend, self.fixed = step, backend, fixed
+        self.seen: dict = {}
+        self.graphs: dict = {}
+        self.storage: list[int] | None = None
+
+    def __call__(self, idx: torch.Tensor | None) -> None:
+        shape = None if idx is None else tuple(idx.shape)
+        if shape in self.graphs:
+            graph, own = self.graphs[shape]
+            if own is not None:
+                own.copy_(idx)
+            graph.replay()
+            return
+        self.seen[shape] = self.seen.get(shape, 0) + 1
+        if self.seen[shape] <= GRAPH_WARMUP:
+            self.backend.warm(lambda: self.step(idx))
+            return
+        own = None if idx is None else idx.clone()
+        graph = self.backend.capture(lambda: self.step(own))
+        self.graphs[shape] = (graph, own)
+        self.storage = self.storage or self._storage()
+        graph.replay()
+
+    def _storage(self) -> list[int]:
+        return [t.untyped_storage().data_ptr() for t in self.fixed()]
+
+    def verify(self) -> None:
+        """Raise if a tensor the captured steps use has been given other storage since capture."""
+        if self.storage is not None and self._storage() != self.storage:
+            raise RuntimeError(
+                "a tensor of the captured training step was rebound after capture: its graph would "
+                "read stale memory (update it in place)"
+            )
+
+
+def make_optimizer(
+    name: str, params: list[torch.Tensor], lr: float, graphed: bool = False
+) -> torch.optim.Optimizer:
+    """The optimizer of every member at once: elementwise, so K stacked members are K optimizers.
+    graphed: Adam as one fused kernel with its step counters on the device (capturable), for a
+    step replayed as a CUDA graph (`CudaGraphs`); CUDA only."""
     if name == "adam":
+        if graphed:
+            return torch.optim.Adam(params, lr=lr, fused=True, capturable=True)
         return torch.optim.Adam(params, lr=lr, foreach=True)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, foreach=True)
@@ -283,6 +383,7 @@ def train_ensemble(
     stop_below: float | None = None,
     sync_every: int | None = None,
     optimizer: str = "adam",
+    graph=None,
 ) -> Ensemble:
     """Train one model per seed on (x, y) with Adam (or `optimizer`, see OPTIMIZERS), all at once.
 
@@ -306,6 +407,9 @@ def train_ensemble(
     epochs and after the last; nothing else in the loop waits for the device. Default: on CUDA
     every 25; on CPU every epoch with stop_below (an early end saves epochs), else every 50. A
     non-finite loss names its first epoch, whenever it is read.
+    graph: each step as a CUDA graph (`CudaGraphs`, with fused capturable Adam): None follows
+    HW1_CUDA_GRAPH on CUDA with Adam (`uses_graphs`), True asks for it, False never; a backend
+    object with `warm(fn)` and `capture(fn) -> graph` replaces CUDA's (the CPU tests' stand-in).
     """
     if stop_below is not None and on_epoch is not None:
         raise ValueError(
@@ -335,7 +439,9 @@ def train_ensemble(
             stop_below=stop_below,
             sync_every=sync_every,
             optimizer=optimizer,
+            graph=graph,
         )
+    graphs = _graph_backend(graph, device, optimizer)
     params = {
         n: p.detach().clone().to(device).requires_grad_(True)
         for n, p in (params or init_params(build, seeds)).items()
@@ -348,17 +454,18 @@ def train_ensemble(
         seeds,
         params,
         loss,
-        make_optimizer(optimizer, list(params.values()), lr),
-        device,
+        make_optimizer(optimizer, list(params.values()), lr, graphed=isinstance(graphs, CudaGraphs)),
+        data,
         stop_below,
         name,
         sync_every,
+        graphs,
     )
     regular = eval_epochs(epochs, eval_every, eval_first)
     due = set(regular)
     task = tracker or progress.start(name, epochs)
     for epoch in range(epochs):
-        run.epoch(epoch, data, batch_size)
+        run.epoch(epoch, batch_size)
         if evals and epoch in due:
             run.evaluate(evals, epoch)
         if on_epoch is not None:
@@ -411,50 +518,75 @@ class _Data:
         """(K, B, ...) each member's minibatch, idx (K, B)."""
         return self.x[idx], (self.y[self.rows, idx] if self.members else self.y[idx])
 
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.x, self.y, self.rows, *self.full]
+
 
 class _Run:
     """The state of one `train_ensemble` call: parameters, Adam, stopping, non-finite losses, history."""
 
-    def __init__(self, build, seeds, params, loss, opt, device, stop_below, name, sync_every):
-        self.build, self.seeds, self.params, self.loss, self.device = build, seeds, params, loss, device
+    def __init__(self, build, seeds, params, loss, opt, data, stop_below, name, sync_every, graphs=None):
+        self.build, self.seeds, self.params, self.loss, self.data = build, seeds, params, loss, data
+        self.device = device = data.x.device
         self.fwd, self.batch_loss = ensemble_forward(build), vmap(LOSSES[loss])  # (K, B, out), (K, B) -> (K,)
         self.opt = opt
         self.K = len(seeds)
         self.stop = _Stopper(params, stop_below, device)
+        # the epoch's sums, updated in place by every step (a graphed step writes these addresses)
+        self.total, self.hits = torch.zeros(self.K, device=device), torch.zeros(self.K, device=device)
+        self.graphs = _Graphs(self.step, graphs, self.fixed) if graphs is not None else None
         self.guard = _FiniteGuard(name, seeds)
         # on CPU a read costs nothing but its few operations: every epoch where stopping can end the
         # run early, every 50th (and the last) otherwise; on CUDA every 25th
         self.sync_every = sync_every or (25 if device.type != "cpu" else 1 if stop_below is not None else 50)
         self.rec: dict[str, list] = {"loss": []}
-        self.before = self.stop.frozen
+        self.before = self.stop.frozen.clone()
 
-    def epoch(self, epoch: int, data: _Data, batch_size: int | None) -> None:
+    def step(self, idx: torch.Tensor | None) -> None:
+        """One training step of every member on its minibatch idx (K, B) (None: the full batch).
+        It reads and writes only tensors that keep their storage for the whole run (`fixed`), so
+        on CUDA it can be captured once and replayed (`_Graphs`)."""
+        xs, ys = self.data.full if idx is None else self.data.batch(idx)
+        out = self.fwd(self.params, xs)
+        losses = self.batch_loss(out, ys)
+        self.opt.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        self.opt.step()
+        self.stop.hold(self.params)
+        self.total += losses.detach()
+        if self.loss == "ce":  # running training accuracy, as seen during the epoch
+            self.hits += (out.detach().argmax(-1) == ys).float().mean(1)
+
+    def fixed(self) -> list[torch.Tensor]:
+        """The tensors a step reads or writes besides its own temporaries: parameters, optimizer
+        state, the stopper's, the epoch's sums and the data."""
+        state = [t for s in self.opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+        return [
+            *self.params.values(),
+            *state,
+            *self.stop.tensors(),
+            self.total,
+            self.hits,
+            *self.data.tensors(),
+        ]
+
+    def epoch(self, epoch: int, batch_size: int | None) -> None:
         """One epoch of steps; records its mean loss (and accuracy), flags non-finite losses."""
         self.before = self.stop.frozen.clone()  # members stopped in an earlier epoch: their entries are nan
-        full = batch_size is None or batch_size >= data.n
-        if full:
-            batches = [data.full]
+        data = self.data
+        if batch_size is None or batch_size >= data.n:
+            batches = [None]
         else:
             order = epoch_orders(self.seeds, data.n, epoch, self.device)
-            batches = (data.batch(order[:, i : i + batch_size]) for i in range(0, data.n, batch_size))
-        total = torch.zeros(self.K, device=self.device)
-        hits = torch.zeros(self.K, device=self.device)
-        steps = 0
-        for xs, ys in batches:
-            out = self.fwd(self.params, xs)
-            losses = self.batch_loss(out, ys)
-            self.opt.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            self.opt.step()
-            self.stop.hold(self.params)
-            total += losses.detach()
-            if self.loss == "ce":  # running training accuracy, as seen during the epoch
-                hits += (out.detach().argmax(-1) == ys).float().mean(1)
-            steps += 1
-        mean = total / steps
+            batches = [order[:, i : i + batch_size] for i in range(0, data.n, batch_size)]
+        self.total.zero_()
+        self.hits.zero_()
+        for idx in batches:
+            (self.graphs or self.step)(idx)
+        mean = self.total / len(batches)
         self.rec["loss"].append(self.stop.mask(mean, self.before))
         if self.loss == "ce":
-            self.rec.setdefault("acc", []).append(self.stop.mask(hits / steps, self.before))
+            self.rec.setdefault("acc", []).append(self.stop.mask(self.hits / len(batches), self.before))
         self.guard.see(self.stop.mask(mean, self.before, 0.0), epoch)
         self.stop.update(mean, self.params, epoch)
 
@@ -470,6 +602,8 @@ class _Run:
     def check(self) -> bool:
         """Read the device: raise on a non-finite loss; -> whether every member has stopped."""
         self.guard.check()
+        if self.graphs is not None:
+            self.graphs.verify()
         return self.stop.all_stopped()
 
     def finish(self, evals: dict, epochs: int, regular: list[int]) -> dict[str, torch.Tensor]:
@@ -539,13 +673,17 @@ class _Stopper:
         return torch.where(self._rows(before, v), torch.full_like(v, fill), v)
 
     def update(self, mean: torch.Tensor, params: dict, epoch: int) -> None:
+        """In place: a graphed step (`hold`) reads these tensors' storage."""
         if self.below is None:
             return
         newly = ~self.frozen & (mean <= self.below)
         for n, p in params.items():
-            self.keep[n] = torch.where(self._rows(newly, p), p.detach(), self.keep[n])
-        self.frozen = self.frozen | newly
-        self.stop_epoch = torch.where(newly, float(epoch), self.stop_epoch)
+            self.keep[n].copy_(torch.where(self._rows(newly, p), p.detach(), self.keep[n]))
+        self.frozen |= newly
+        self.stop_epoch.copy_(torch.where(newly, float(epoch), self.stop_epoch))
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.frozen, self.stop_epoch, *(self.keep or {}).values()]
 
     def all_stopped(self) -> bool:
         return self.below is not None and bool(self.frozen.all())
@@ -572,7 +710,17 @@ def _member(v, k: int):
 
 
 def _train_one_by_one(
-    build, seeds: list[int], x, y, *, epochs: int, params=None, name: str, eval_sets: dict | None = None, **kw
+    build,
+    seeds: list[int],
+    x,
+    y,
+    *,
+    epochs: int,
+    params=None,
+    name: str,
+    eval_sets: dict | None = None,
+    graph=None,
+    **kw,
 ) -> Ensemble:
     """train_ensemble member by member (the same orders and result), as one progress task."""
     start = params or init_params(build, seeds)
@@ -593,6 +741,7 @@ def _train_one_by_one(
                 params={n: p[k : k + 1] for n, p in start.items()},
                 eval_sets=sets or None,
                 vectorize=False,
+                graph=graph,
                 **kw,
             )
         )

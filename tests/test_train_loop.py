@@ -294,3 +294,137 @@ def test_xdist_workers_on_one_gpu_each_get_a_share_of_its_memory(monkeypatch):
     assert T.share_gpu("cpu", 8) is None and T.share_gpu("cuda", 1) is None and not calls
     assert T.share_gpu("cuda:1", 8) == pytest.approx(T.GPU_SHARE / 8)
     assert calls == [(pytest.approx(T.GPU_SHARE / 8), 1)]
+
+
+# ---------------------------------------------------------------- the step as a CUDA graph
+
+
+class Recorder:
+    """CPU stand-in for `CudaGraphs`: `warm` runs the step, `capture` runs nothing and returns a
+    graph whose replay runs the recorded step again. The step reads the graph's own index tensor,
+    so a replay sees only what was copied into it, as a CUDA graph does."""
+
+    def __init__(self):
+        self.warmed = self.captured = self.replays = 0
+
+    def warm(self, fn):
+        self.warmed += 1
+        fn()
+
+    def capture(self, fn):
+        self.captured += 1
+        recorder = self
+
+        class Graph:
+            def replay(self):
+                recorder.replays += 1
+                fn()
+
+        return Graph()
+
+
+def _graph_cases():
+    x, y = sample_target("sincos", 60)
+    xc, yc = _classes(n=50)
+    g = torch.Generator().manual_seed(3)
+    ys = [torch.randint(0, 3, (50,), generator=g) for _ in range(2)]
+    dense = Arch("dnn", (9, 9), n_in=5, n_out=3)
+    return {
+        "full-batch": (dnn_arch(3, 120), [0, 3], x, y, dict(epochs=8, lr=1e-2)),
+        "minibatch-tail": (dnn_arch(3, 120), [0, 3, 5], x, y, dict(epochs=6, lr=1e-2, batch_size=7)),
+        "stop-below": (
+            dnn_arch(2, 60),
+            [0, 1],
+            x,
+            y,
+            dict(epochs=40, lr=3e-2, batch_size=11, stop_below=0.05, sync_every=1),
+        ),
+        "ce-own-labels": (
+            dense,
+            [0, 4],
+            xc,
+            ys,
+            dict(loss="ce", epochs=6, lr=1e-2, batch_size=8, eval_sets={"train": (xc, ys)}, eval_every=2),
+        ),
+        "ce-shared": (dense, [0, 4], xc, yc, dict(loss="ce", epochs=5, lr=1e-2, batch_size=16)),
+    }
+
+
+@pytest.mark.parametrize("case", list(_graph_cases()))
+def test_the_graphed_step_replays_the_eager_steps_bit_for_bit(case):
+    # the graph path's bookkeeping (warm-up, capture per shape, indices copied into the graph's
+    # own tensor, sums and stopper updated in place), with a stand-in for CUDA's capture: on CPU
+    # it must train the same bits as the eager loop, and it must really replay
+    build, seeds, x, y, kw = _graph_cases()[case]
+    eager = train_ensemble(build, seeds, x, y, **kw)
+    rec = Recorder()
+    graphed = train_ensemble(build, seeds, x, y, graph=rec, **kw)
+    assert rec.captured >= 1 and rec.replays > rec.warmed
+    for field in ("params", "history", "final"):
+        a, b = getattr(eager, field), getattr(graphed, field)
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[n], b[n]) for n in a if not a[n].isnan().any()), field
+        assert all(torch.equal(a[n].isnan(), b[n].isnan()) for n in a), field
+
+
+def test_a_tensor_rebound_after_capture_is_caught(monkeypatch):
+    # what a real graph would silently get wrong (it writes the old addresses): the stopper once
+    # rebound its tensors each epoch; the check at each host read refuses that
+    def rebinding_update(self, mean, params, epoch):
+        newly = ~self.frozen & (mean <= self.below)
+        self.frozen = self.frozen | newly
+
+    build, seeds, x, y, kw = _graph_cases()["stop-below"]
+    monkeypatch.setattr(T._Stopper, "update", rebinding_update)
+    with pytest.raises(RuntimeError, match="rebound after capture"):
+        train_ensemble(build, seeds, x, y, graph=Recorder(), **kw)
+
+
+def test_graphs_are_asked_for_on_cuda_with_adam_only(monkeypatch):
+    from hw1 import cache, provenance
+
+    x, y = sample_target("sinc", 16)
+    monkeypatch.delenv("HW1_CUDA_GRAPH", raising=False)
+    base_key = cache.run_key({"fn": "f"}, "cpu")
+    monkeypatch.setenv("HW1_CUDA_GRAPH", "1")
+    assert provenance.cuda_graphs() and "HW1_CUDA_GRAPH" in provenance.knobs()
+    assert cache.run_key({"fn": "f"}, "cpu") != base_key  # recorded and keyed, like HW1_TF32
+    assert T.uses_graphs("cuda") and not T.uses_graphs("cpu") and not T.uses_graphs("cuda", "sgd")
+    train_ensemble(dnn_arch(1, 10), [0], x, y, epochs=2, lr=1e-2)  # CPU: the knob changes nothing
+    with pytest.raises(T.DeviceError, match="CUDA graphs need a CUDA device"):
+        train_ensemble(dnn_arch(1, 10), [0], x, y, epochs=2, lr=1e-2, graph=True)
+    monkeypatch.setenv("HW1_CUDA_GRAPH", "0")
+    assert not provenance.cuda_graphs() and "HW1_CUDA_GRAPH" not in provenance.knobs()
+
+
+def test_no_host_read_per_step_with_the_graphed_step(monkeypatch):
+    kw = dict(batch_size=7, graph=Recorder())
+    assert _reads_in_training(2, monkeypatch, **kw) == _reads_in_training(6, monkeypatch, **kw) <= 2
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@needs_cuda
+@pytest.mark.parametrize("case", list(_graph_cases()))
+def test_cuda_graphs_replay_the_same_kernels_as_eager_fused_adam(case, monkeypatch):
+    # on a GPU: the captured step and the same step run eagerly with the same (fused, capturable)
+    # Adam launch the same kernels on the same data, so they must give the same bits
+    build, seeds, x, y, kw = _graph_cases()[case]
+    graphed = train_ensemble(build, seeds, x, y, device="cuda", graph=True, **kw)
+    real = T.make_optimizer
+    monkeypatch.setattr(T, "make_optimizer", lambda n, p, lr, graphed=False: real(n, p, lr, graphed=True))
+    eager = train_ensemble(build, seeds, x, y, device="cuda", graph=False, **kw)
+    assert all(torch.equal(eager.params[n], graphed.params[n]) for n in eager.params)
+    torch.testing.assert_close(eager.history, graphed.history, rtol=0, atol=0, equal_nan=True)
+
+
+@needs_cuda
+@pytest.mark.parametrize("case", list(_graph_cases()))
+def test_cuda_graphs_train_what_the_eager_loop_trains_to_float_rounding(case):
+    # fused Adam rounds differently from foreach Adam: the same training to a stated tolerance
+    build, seeds, x, y, kw = _graph_cases()[case]
+    graphed = train_ensemble(build, seeds, x, y, device="cuda", graph=True, **kw)
+    eager = train_ensemble(build, seeds, x, y, device="cuda", graph=False, **kw)
+    torch.testing.assert_close(graphed.final, eager.final, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(graphed.flat(), eager.flat(), rtol=1e-3, atol=1e-5)
