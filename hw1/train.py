@@ -96,12 +96,13 @@ def _graph_backend(graph, device: torch.device, optimizer: str):
 
 class CudaGraphs:
     """Capture and replay on one CUDA device: warm-up steps and captures on one side stream (lazy
-    library handles are made on the stream that captures), all graphs in one memory pool."""
+    library handles are made on the stream that captures). Each graph has its own memory pool: a
+    shared pool is safe only for graphs replayed in their capture order, and the batch and tail
+    graphs of an epoch are not (the tail's is captured later but replayed after the batch's)."""
 
     def __init__(self, device: torch.device):
         self.device = device
         self.stream = torch.cuda.Stream(device)
-        self.pool = None
 
     def warm(self, fn: Callable[[], None]) -> None:
         self.stream.wait_stream(torch.cuda.current_stream(self.device))
@@ -111,9 +112,8 @@ class CudaGraphs:
 
     def capture(self, fn: Callable[[], None]):
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool, stream=self.stream):
+        with torch.cuda.graph(graph, stream=self.stream):
             fn()  # recorded, not run
-        self.pool = self.pool or graph.pool()
         return graph
 
 

@@ -10,6 +10,7 @@ from torch.func import functional_call, vmap
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from hw1 import train as T
+from hw1.api import _recorder
 from hw1.data import sample_target
 from hw1.models import Arch, ConvDenseArch, dnn_arch
 from hw1.train import batch_order, epoch_orders, evaluate, init_params, train_ensemble
@@ -347,6 +348,15 @@ def _graph_cases():
             dict(loss="ce", epochs=6, lr=1e-2, batch_size=8, eval_sets={"train": (xc, ys)}, eval_every=2),
         ),
         "ce-shared": (dense, [0, 4], xc, yc, dict(loss="ce", epochs=5, lr=1e-2, batch_size=16)),
+        # reads the gradients after each epoch's last step (a replayed tail from epoch 4 on): on a
+        # GPU, p.grad must be the tensor the replayed graph writes
+        "grad-norm-recorder": (
+            dnn_arch(2, 60),
+            [0, 1],
+            x,
+            y,
+            dict(epochs=8, lr=1e-2, batch_size=7, on_epoch=_recorder(8, True, 0, 2)),
+        ),
     }
 
 
