@@ -20,7 +20,11 @@ this file is rewritten):
                                          # (from figures/records), paper-scale estimate
     python -m benchmarks --only evals    # just the evaluation cadence (about 2 minutes)
     python -m benchmarks --device cuda --only ensemble,paper   # the same measurements on a GPU
-    python -m benchmarks --only paper    # just the paper-scale cost and memory (about 3 minutes)
+    python -m benchmarks --only paper    # the paper-scale cost and memory, then the structural
+                                         # GPU estimate (about 3 + 4 minutes)
+    python -m benchmarks --only structure   # just the structural GPU estimate: every step,
+                                         # evaluation and measurement counted (operations, FLOPs,
+                                         # bytes) at paper shapes, priced on an H100
 
 Each result is stored in `benchmarks/results/<cpu|cuda>.json` and this file is rebuilt from all of
 them, so a GPU run adds its rows beside the CPU ones. Ratios are baseline time / our time, measured
@@ -284,6 +288,9 @@ the HW1-1 fit DNNs for the fit task's batch-size runs, the minimal-ratio MSE pha
 gradient-norm phase), and never less than the fastest GPU step among those analog runs (a step's
 fixed cost: Python, kernel launches), paid per seed where seeds train one at a time. A
 `python -m benchmarks --device cuda --only paper` run replaces every derived number by a measured one.
+This column scales CPU times, so it cannot see what changes only on a GPU (CUDA graphs, steps no
+longer waiting for the host, measurements moved onto the device): the next section derives the GPU
+time from what each step does instead, and supersedes this column until a GPU measures it.
 
 The CPU is shared with other work (load average above): two runs of this estimate an hour apart
 differed by up to 2x per run family and by about 30% in total, so read the CPU hours as ±50%."""
@@ -482,11 +489,20 @@ def write_readme(path: Path = HERE / "README.md") -> Path:
     for res in results:
         lines += _claim_table(res)
     lines += ["", "## What `paper` scale costs", ""] + _paper_table(results)
+    structure = next((r["structure"] for r in results if r.get("structure")), None)
+    lines += ["## The paper suite on one GPU, from the structure of its steps", ""]
+    lines += _structure_lines(structure)
     lines += ["## Peak memory at `paper` scale", ""] + _memory_table(results)
     lines += ["", "## Same bits on every CPU?", ""] + _digest_section()
     lines += ["", "## The whole suite, dated runs", ""] + _suite_log()
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _structure_lines(res: dict | None) -> list[str]:
+    from .structure import report_lines
+
+    return report_lines(res)
 
 
 def _suite_log(path: Path = HERE / "results" / "suite_log.json") -> list[str]:
