@@ -47,6 +47,7 @@ _FREE = {
     torch.ops.aten.new_empty_strided.default,
     torch.ops.aten.lift_fresh.default,
     torch.ops.aten.detach.default,
+    torch.ops.aten._unsafe_view.default,  # a view that autograd does not track as one
     torch.ops.aten._local_scalar_dense.default,
 }
 
