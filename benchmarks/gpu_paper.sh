@@ -3,6 +3,13 @@
 #
 #   bash benchmarks/gpu_paper.sh                 # on a GPU machine: paper scale, 8 xdist workers
 #   bash benchmarks/gpu_paper.sh smoke 2         # the same script end to end on a CPU, in minutes
+#   HW1_BUDGET_S=480 bash benchmarks/gpu_paper.sh paper 8 --claim cnn-depth --claim dnn-depth
+#                                                # a part of it, stopped after 8 minutes
+#
+# Arguments after the scale and the worker count go to pytest (--claim, -k). HW1_BUDGET_S stops
+# pytest (SIGINT, as Ctrl-C: the cases that finished keep their records) after that many seconds;
+# a GPU session with minutes to spend runs the cases it can afford (benchmarks/README.md, "The
+# paper suite on one GPU", gives each family's derived minutes) and says which ran.
 #
 # Writes figures/<scale>/ (or $HW1_DEVICE_OUT): records, figures, INDEX.md, environment.json
 # naming the device, the pytest log (run.log) and timing.md (every case's time; python -m
@@ -18,6 +25,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:-paper}
 workers=${2:-8}
+shift $(( $# < 2 ? $# : 2 ))
 out=${HW1_DEVICE_OUT:-figures/$scale}
 mkdir -p "$out"
 if [ -z "${HW1_CUDA_GRAPH:-}" ]; then
@@ -29,9 +37,15 @@ if [ -z "${HW1_CUDA_GRAPH:-}" ]; then
 fi
 echo "HW1_CUDA_GRAPH=$HW1_CUDA_GRAPH (CUDA graphs $( [ "$HW1_CUDA_GRAPH" = 1 ] && echo on || echo off ))"
 start=$(date +%s)
-python3 -m pytest claims/ --scale "$scale" -n "$workers" --figures-dir "$out" --durations=0 -q 2>&1 | tee "$out/run.log"
+limit=()
+[ -n "${HW1_BUDGET_S:-}" ] && limit=(timeout --signal=INT --kill-after=60 "$HW1_BUDGET_S")
+"${limit[@]}" python3 -m pytest claims/ --scale "$scale" -n "$workers" --figures-dir "$out" --durations=0 -q "$@" 2>&1 | tee "$out/run.log"
 status=${PIPESTATUS[0]}
 wall=$(( $(date +%s) - start ))
-python3 -m benchmarks.timing "$out" --wall "$wall" > "$out/timing.md"
+notes=(--note "CUDA graphs: $( [ "$HW1_CUDA_GRAPH" = 1 ] && echo on || echo off ) (HW1_CUDA_GRAPH=$HW1_CUDA_GRAPH).")
+[ $# -gt 0 ] && notes+=(--note "pytest arguments: $*")
+[ "$status" = 124 ] && notes+=(--note "Stopped at the budget (HW1_BUDGET_S=$HW1_BUDGET_S s): only the cases below finished.")
+python3 -m benchmarks.timing "$out" --wall "$wall" "${notes[@]}" > "$out/timing.md" ||
+  printf '# Timing\n\nNo claim case finished (%s s).\n' "$wall" > "$out/timing.md"
 cat "$out/timing.md"
 exit "$status"

@@ -32,7 +32,7 @@ from hw1 import generalization as G, landscape
 from hw1.config import PAPER
 from hw1.data import load_mnist, sample_target
 from hw1.experiments import fit_runs, mnist_arch
-from hw1.train import Ensemble, eval_epochs, evaluate, init_params, train_ensemble, vectorizes
+from hw1.train import Ensemble, eval_epochs, evaluate, init_params, train_ensemble, uses_graphs, vectorizes
 
 from .common import PeakRSS, timed
 
@@ -650,7 +650,9 @@ def estimate_paper(device: torch.device, repeats: int = 3) -> dict:
             runs += r
             items += i
         items += _measurements(repeats)
-    out = {"runs": {r["key"]: r for r in runs}, "items": items}
+    # graphed steps (HW1_CUDA_GRAPH=1 on CUDA) or eager: what the runs' seconds per step measured
+    graphs = uses_graphs(device)
+    out = {"runs": {r["key"]: r for r in runs}, "items": items, "graphs": graphs}
     for it in items:
         it["s"] = item_seconds(it, out["runs"])  # on this device (host items: on its CPU)
     return out

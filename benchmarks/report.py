@@ -491,7 +491,8 @@ def write_readme(path: Path = HERE / "README.md") -> Path:
     lines += ["", "## What `paper` scale costs", ""] + _paper_table(results)
     structure = next((r["structure"] for r in results if r.get("structure")), None)
     lines += ["## The paper suite on one GPU, from the structure of its steps", ""]
-    lines += _structure_lines(structure)
+    gpu = next((r for r in results if r["kind"] == "cuda"), {})
+    lines += _structure_lines(structure, gpu.get("paper"))
     lines += ["## Peak memory at `paper` scale", ""] + _memory_table(results)
     lines += ["", "## Same bits on every CPU?", ""] + _digest_section()
     lines += ["", "## The whole suite, dated runs", ""] + _suite_log()
@@ -499,10 +500,10 @@ def write_readme(path: Path = HERE / "README.md") -> Path:
     return path
 
 
-def _structure_lines(res: dict | None) -> list[str]:
+def _structure_lines(res: dict | None, gpu_paper: dict | None) -> list[str]:
     from .structure import report_lines
 
-    return report_lines(res)
+    return report_lines(res, gpu_paper)
 
 
 def _suite_log(path: Path = HERE / "results" / "suite_log.json") -> list[str]:

@@ -159,13 +159,30 @@ EIGH_S = 0.02  # assumed seconds of one 1000x1000 float64 symmetric eigendecompo
 
 
 def _train(
-    case, group, what, arch, seeds, x, y, batch, loss, *, steps, epochs, evals=0, eval_images=0, on_epoch=None
+    case,
+    group,
+    what,
+    arch,
+    seeds,
+    x,
+    y,
+    batch,
+    loss,
+    *,
+    key,
+    steps,
+    epochs,
+    evals=0,
+    eval_images=0,
+    on_epoch=None,
 ):
     """A training item: its step's census (eager and graph), its per-epoch eager work outside the
-    step (bookkeeping, recordings), and its evaluations' census."""
+    step (bookkeeping, recordings), and its evaluations' census. key: the run's name in
+    `benchmarks.paper_cost` (where a GPU's measured seconds per step are stored)."""
     c = step_census(arch, seeds, x, y, batch, loss)
     per_epoch = _epoch_ops(arch, seeds, x, y, loss, on_epoch)
     item = {
+        "key": key,
         "case": case,
         "group": group,
         "what": what,
@@ -233,6 +250,7 @@ def training_items(quick: bool = False) -> list[dict]:
                     y,
                     None,
                     "mse",
+                    key=f"fit/d{d}/b{b}",
                     steps=2 * f.epochs,
                     epochs=2 * f.epochs,
                     on_epoch=_recorder(f.epochs, True, f.snapshot_every, f.seeds),
@@ -255,6 +273,7 @@ def training_items(quick: bool = False) -> list[dict]:
                     ym,
                     m.batch_size,
                     "ce",
+                    key=f"mnist/{kind}/d{d}",
                     steps=steps,
                     epochs=m.epochs,
                     evals=1,
@@ -276,6 +295,7 @@ def training_items(quick: bool = False) -> list[dict]:
             yr,
             None,
             "mse",
+            key="ratio/mse",
             steps=o.mse_epochs,
             epochs=o.mse_epochs,
         )
@@ -295,6 +315,7 @@ def training_items(quick: bool = False) -> list[dict]:
             [yg] * g.seeds,
             g.rl_batch,
             "ce",
+            key="random-labels",
             steps=g.rl_epochs * per_epoch,
             epochs=g.rl_epochs,
             evals=len(T.eval_epochs(g.rl_epochs, g.rl_eval_every, first=True)) + 1,
@@ -313,6 +334,7 @@ def training_items(quick: bool = False) -> list[dict]:
                 yg,
                 g.pg_batch,
                 "ce",
+                key=f"size/w{w}",
                 steps=g.pg_epochs * math.ceil(N_TRAIN / g.pg_batch),
                 epochs=g.pg_epochs,
                 evals=math.ceil(g.pg_epochs / G.eval_every(g.pg_epochs)),
@@ -338,6 +360,7 @@ def training_items(quick: bool = False) -> list[dict]:
                     ys[: 2 * b],
                     b,
                     G.task_loss(task),
+                    key=f"batch/{task}/b{b}",
                     steps=epochs * math.ceil(n_train / b),
                     epochs=epochs,
                     evals=math.ceil(epochs / G.eval_every(epochs)),
@@ -361,6 +384,7 @@ def _grad_norm_phase(o, x, y) -> dict:
     one, two = run(1), run(2)
     step = {m: two[m] - one[m] for m in ("ops", "flops", "bytes")}
     return {
+        "key": "ratio/gn",
         "case": "minimal-ratio",
         "group": "minimal-ratio",
         "what": f"{o.ratio_runs} DNNs, ||grad L||^2 phase (its own eager loop, not graphed)",
@@ -704,8 +728,43 @@ def _count(it: dict) -> str:
     return f"{it['calls']:,} calls" if "call" in it else f"{it['steps']:,} steps"
 
 
-def report_lines(res: dict | None) -> list[str]:
-    """benchmarks/README.md's section on the structural estimate (empty without a result)."""
+def measured_lines(res: dict, gpu_paper: dict | None) -> list[str]:
+    """The derived step times beside a GPU's measured ones (`python -m benchmarks --device cuda
+    --only paper`, with HW1_CUDA_GRAPH=1 for graphed steps), where a GPU has measured today's runs."""
+    runs = (gpu_paper or {}).get("runs") or {}
+    t = res["calibration"]["t_eager"]
+    graphs = bool((gpu_paper or {}).get("graphs"))
+    rows = []
+    for it in res["items"]:
+        if it.get("key") in runs and "step" in it:
+            c = it["step"]["graph" if graphs and it.get("graphed", True) else "eager"]
+            t_op = T_NODE if graphs and it.get("graphed", True) else t
+            derived, bound = device_seconds(c["ops"], c["flops"], c["bytes"], t_op)
+            measured = runs[it["key"]]["s_per_step"]
+            rows.append(
+                f"| {it['key']} | {measured * 1e3:.3f} | {derived * 1e3:.3f} ({bound}) | {derived / measured:.2f} |"
+            )
+    if not rows:
+        return [
+            "**No GPU has measured today's steps yet**: the GPU results on file are the earlier session's "
+            "(the calibration above). A GPU session runs `python -m benchmarks --device cuda --only paper` "
+            "(eager) and `HW1_CUDA_GRAPH=1 python -m benchmarks --device cuda --only paper` (graphed); "
+            "this table then compares every family's derived step with its measured one.",
+            "",
+        ]
+    return [
+        f"Measured on a GPU ({'graphed' if graphs else 'eager'} steps) against derived:",
+        "",
+        "| run | measured ms/step | derived ms/step (bound) | derived ÷ measured |",
+        "| --- | ---: | ---: | ---: |",
+        *rows,
+        "",
+    ]
+
+
+def report_lines(res: dict | None, gpu_paper: dict | None = None) -> list[str]:
+    """benchmarks/README.md's section on the structural estimate (empty without a result);
+    gpu_paper: a GPU's `paper` result, whose measured steps are set beside the derived ones."""
     if not res:
         return ["Not run yet: `python -m benchmarks --only structure`.", ""]
     cal, t = res["calibration"], res["calibration"]["t_eager"]
@@ -800,4 +859,4 @@ def report_lines(res: dict | None) -> list[str]:
             f"{gr['longest']}: {_m(gr['longest_s'])} | {_m(gr['busy'])} |"
         )
     lines.append("")
-    return lines
+    return lines + ["### Measured against derived", ""] + measured_lines(res, gpu_paper)

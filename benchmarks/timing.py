@@ -29,7 +29,7 @@ def rows(folder: Path) -> list[dict]:
     return sorted(out, key=lambda r: -(r["seconds"] or 0))
 
 
-def table(folder: Path, wall: float | None = None) -> str:
+def table(folder: Path, wall: float | None = None, notes: list[str] = ()) -> str:
     env = report.load_json(folder / "environment.json") or {}
     found = rows(folder)
     num = env.get("numerics", {})
@@ -45,6 +45,7 @@ def table(folder: Path, wall: float | None = None) -> str:
     )
     if wall is not None:
         lines.append(f"Wall time of the whole run: {wall:.0f} s ({wall / 60:.1f} min).")
+    lines += list(notes)
     total = sum(r["seconds"] or 0 for r in found)
     lines += [
         f"Sum of the cases' own wall times: {total:.0f} s (cases run side by side on the workers).",
@@ -63,10 +64,11 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path, help="the run's figures folder (--figures-dir)")
     ap.add_argument("--wall", type=float, default=None, help="the run's wall time in seconds")
+    ap.add_argument("--note", action="append", default=[], help="a line to add under the header")
     a = ap.parse_args(argv)
     if not (a.folder / "records").is_dir():
         raise SystemExit(f"{a.folder}: no records/ folder; is it a claims run's --figures-dir?")
-    print(table(a.folder, a.wall), end="")
+    print(table(a.folder, a.wall, a.note), end="")
 
 
 if __name__ == "__main__":

@@ -68,3 +68,34 @@ def test_the_device_script_runs_end_to_end_at_smoke_scale(tmp_path):
     table = (out / "timing.md").read_text()
     assert "smoke scale, 21 claim cases" in table and "Wall time of the whole run" in table, table
     assert (out / "INDEX.md").exists() and (out / "run.log").exists()
+
+
+def _script(tmp_path, *args, budget=None):
+    out = tmp_path / "out"
+    env = {**os.environ, "HW1_RUN_CACHE": str(tmp_path / "runs"), "HW1_DEVICE_OUT": str(out)}
+    env.pop("HW1_BUDGET_S", None)
+    if budget is not None:
+        env["HW1_BUDGET_S"] = str(budget)
+    run = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_paper.sh"), "smoke", "1", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return run, out
+
+
+def test_the_device_script_runs_a_part_and_says_so(tmp_path):
+    run, out = _script(tmp_path, "--claim", "dnn-depth")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    table = (out / "timing.md").read_text()
+    assert "smoke scale, 1 claim cases" in table and "| dnn-depth |" in table
+    assert "pytest arguments: --claim dnn-depth" in table and "CUDA graphs: off" in table
+
+
+def test_a_budget_stops_the_run_and_the_timing_says_what_finished(tmp_path):
+    run, out = _script(tmp_path, "--claim", "dnn-depth", budget=1)  # pytest is still starting
+    assert run.returncode == 124, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "No claim case finished" in (out / "timing.md").read_text()

@@ -55,6 +55,7 @@ def test_the_calibration_uses_launch_bound_rows_only():
 
 def _training(group, steps, ops_eager, ops_graph, flops=0.0, graphed=True):
     return {
+        "key": f"{group}/run",
         "case": group,
         "group": group,
         "what": "w",
@@ -108,3 +109,18 @@ def test_the_readme_section_says_what_was_measured_and_what_was_assumed():
     assert "Assumed:" in text and "Calibrated:" in text and "| fit | w | 1,000 steps | 60 → 50 |" in text
     assert all(name in text for name in S.SCENARIOS)
     assert S.report_lines(None)[0].startswith("Not run yet")
+
+
+def test_a_gpus_measured_steps_are_set_beside_the_derived_ones():
+    t = 30e-6
+    items = [_training("fit", 1000, 60, 50)]
+    res = {"calibration": {"t_eager": t}, "items": items}
+    assert "No GPU has measured today's steps yet" in S.measured_lines(res, None)[0]
+    legacy = {"rows": [{"what": "DNN depth 1, budget 40, 8 seeds", "s_per_step": 1e-3}]}  # older format
+    assert "No GPU has measured" in S.measured_lines(res, legacy)[0]
+    graphed = {"runs": {"fit/run": {"s_per_step": 3e-4}}, "graphs": True}
+    text = "\n".join(S.measured_lines(res, graphed))
+    # derived graphed step: 50 operations x T_NODE, launch bound; against 0.3 ms measured
+    assert "graphed steps" in text and f"| fit/run | 0.300 | {50 * S.T_NODE * 1e3:.3f} (launch) |" in text
+    eager = "\n".join(S.measured_lines(res, {"runs": {"fit/run": {"s_per_step": 3e-3}}, "graphs": False}))
+    assert f"| fit/run | 3.000 | {60 * t * 1e3:.3f} (launch) | {60 * t / 3e-3:.2f} |" in eager
