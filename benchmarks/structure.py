@@ -53,8 +53,8 @@ _FREE = {
 
 
 class Census(TorchDispatchMode):
-    """Counts the operations dispatched in its block (views excepted), the bytes they read and
-    write, and (with torch's FlopCounterMode) their FLOPs, split by float64 or not."""
+    """Counts the operations dispatched in its block (views and allocations excepted), the bytes
+    they read and write, and how often each operation ran (`census` adds torch's FLOP count)."""
 
     def __init__(self):
         super().__init__()
