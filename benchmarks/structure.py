@@ -91,19 +91,26 @@ def _fused_adam(params, lr):
     return torch.optim.Adam(params, lr=lr, fused=True)  # CPU: fused, not capturable; the same ops
 
 
+def _census_run(arch, seeds, x, y, loss: str, fused: bool = False):
+    """A `train_ensemble` run's state on the CPU (foreach Adam, or fused: what a graph captures),
+    for counting its steps and epochs."""
+    params = {n: p.detach().clone().requires_grad_(True) for n, p in T.init_params(arch, seeds).items()}
+    plist = list(params.values())
+    opt = _fused_adam(plist, 1e-3) if fused else T.make_optimizer("adam", plist, 1e-3)
+    return T._Run(
+        arch, seeds, params, loss, opt, T._Data(x, y, len(seeds), torch.device("cpu")), None, "census", None
+    )
+
+
 def step_census(arch, seeds, x, y, batch: int | None, loss: str) -> dict:
     """One training step of the vmapped ensemble (the path CUDA takes), at the real shapes:
     {'eager': census with foreach Adam, 'graph': census with fused Adam (what a graph captures)}.
     The step after the first (the optimizer's state exists by then)."""
     out = {}
     for kind in ("eager", "graph"):
-        params = {n: p.detach().clone().requires_grad_(True) for n, p in T.init_params(arch, seeds).items()}
-        data = T._Data(x, y, len(seeds), torch.device("cpu"))
-        plist = list(params.values())
-        opt = _fused_adam(plist, 1e-3) if kind == "graph" else T.make_optimizer("adam", plist, 1e-3)
-        run = T._Run(arch, seeds, params, loss, opt, data, None, "census", None)
-        full = batch is None or batch >= data.n
-        idx = None if full else T.epoch_orders(seeds, data.n, 0, data.x.device)[:, :batch]
+        run = _census_run(arch, seeds, x, y, loss, fused=kind == "graph")
+        n = run.data.n
+        idx = None if batch is None or batch >= n else T.epoch_orders(seeds, n, 0, run.device)[:, :batch]
         run.step(idx)
         out[kind] = census(lambda: run.step(idx))
     return out
@@ -202,22 +209,10 @@ def _train(
 def _epoch_ops(arch, seeds, x, y, loss, on_epoch) -> int:
     """Eager operations of one epoch outside its steps (a full-batch epoch less its step), plus an
     on_epoch recorder's."""
-    params = {n: p.detach().clone().requires_grad_(True) for n, p in T.init_params(arch, seeds).items()}
-    data = T._Data(x, y, len(seeds), torch.device("cpu"))
-    run = T._Run(
-        arch,
-        seeds,
-        params,
-        loss,
-        T.make_optimizer("adam", list(params.values()), 1e-3),
-        data,
-        None,
-        "c",
-        None,
-    )
+    run = _census_run(arch, seeds, x, y, loss)
     run.epoch(0, None)
     whole, step = census(lambda: run.epoch(1, None))["ops"], census(lambda: run.step(None))["ops"]
-    extra = census(lambda: on_epoch(1, params))["ops"] if on_epoch else 0
+    extra = census(lambda: on_epoch(1, run.params))["ops"] if on_epoch else 0
     return max(whole - step, 0) + extra
 
 
@@ -554,17 +549,18 @@ def measurement_items(points: int = 250) -> list[dict]:
 
 # ------------------------------------------------------------------------------ calibration rows
 def calibration_rows(gpu_result: dict) -> list[dict]:
-    """The eager steps measured on a GPU (results/cuda.json: the ensemble benchmark, the HW1-1
-    estimate's fit and MNIST rows), each with the census of the same step here: operations per
-    step including the epoch's own (one step an epoch at full batch)."""
-    import re
-
+    """The eager steps measured on a GPU (results/cuda.json: the ensemble benchmark, and the HW1-1
+    estimate's fit and MNIST rows as `paper_cost.legacy_gpu_runs` reads them), each with the census
+    of the same step here: operations per step including the epoch's own (one step an epoch at
+    full batch)."""
     from hw1.api import _recorder
     from hw1.config import PAPER
     from hw1.data import load_mnist, sample_target
     from hw1.experiments import mnist_arch
+    from hw1.models import dnn_arch
 
     from .ensemble import networks
+    from .paper_cost import legacy_gpu_runs
 
     rows = []
     x, y = sample_target("sincos", 256)
@@ -580,25 +576,25 @@ def calibration_rows(gpu_result: dict) -> list[dict]:
                 "census": c,
             }
         )
-    xs, ys = sample_target("sinc", PAPER.fit.n_points)
-    xm, ym = load_mnist(True, limit=256)
-    for r in gpu_result.get("paper", {}).get("rows", []):
-        if m := re.match(r"DNN depth (\d+), budget (\d+), (\d+) seeds", r["what"]):
-            from hw1.models import dnn_arch
-
-            arch, seeds = dnn_arch(int(m[1]), int(m[2])), list(range(int(m[3])))
+    f, m = PAPER.fit, PAPER.mnist
+    xs, ys = sample_target("sinc", f.n_points)
+    xm, ym = load_mnist(True, limit=2 * m.batch_size)
+    for key, r in legacy_gpu_runs(gpu_result).items():
+        kind, *spec = key.split("/")
+        if kind == "fit":  # fit/d<depth>/b<budget>: the fit runs, their recorder included
+            arch, seeds = dnn_arch(int(spec[0][1:]), int(spec[1][1:])), list(range(f.seeds))
             c = step_census(arch, seeds, xs, ys, None, "mse")["eager"]
-            rec = _recorder(PAPER.fit.epochs, True, PAPER.fit.snapshot_every, len(seeds))
+            rec = _recorder(f.epochs, True, f.snapshot_every, f.seeds)
             c["ops"] += _epoch_ops(arch, seeds, xs, ys, "mse", rec)
-        elif m := re.match(r"(CNN|DNN) depth (\d+), \d+ params, (\d+) seeds, batch (\d+)", r["what"]):
-            kind, seeds = m[1].lower(), list(range(int(m[3])))
-            arch = mnist_arch(PAPER.mnist, kind, int(m[2]))
-            c = step_census(arch, seeds, xm if kind == "cnn" else xm.flatten(1), ym, int(m[4]), "ce")["eager"]
-        else:
+            what = f"fit run {key}, {f.seeds} seeds, full batch"
+        elif kind == "mnist":  # mnist/<cnn|dnn>/d<depth>
+            arch, seeds = mnist_arch(m, spec[0], int(spec[1][1:])), list(range(m.seeds))
+            xk = xm if spec[0] == "cnn" else xm.flatten(1)
+            c = step_census(arch, seeds, xk, ym, m.batch_size, "ce")["eager"]
+            what = f"MNIST run {key}, {m.seeds} seeds, batch {m.batch_size}"
+        else:  # ratio/mse: the ensemble benchmark's K=100 depth-1 row, already above
             continue
-        rows.append(
-            {"what": f"{r['what']} ({r.get('family', '')})", "s_per_step": r["s_per_step"], "census": c}
-        )
+        rows.append({"what": what, "s_per_step": r["s_per_step"], "census": c})
     return rows
 
 
