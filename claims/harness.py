@@ -359,7 +359,7 @@ def new_record(item, scale, config) -> ClaimRecord:
         seed_offset=config.getoption("--seed"),
         ledger=ledger_on(config),
         seed_sets=tuple(config.getoption("--seed-sets") or ()),
-        departures=departures(scale, mark.args[0]),
+        departures=departures(scale, mark.args[0], case=callspec.id if callspec else ""),
     )
 
 

@@ -4,7 +4,11 @@ The public, cached API (`hw1.api`): `dnn`, `cnn` (architectures) and `fit_target
 (training, one cache entry per seed). `import hw1` stays light: they load on first use.
 """
 
+from .memory import pin_mmap_threshold
+
 __all__ = ["dnn", "cnn", "fit_target", "fit_mnist"]
+
+pin_mmap_threshold()  # flat memory over long runs (hw1.memory says why)
 
 
 def __getattr__(name: str):

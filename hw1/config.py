@@ -437,6 +437,31 @@ CLAIM_SETTINGS = {
     "sensitivity": ("gen.bs_*", "gen.fit_*", "gen.seeds", "gen.batch_sizes", "gen.sens_points"),
     "sharpness": ("gen.bs_*", "gen.fit_*", "gen.seeds", "gen.batch_sizes", "gen.sharp_*", "gen.keskar_*"),
 }
+# Cases of one claim that read different settings: "claim[task]" for the cases whose id starts with
+# that task (sensitivity [fit] trains on the fit task, sensitivity [mnist] on MNIST). The fit task's
+# sharpness loss reads all of its 1000 training points at either sharp_points, so not that field.
+CASE_SETTINGS = {
+    "sensitivity[fit]": ("gen.fit_*", "gen.lr", "gen.seeds", "gen.batch_sizes"),
+    "sensitivity[mnist]": ("gen.bs_*", "gen.lr", "gen.seeds", "gen.batch_sizes", "gen.sens_points"),
+    "sharpness[fit]": (
+        "gen.fit_*",
+        "gen.lr",
+        "gen.seeds",
+        "gen.batch_sizes",
+        "gen.sharp_sigma",
+        "gen.sharp_n",
+        "gen.keskar_*",
+    ),
+    "sharpness[mnist]": ("gen.bs_*", "gen.lr", "gen.seeds", "gen.batch_sizes", "gen.sharp_*", "gen.keskar_*"),
+}
+
+
+def settings_read(claim: str, case: str = "") -> tuple[str, ...]:
+    """The settings (globs) a case reads: its task's entry of CASE_SETTINGS, else its claim's."""
+    task = case.split("-")[0]
+    return CASE_SETTINGS.get(f"{claim}[{task}]", CLAIM_SETTINGS.get(claim, ()))
+
+
 # Settings whose cut to under half the report's plausibly decides an outcome.
 DECISIVE = {
     "training": ("*epochs*", "*min_steps*"),
@@ -462,8 +487,8 @@ def _size(v, key: str):
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def departures(scale: Scale, claim: str, report: Scale | None = None) -> list[dict]:
-    """How `scale` departs from the report's setting (`paper`) in what `claim` reads.
+def departures(scale: Scale, claim: str, report: Scale | None = None, case: str = "") -> list[dict]:
+    """How `scale` departs from the report's setting (`paper`) in what `claim` (its `case`) reads.
 
     -> [{'field', 'value', 'report', 'ratio' (value/report size or None), 'decisive'}]; 'decisive'
     names what a cut to under half the report's plausibly decides with ('training', 'data',
@@ -471,7 +496,7 @@ def departures(scale: Scale, claim: str, report: Scale | None = None) -> list[di
     """
     report = report or REPORT
     mine, theirs = _flat(scale), _flat(report)
-    globs = CLAIM_SETTINGS.get(claim, ())
+    globs = settings_read(claim, case)
     out = []
     for key in mine:
         if (

@@ -33,6 +33,7 @@ BADGE = {
 CATALOGUE = Path(__file__).resolve().parent.parent / "claims" / "CLAIMS.md"  # the claims' wording
 OVERVIEW = "overview"  # figures/overview.png and .json
 MULTIVERSE_MD = "MULTIVERSE.md"  # python -m hw1.multiverse: the robust column's k/n
+DEPARTURES_MD = "DEPARTURES.md"  # python -m hw1.departures: the departures column
 
 
 def outcome_legend(alpha: float, plan: StagePlan) -> str:
@@ -221,13 +222,20 @@ def _short(v) -> str:
     return str(v)
 
 
-def _departures(r: ClaimRecord) -> str:
+def _departures(r: ClaimRecord, measured: dict | None = None) -> str:
+    """Each departure, and what moving it to the report's value was measured to do (`measured`:
+    field -> hw1.departures_report.measurements' entry; no entry: not in the grid)."""
     if not r.departures:
         return "as the report" if r.scale != "smoke" else "—"
+    measured = measured or {}
 
     def one(d):
         flag = f" ⚠ {d['decisive']}" if d.get("decisive") else ""
-        return f"{d['field'].split('.', 1)[1]} {_short(d['value'])} (report {_short(d['report'])}){flag}"
+        m = measured.get(d["field"])
+        tail = f" — {m['text']}" if m else ""
+        return (
+            f"{d['field'].split('.', 1)[1]} {_short(d['value'])} (report {_short(d['report'])}){flag}{tail}"
+        )
 
     return "; ".join(one(d) for d in r.departures)
 
@@ -289,9 +297,10 @@ def _row(
     catalogue: str,
     paper_column: bool = True,
     robust: str = "",
+    measured: dict | None = None,
 ) -> str:
-    """claim | what the report says | outcome | paper | robust | seeds | p | effect ("—": no
-    multiverse result for the case)."""
+    """claim | what the report says | outcome | paper | robust | departures | seeds | p | effect
+    ("—": no multiverse result for the case)."""
     outcome = BADGE.get(r.status, r.status)
     if stability and not stability.get("stable"):
         outcome += " ⚠ fragile"
@@ -299,11 +308,32 @@ def _row(
         outcome += f" ({_differs(r)})"
     paper_cell = "not run" if paper is None else BADGE.get(paper.status, paper.status)
     paper_cell = f" {paper_cell} |" if paper_column else ""
-    says = f"[{one_line(r.statement)}]({catalogue}#{r.claim})"
+    says = f"[{one_line(r.statement, 54)}]({catalogue}#{r.claim})"
     return (
-        f"| [{r.label}](#{r.key}) | {says} | {outcome} |{paper_cell} {robust or '—'} | "
+        f"| [{r.label}](#{r.key}) | {says} | {outcome} |{paper_cell} {robust or '—'} | {_measured_cell(r, measured)} | "
         f"{_seeds(r, stage=False)} | {_p(r)} | {_effect(r.verdict)} |"
     )
+
+
+def _measured_cell(r: ClaimRecord, measured: dict | None) -> str:
+    """ "k/n (f)": of the case's n departures, k measured at (or toward) the report's value, f of
+    them flipping its outcome; "—" where it has none."""
+    if not r.departures:
+        return "—"
+    measured = measured or {}
+    k = sum(1 for d in r.departures if measured.get(d["field"], {}).get("measured"))
+    f = sum(1 for d in r.departures if measured.get(d["field"], {}).get("flip"))
+    return f"[{k}/{len(r.departures)} ({f})]({DEPARTURES_MD})" if measured else f"0/{len(r.departures)}"
+
+
+def departure_measurements(figures_dir: Path) -> dict[str, dict]:
+    """label -> field -> what the newest departures grid measured (hw1.departures_report), for a
+    ci report; {} elsewhere or before any grid."""
+    if not (Path(figures_dir) / DEPARTURES_MD).exists():
+        return {}
+    from .departures_report import measurements
+
+    return measurements(Path(figures_dir))
 
 
 def robust_cells(figures_dir: Path) -> dict[str, str]:
@@ -332,7 +362,13 @@ def _stage_table(r: ClaimRecord) -> list[str]:
     return lines + [""]
 
 
-def _details(r: ClaimRecord, paper: ClaimRecord | None, stability: dict | None, catalogue: str) -> list[str]:
+def _details(
+    r: ClaimRecord,
+    paper: ClaimRecord | None,
+    stability: dict | None,
+    catalogue: str,
+    measured: dict | None = None,
+) -> list[str]:
     v = r.verdict
     lines = [
         f'<a id="{r.key}"></a>',
@@ -353,7 +389,10 @@ def _details(r: ClaimRecord, paper: ClaimRecord | None, stability: dict | None, 
     lines.append(f"- scale `{r.scale}`, seeds {_seed_range(r.seeds)}; {_seconds(r)}")
     if r.stages:
         lines += _stage_table(r)
-    lines.append("- departs from the report's setting (⚠ = plausibly decisive): " + _departures(r))
+    lines.append(
+        "- departs from the report's setting (⚠ = plausibly decisive; what moving each to the report's "
+        f"value did: [{DEPARTURES_MD}]({DEPARTURES_MD})): " + _departures(r, measured)
+    )
     if stability:
         lines.append(f"- across seed sets ([STABILITY.md](STABILITY.md)): {_stability_text(stability)}")
     if paper is not None:
@@ -507,6 +546,7 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
     paper_column = {r.scale for r in records} != {"paper"}  # a paper index needs no paper column
     fragile = {k for k, st in stability.items() if not st.get("stable")}
     robust = robust_cells(figures_dir)
+    measured = departure_measurements(figures_dir)
     has_multiverse = (figures_dir / MULTIVERSE_MD).exists()  # no link to a file that is not there
     robust_head = f"[robust]({MULTIVERSE_MD})" if has_multiverse else "robust"
     where = f"[{MULTIVERSE_MD}]({MULTIVERSE_MD})" if has_multiverse else "`python -m hw1.multiverse`"
@@ -521,6 +561,20 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
         ]
         lines += [outcome_legend(*_plan(records[0])), ""]
     lines += _totals(records, stability)
+    flipped = sorted(
+        {
+            f"{label} ({field.split('.', 1)[1]} → {m['outcome']})"
+            for label, fs in measured.items()
+            for field, m in fs.items()
+            if m["flip"]
+        }
+    )
+    if measured:
+        lines += [
+            f"Departures ([{DEPARTURES_MD}]({DEPARTURES_MD})): cases whose outcome flips when one ⚠ or other "
+            f"departure moves toward the report's value: {', '.join(flipped) if flipped else 'none so far'}.",
+            "",
+        ]
     lines += [
         f"Each row is one case of a claim in [claims/CLAIMS.md]({catalogue}), re-run over several "
         "seeds; its details (test, stages, departures from the report's setting, time, stability, "
@@ -532,7 +586,7 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
     head = (
         "| claim | what the report says | outcome |"
         + (" paper |" if paper_column else "")
-        + f" {robust_head} | seeds | p | effect [95% CI] |"
+        + f" {robust_head} | departures measured (flips) | seeds | p | effect [95% CI] |"
     )
     for section in dict.fromkeys(r.section for r in records):
         lines += [f"## {section}", "", head, "|---" * (head.count("|") - 1) + "|"]
@@ -544,6 +598,7 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
                 catalogue,
                 paper_column,
                 robust.get(r.label, ""),
+                measured.get(r.label),
             )
             for r in records
             if r.section == section
@@ -551,7 +606,9 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
         lines.append("")
     lines += ["## Details", ""]
     for r in records:
-        lines += _details(r, paper.get((r.claim, r.case)), stability.get(r.label), catalogue)
+        lines += _details(
+            r, paper.get((r.claim, r.case)), stability.get(r.label), catalogue, measured.get(r.label)
+        )
     path = figures_dir / "INDEX.md"
     path.write_text("\n".join(lines))
     return path

@@ -1,0 +1,341 @@
+"""What the departures grid measured: DEPARTURES.md, its heatmap, the data-size ladders, and
+each case's per-departure line for the index (`measurements`).
+
+A departure is *measured* when a finished variant moved that one setting to the report's value
+(or a stated step toward it) and the case has a record there; its outcome is compared with the
+default run's. Descriptive, like the multiverse: no p-values are combined.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import report
+from .departures import Variant, is_done, load_grid, variant_dir
+from .multiverse import COLOURS as _OUTCOME_COLOURS, FAILED, NOT_RUN
+
+NOT_MEASURED = "not measured"
+DEPARTURES_MD = report.DEPARTURES_MD
+COLOURS = {**_OUTCOME_COLOURS, NOT_MEASURED: "#dddddd"}  # the multiverse's outcome colours
+
+
+def _outcome(r: report.ClaimRecord | None) -> str:
+    if r is None:
+        return NOT_RUN
+    return r.verdict.status if r.verdict else FAILED
+
+
+def _cpu_hours(v: Variant) -> str:
+    return f"about {v.full_estimate_s * 2 / 3600:.1f} CPU-h"
+
+
+def collect(out: Path, grid: dict) -> dict:
+    """Per variant: ran or not, its wall seconds and its cases' records (label -> ClaimRecord)."""
+    runs = {}
+    for v in grid["variants"]:
+        folder = variant_dir(out, grid, v)
+        done = is_done(out, grid, v)
+        marker = report.load_json(folder / "variant.json") or {}
+        recs = {r.label: r for r in report.load_records(folder)} if done else {}
+        runs[v.name] = {"done": done, "seconds": marker.get("seconds"), "records": recs}
+    return runs
+
+
+def measurements(out: Path, grid: dict | None = None, runs: dict | None = None) -> dict[str, dict]:
+    """label -> {field: {"text", "outcome", "flip", "measured"}} for every departure of the grid's
+    cases (the kind-"one" variants), with the default outcome from out/records."""
+    try:
+        grid = grid or load_grid()
+    except ValueError:
+        return {}
+    runs = runs or collect(out, grid)
+    default = {
+        r.label: r.status for r in report.load_records(out) if r.scale == grid["scale"] and not r.overrides
+    }
+    res: dict[str, dict] = {}
+    for v in grid["variants"]:
+        if v.kind != "one":
+            continue
+        key = v.fields[0]
+        at = "at the report's value" if v.step == "the report's value" else f"at {v.step}"
+        for label in v.cases:
+            rec = runs[v.name]["records"].get(label)
+            if rec is None:
+                cost = (
+                    _cpu_hours(v)
+                    if not v.runnable
+                    else f"not run yet, estimated {v.estimate_s / 60:.0f} min on 2 cores"
+                )
+                text, outcome, flip = f"{NOT_MEASURED}: {cost}", NOT_MEASURED, False
+            else:
+                outcome = _outcome(rec)
+                flip = outcome != default.get(label)
+                text = f"measured: → {outcome} {at}" if flip else f"measured: same outcome {at}"
+            res.setdefault(label, {})[key] = {
+                "text": text,
+                "outcome": outcome,
+                "flip": flip,
+                "measured": rec is not None,
+                "variant": v.name,
+                "decisive": "",
+            }
+    return res
+
+
+def draw_heatmap(png: Path, cases: list[str], fields: list[str], cells: dict) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    names = list(COLOURS)
+    grid = [[names.index(cells.get((c, f), {}).get("outcome", NOT_RUN)) for f in fields] for c in cases]
+    fig, ax = plt.subplots(figsize=(3.5 + 0.42 * len(fields), 1.8 + 0.32 * max(len(cases), 1)))
+    ax.imshow(
+        grid or [[0]], cmap=ListedColormap(list(COLOURS.values())), vmin=0, vmax=len(names) - 1, aspect="auto"
+    )
+    ax.set_xticks(range(len(fields)), [f.split(".", 1)[1] for f in fields], rotation=90, fontsize=8)
+    ax.set_yticks(range(len(cases)), cases, fontsize=8)
+    for y, c in enumerate(cases):
+        for x, f in enumerate(fields):
+            cell = cells.get((c, f))
+            if cell and cell.get("flip"):
+                ax.text(x, y, "flip", ha="center", va="center", fontsize=6, color="black")
+            elif cell is None:
+                ax.text(x, y, "·", ha="center", va="center", fontsize=6, color="#bbbbbb")
+    ax.set_xlabel("setting moved to the report's value (or a stated step toward it), the rest at ci")
+    ax.set_ylabel("claim case")
+    title = "Departures measured one at a time: the case's outcome with that setting moved"
+    ax.set_title(title, fontsize=10)
+    legend = {
+        NOT_RUN: "not a departure of the case (·)\nor not run yet",
+        NOT_MEASURED: "not measured (too dear)",
+    }
+    handles = [Patch(facecolor=c, edgecolor="#888888", label=legend.get(n, n)) for n, c in COLOURS.items()]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, title="outcome")
+    fig.savefig(png, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return {"title": title, "x": "setting", "y": "claim case", "columns": fields, "rows": cases}
+
+
+def ladder_data(out: Path, grid: dict, runs: dict) -> dict[str, list[dict]]:
+    """family -> per case, the effect and its interval at each data size (ci x1, ladder rungs)."""
+    default = {r.label: r for r in report.load_records(out) if r.scale == grid["scale"] and not r.overrides}
+    fams: dict[str, list[dict]] = {}
+    for v in grid["variants"]:
+        if "data_fraction" not in v.extra:
+            continue
+        rows = fams.setdefault(v.family, [])
+        for label in v.cases:
+            row = next((r for r in rows if r["case"] == label), None)
+            if row is None:
+                base = default.get(label)
+                n0 = v.extra["data_fraction"] / 4 if v.extra.get("data_fraction", 1) < 1 else None
+                row = {"case": label, "points": []}
+                if base is not None and base.verdict is not None:
+                    row["points"].append(_point(base, n0, "ci ×1"))
+                rows.append(row)
+            rec = runs[v.name]["records"].get(label)
+            if rec is not None:
+                row["points"].append(_point(rec, v.extra["data_fraction"], v.step))
+            else:
+                why = "not runnable: " + _cpu_hours(v) if not v.runnable else NOT_RUN
+                row["points"].append({"fraction": v.extra["data_fraction"], "status": why, "step": v.step})
+    for rows in fams.values():  # the ci point's fraction: a quarter of the first rung's
+        for row in rows:
+            fr = [p["fraction"] for p in row["points"] if p.get("fraction")]
+            for p in row["points"]:
+                if p.get("fraction") is None and fr:
+                    p["fraction"] = min(fr) / 4
+            row["points"].sort(key=lambda p: p["fraction"] or 0)
+    return fams
+
+
+def _point(r: report.ClaimRecord, fraction, step) -> dict:
+    v = r.verdict
+    return {
+        "fraction": fraction,
+        "step": step,
+        "status": _outcome(r),
+        "effect": v.effect if v else None,
+        "low": v.ci_low if v else None,
+        "high": v.ci_high if v else None,
+        "effect_name": v.effect_name if v else "",
+        "seeds": len(r.seeds),
+    }
+
+
+def draw_ladder(png: Path, family: str, rows: list[dict]) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, max(len(rows), 1), figsize=(4.2 * max(len(rows), 1), 3.4), squeeze=False)
+    for ax, row in zip(axes[0], rows):
+        pts = [p for p in row["points"] if p.get("effect") is not None]
+        xs = [p["fraction"] for p in pts]
+        ax.plot(xs, [p["effect"] for p in pts], color="#555555", linewidth=1, label="effect")
+        for p in pts:
+            ax.errorbar(
+                p["fraction"],
+                p["effect"],
+                yerr=[[p["effect"] - p["low"]], [p["high"] - p["effect"]]],
+                fmt="o",
+                color=COLOURS.get(p["status"], "#000000"),
+                capsize=3,
+            )
+        for p in row["points"]:
+            if p.get("effect") is None and p.get("fraction"):
+                ax.axvline(p["fraction"], color="#bbbbbb", linestyle=":", linewidth=1)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_xscale("log")
+        ax.set_xlabel("fraction of the report's training set (60000 images)")
+        ax.set_ylabel(pts[0]["effect_name"] if pts else "effect")
+        ax.set_title(row["case"], fontsize=9)
+    handles = [
+        plt.Line2D([], [], marker="o", linestyle="", color=c, label=n)
+        for n, c in COLOURS.items()
+        if n in ("reproduced", "not shown", "contradicted", "inconclusive")
+    ]
+    handles.append(
+        plt.Line2D([], [], linestyle=":", color="#bbbbbb", label="rung not run (too dear / not yet)")
+    )
+    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, bbox_to_anchor=(0.5, -0.08))
+    title = f"{family}: the effect (95% interval) as the training set grows toward the report's"
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return {"title": title, "x": "fraction of the report's training set", "panels": [r["case"] for r in rows]}
+
+
+def write_tables(out: Path, grid: dict | None = None) -> Path:
+    """DEPARTURES.md, departures.png/.json and departures-ladder-<family>.png/.json in `out`; then
+    the index (its departure lines read this)."""
+    out = Path(out)
+    grid = grid or load_grid()
+    runs = collect(out, grid)
+    meas = measurements(out, grid, runs)
+    default = [r for r in report.load_records(out) if r.scale == grid["scale"] and not r.overrides]
+    cases = [r.label for r in default if r.label in meas]
+    fields = sorted({f for m in meas.values() for f in m})
+    cells = {(c, f): meas[c][f] for c in cases for f in meas[c]}
+    fig = draw_heatmap(out / "departures.png", cases, fields, cells)
+    ladders = ladder_data(out, grid, runs)
+    ladder_figs = {}
+    for fam, rows in ladders.items():
+        ladder_figs[fam] = draw_ladder(out / f"departures-ladder-{fam}.png", fam, rows)
+        report.write_json(out / f"departures-ladder-{fam}.json", {"figure": ladder_figs[fam], "rows": rows})
+    variants = []
+    for v in grid["variants"]:
+        r = runs[v.name]
+        variants.append(
+            {
+                "name": v.name,
+                "kind": v.kind,
+                "set": v.set,
+                "step": v.step,
+                "runnable": v.runnable,
+                "estimate_s": v.estimate_s,
+                "full_estimate_s": v.full_estimate_s,
+                "seconds": r["seconds"] if r["done"] else None,
+                "outcomes": {label: _outcome(r["records"].get(label)) for label in v.cases},
+            }
+        )
+    data = {
+        "grid": grid["name"],
+        "date": grid["date"],
+        "figure": fig,
+        "cells": [{"case": c, "field": f, **cells[(c, f)]} for (c, f) in cells],
+        "variants": variants,
+    }
+    report.write_json(out / "departures.json", data)
+    path = out / DEPARTURES_MD
+    path.write_text(markdown(grid, data, {r.label: r.status for r in default}, ladders))
+    if (out / "records").is_dir():
+        report.write_index(out)
+    return path
+
+
+def flips(meas: dict) -> list[tuple[str, str, str]]:
+    """(case, field, outcome) of every measured departure that changed the case's outcome."""
+    return [(c, f, m["outcome"]) for c, fs in meas.items() for f, m in fs.items() if m["flip"]]
+
+
+def markdown(grid: dict, data: dict, default: dict, ladders: dict) -> str:
+    vs = data["variants"]
+    ran = [v for v in vs if v["seconds"] is not None]
+    est_ran = sum(v["estimate_s"] for v in ran)
+    wall = sum(v["seconds"] for v in ran)
+    missing = [v for v in vs if v["seconds"] is None]
+    meas = {}
+    for c in data["cells"]:
+        meas.setdefault(c["case"], {})[c["field"]] = c
+    flipped = flips(meas)
+    lines = [
+        "# Departures from the report, measured one setting at a time",
+        "",
+        f"Grid `{grid['name']}`, written {grid['date']} before any of its variants ran "
+        f"(`data/grids/{grid['name']}.json`, generated by `python -m hw1.departures write` from "
+        "`hw1.config.departures`; not edited after). For every case of the `ci` suite and every setting "
+        "in which it departs from the report, one variant sets that setting to the report's value, the "
+        f"rest at `ci`. Where the estimated wall time is over {grid['cap_s'] / 60:.0f} min on 2 cores, "
+        "the variant takes the largest step toward the report's value that fits (×4, ×16, ...; the "
+        "value that ran is in the table). Per MNIST family one more variant sets all of its model and "
+        "training departures to the report's values (data at ci size), and a data-size ladder trains "
+        "on ×4 and ×16 of ci's training set. Every variant runs through the same harness as the suite: "
+        "the same staged seeds and tests, one seed set. **Descriptive**: no p-values are combined.",
+        "",
+        f"**Cost, measured:** {len(ran)} of {len(vs)} variants ran, {wall:.0f} s ({wall / 60:.0f} min) of "
+        f"wall time on 2 cores (estimated beforehand: {est_ran:.0f} s for those). Still missing: "
+        f"{len(missing)} ({sum(1 for v in missing if not v['runnable'])} of them over the cap at every step).",
+        "",
+    ]
+    if flipped:
+        lines += ["**Flips** (the case's outcome changed when one departure moved toward the report):", ""]
+        lines += [
+            f"- {c}: `{f}` → {o} (default: {default.get(c)}); {meas[c][f]['text']}" for c, f, o in flipped
+        ]
+    else:
+        lines += ["**Flips:** none among the departures measured so far."]
+    lines += [
+        "",
+        "![departures heatmap: cases x settings, coloured by the outcome with that setting moved](departures.png)",
+        "",
+        "Data: [departures.json](departures.json).",
+        "",
+        "## Data-size ladders",
+        "",
+    ]
+    for fam in ladders:
+        lines += [
+            f"![{fam}: effect against the fraction of the report's data](departures-ladder-{fam}.png)",
+            "",
+        ]
+    lines += [
+        "## Variants",
+        "",
+        "| variant | kind | --set | value that ran | estimated min | measured min | outcomes |",
+        "|---|---|---|---|---:|---:|---|",
+    ]
+    for v in vs:
+        if v["seconds"] is not None:
+            meas_min = f"{v['seconds'] / 60:.1f}"
+        elif v["runnable"]:
+            meas_min = NOT_RUN
+        else:
+            meas_min = f"over the cap: {v['full_estimate_s'] * 2 / 3600:.1f} CPU-h at the report's value"
+        outs = "; ".join(
+            f"{c}: {o}" + (" (flip)" if o not in (NOT_RUN, default.get(c)) else "")
+            for c, o in v["outcomes"].items()
+        )
+        lines.append(
+            f"| `{v['name']}` | {v['kind']} | `{' '.join(v['set'])}` | {v['step']} | "
+            f"{v['estimate_s'] / 60:.1f} | {meas_min} | {outs} |"
+        )
+    if missing:
+        lines += ["", "Still missing: " + ", ".join(f"`{v['name']}`" for v in missing) + "."]
+    return "\n".join(lines) + "\n"
