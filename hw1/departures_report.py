@@ -15,8 +15,9 @@ from .departures import Variant, is_done, load_grid, variant_dir
 from .multiverse import COLOURS as _OUTCOME_COLOURS, FAILED, NOT_RUN
 
 NOT_MEASURED = "not measured"
+NOT_YET = "not run yet"
 DEPARTURES_MD = report.DEPARTURES_MD
-COLOURS = {**_OUTCOME_COLOURS, NOT_MEASURED: "#dddddd"}  # the multiverse's outcome colours
+COLOURS = {**_OUTCOME_COLOURS, NOT_YET: "#dbe7f5", NOT_MEASURED: "#9a9a9a"}  # the multiverse's, and two
 
 
 def _outcome(r: report.ClaimRecord | None) -> str:
@@ -66,7 +67,11 @@ def measurements(out: Path, grid: dict | None = None, runs: dict | None = None) 
                     if not v.runnable
                     else f"not run yet, estimated {v.estimate_s / 60:.0f} min on 2 cores"
                 )
-                text, outcome, flip = f"{NOT_MEASURED}: {cost}", NOT_MEASURED, False
+                text, outcome, flip = (
+                    f"{NOT_MEASURED}: {cost}",
+                    NOT_YET if v.runnable else NOT_MEASURED,
+                    False,
+                )
             else:
                 outcome = _outcome(rec)
                 flip = outcome != default.get(label)
@@ -96,7 +101,7 @@ def draw_heatmap(png: Path, cases: list[str], fields: list[str], cells: dict) ->
     ax.imshow(
         grid or [[0]], cmap=ListedColormap(list(COLOURS.values())), vmin=0, vmax=len(names) - 1, aspect="auto"
     )
-    ax.set_xticks(range(len(fields)), [f.split(".", 1)[1] for f in fields], rotation=90, fontsize=8)
+    ax.set_xticks(range(len(fields)), fields, rotation=90, fontsize=8)
     ax.set_yticks(range(len(cases)), cases, fontsize=8)
     for y, c in enumerate(cases):
         for x, f in enumerate(fields):
@@ -110,8 +115,9 @@ def draw_heatmap(png: Path, cases: list[str], fields: list[str], cells: dict) ->
     title = "Departures measured one at a time: the case's outcome with that setting moved"
     ax.set_title(title, fontsize=10)
     legend = {
-        NOT_RUN: "not a departure of the case (·)\nor not run yet",
-        NOT_MEASURED: "not measured (too dear)",
+        NOT_RUN: "not a departure of the case (·)",
+        NOT_YET: "not run yet (under the cap)",
+        NOT_MEASURED: "not measured (over the cap\nat every step)",
     }
     handles = [Patch(facecolor=c, edgecolor="#888888", label=legend.get(n, n)) for n, c in COLOURS.items()]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, title="outcome")
@@ -203,10 +209,10 @@ def draw_ladder(png: Path, family: str, rows: list[dict]) -> dict:
     handles.append(
         plt.Line2D([], [], linestyle=":", color="#bbbbbb", label="rung not run (too dear / not yet)")
     )
-    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, bbox_to_anchor=(0.5, -0.08))
+    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, bbox_to_anchor=(0.5, 0.0))
     title = f"{family}: the effect (95% interval) as the training set grows toward the report's"
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(png, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return {"title": title, "x": "fraction of the report's training set", "panels": [r["case"] for r in rows]}
