@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from itertools import permutations
 
 import numpy as np
@@ -72,6 +72,10 @@ class Verdict:
     # level decides nothing, and `staged` passes its alpha on to the stages that can.
     min_p: float = _NAN
     min_p_opposite: float = _NAN
+    # The level the opposite direction was tested at, where `staged` gave it its own (nan: alpha),
+    # and whether the effect points the claimed way (what "contradicted" also needs; None: unknown).
+    alpha_opposite: float = _NAN
+    effect_in_direction: bool | None = None
 
     @property
     def decided(self) -> bool:
@@ -85,6 +89,37 @@ class Verdict:
             f"p = {format_p(self.p_value)}, opposite p = {format_p(self.p_opposite)} "
             f"(alpha {_fmt(self.alpha)}) | {self.effect_name} = "
             f"{_fmt(self.effect)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}] | n = {self.n}"
+        )
+
+    def with_opposite_level(self, alpha_opposite: float) -> "Verdict":
+        """The verdict with its opposite direction decided at `alpha_opposite` instead of `alpha`.
+
+        The claimed direction keeps the level it was measured at; only "contradicted" depends on
+        the opposite's level (`decide`)."""
+        if (
+            not math.isfinite(alpha_opposite)
+            or alpha_opposite == self.alpha
+            or not math.isfinite(self.p_value)
+        ):
+            return self
+        toward = self.status == REPRODUCED if self.effect_in_direction is None else self.effect_in_direction
+        status = self.status
+        if status != REPRODUCED:
+            if math.isfinite(self.p_opposite) and self.p_opposite < alpha_opposite and not toward:
+                status = CONTRADICTED
+            elif status == CONTRADICTED:
+                status = INCONCLUSIVE if self.min_p > self.alpha else NOT_SHOWN
+        need = seeds_needed(self.p_value, self.n, self.alpha) if status == NOT_SHOWN else _NAN
+        note = (
+            f" The opposite direction has its own level at this stage, {_fmt(alpha_opposite)} "
+            f"(the claim's is {_fmt(self.alpha)}): opposite {_p_clause(self.p_opposite, alpha_opposite)}."
+        )
+        return replace(
+            self,
+            status=status,
+            seeds_needed=self.seeds_needed if status == self.status else need,
+            alpha_opposite=alpha_opposite,
+            detail=self.detail + note,
         )
 
     def describe(self) -> str:
@@ -353,6 +388,7 @@ def trend_test(data, *, direction: str, alpha=ALPHA, seed=0, claim="", level=0.9
     effect = float(taus.mean())
     lo, hi = bootstrap_ci(taus, lambda t: t.mean(axis=-1), level=level, seed=seed, vectorized=True)
     status = decide(p, alpha=alpha, min_attainable_p=min_p, effect_in_direction=effect > 0, p_opposite=p_opp)
+    toward = bool(effect > 0)
     need, why = _finish(status, p, n, alpha)
     detail = (
         f"{_prefix(claim)}Across {_units(n, 'seed')}, values "
@@ -381,6 +417,7 @@ def trend_test(data, *, direction: str, alpha=ALPHA, seed=0, claim="", level=0.9
         z_parts=(z,),
         min_p=min_p,
         min_p_opposite=min_p,
+        effect_in_direction=toward,
     )
 
 
@@ -433,13 +470,8 @@ def _signed_rank(d, *, alternative, alpha, seed, level, test, effect_name, shift
     med = float(np.median(d))
     lo, hi = bootstrap_ci(d, lambda b: np.median(b, axis=-1), level=level, seed=seed, vectorized=True)
     on_side = d > 0 if alternative == "greater" else d < 0
-    status = decide(
-        p,
-        alpha=alpha,
-        min_attainable_p=min_p,
-        p_opposite=p_opp,
-        effect_in_direction=med > 0 if alternative == "greater" else med < 0,
-    )
+    toward = bool(med > 0 if alternative == "greater" else med < 0)
+    status = decide(p, alpha=alpha, min_attainable_p=min_p, p_opposite=p_opp, effect_in_direction=toward)
     need, why = _finish(status, p, n, alpha)
     detail = (
         f"{_prefix(claim)}Across {_units(n, 'seed')}, {what} in {int(on_side.sum())}/{n} "
@@ -464,6 +496,7 @@ def _signed_rank(d, *, alternative, alpha, seed, level, test, effect_name, shift
         z_parts=(_signed_rank_z(d, alternative),),
         min_p=min_p,
         min_p_opposite=min_p,
+        effect_in_direction=toward,
     )
 
 
@@ -560,13 +593,8 @@ def correlation_test(x, y, *, alternative: str, alpha=ALPHA, seed=0, claim="", l
     tau, p = float(res.statistic), float(res.pvalue)
     min_p = math.exp(-math.lgamma(n + 1))
     lo, hi = bootstrap_ci(np.stack([x, y], axis=1), _batched_tau_b, level=level, seed=seed, vectorized=True)
-    status = decide(
-        p,
-        alpha=alpha,
-        min_attainable_p=min_p,
-        p_opposite=p_opp,
-        effect_in_direction=tau > 0 if alternative == "greater" else tau < 0,
-    )
+    toward = bool(tau > 0 if alternative == "greater" else tau < 0)
+    status = decide(p, alpha=alpha, min_attainable_p=min_p, p_opposite=p_opp, effect_in_direction=toward)
     need, note = _finish(status, p, n, alpha)
     why = " (one variable is constant, so tau is undefined)" if not math.isfinite(tau) else ""
     detail = (
@@ -594,6 +622,7 @@ def correlation_test(x, y, *, alternative: str, alpha=ALPHA, seed=0, claim="", l
         z_parts=(z,) if math.isfinite(z) else (),
         min_p=min_p,
         min_p_opposite=min_p,
+        effect_in_direction=toward,
     )
 
 
@@ -619,13 +648,8 @@ def proportion_test(
     ci = sps.binomtest(int(successes), int(n), p0).proportion_ci(level, method="exact")
     rate, p = successes / n, float(res.pvalue)
     min_p = p0**n if alternative == "greater" else (1 - p0) ** n  # all trials on one side
-    status = decide(
-        p,
-        alpha=alpha,
-        min_attainable_p=min_p,
-        p_opposite=p_opp,
-        effect_in_direction=rate > p0 if alternative == "greater" else rate < p0,
-    )
+    toward = bool(rate > p0 if alternative == "greater" else rate < p0)
+    status = decide(p, alpha=alpha, min_attainable_p=min_p, p_opposite=p_opp, effect_in_direction=toward)
     need, why = _finish(status, p, n, alpha)
     detail = (
         f"{_prefix(claim)}{successes}/{n} successes (rate {_fmt(rate)} [{_fmt(ci.low)}, "
@@ -651,6 +675,7 @@ def proportion_test(
         z_parts=(z,),
         min_p=min_p,
         min_p_opposite=min_p_opp,
+        effect_in_direction=toward,
     )
 
 
@@ -718,7 +743,8 @@ def all_of(verdicts: list[Verdict], *, claim="") -> Verdict:
         seeds_needed=need,
         z_parts=tuple(z for v in verdicts for z in futility_z(v)[0]),
         min_p=_all_finite(max, [v.min_p for v in verdicts]),  # every part must reach its level
-        min_p_opposite=min(1.0, m * _all_finite(min, [v.min_p_opposite for v in verdicts])),
+        min_p_opposite=_all_finite(lambda ps: min(1.0, m * min(ps)), [v.min_p_opposite for v in verdicts]),
+        effect_in_direction=status == REPRODUCED,  # "some part fails" needs no direction of effect
     )
 
 
@@ -772,7 +798,9 @@ def conditional_power_z(z: float, n: int, n_final: int, alpha_final: float) -> f
     return float(sps.norm.sf((sps.norm.isf(alpha_final) - z / math.sqrt(t)) / math.sqrt(1 - t)))
 
 
-def futility_powers(v: Verdict, n: int, n_final: int, alpha_final: float) -> tuple[float, float]:
+def futility_powers(
+    v: Verdict, n: int, n_final: int, alpha_final: float, alpha_final_opposite: float | None = None
+) -> tuple[float, float]:
     """(claim, opposite): the chance that the last stage decides each way, at the effect observed.
 
     A claim of m parts is reproduced when every part is significant at the final level
@@ -783,9 +811,10 @@ def futility_powers(v: Verdict, n: int, n_final: int, alpha_final: float) -> tup
     """
     zc, zo = futility_z(v)
     m = max(len(zc), 1)
+    b = alpha_final if alpha_final_opposite is None else alpha_final_opposite
     return (
         min(conditional_power_z(z, n, n_final, alpha_final) for z in zc),
-        max(conditional_power_z(z, n, n_final, alpha_final / m) for z in zo),
+        max(conditional_power_z(z, n, n_final, b / m) for z in zo),
     )
 
 
@@ -814,10 +843,25 @@ class Staged:
         }
 
 
-def can_decide(v: Verdict, level: float) -> bool:
-    """Whether a design could reach `level` in either direction (unknown min p: assume it could)."""
-    mins = [p for p in (v.min_p, v.min_p_opposite) if math.isfinite(p)]
-    return len(mins) < 2 or min(mins) <= level
+def reachable(v: Verdict, level: float, level_opposite: float) -> tuple[bool, bool]:
+    """Whether the design could reach `level` in the claimed direction and `level_opposite` in the
+    opposite one (an unknown min p: assume it could)."""
+    return (
+        not math.isfinite(v.min_p) or v.min_p <= level,
+        not math.isfinite(v.min_p_opposite) or v.min_p_opposite <= level_opposite,
+    )
+
+
+def _pass_on(levels: list[float], k: int) -> None:
+    """Stage k decides nothing in this direction: its level goes to the later stages, in
+    proportion to theirs (the direction's levels still sum to what the plan spends)."""
+    rest = sum(levels[k + 1 :])
+    levels[k + 1 :] = [x + levels[k] * x / rest for x in levels[k + 1 :]]
+
+
+def _where(k: int, counts: list[int], a: float, b: float) -> str:
+    level = f"level {_fmt(a)}" if a == b else f"levels {_fmt(a)} (claim) / {_fmt(b)} (opposite)"
+    return f"stage {k + 1} of {len(counts)} ({counts[k]} seeds, {level})"
 
 
 def staged(measure, base: int, plan: StagePlan, *, alpha: float = ALPHA, seeds_for=None) -> Staged:
@@ -829,37 +873,45 @@ def staged(measure, base: int, plan: StagePlan, *, alpha: float = ALPHA, seeds_f
     direction can plausibly become significant (futility), when the p-value is undefined, or at
     the last stage.
 
-    A stage whose design cannot reach its level in either direction (e.g. a Wilcoxon test on 5
-    seeds: its smallest p, 1/32, exceeds 0.025) decides nothing, so its alpha goes to the later
-    stages in proportion to their levels. This is fixed in advance: the smallest attainable p is a
-    function of the number of units and the test, not of the data, so the levels still sum to
-    alpha and the union bound holds.
+    Each direction has its own schedule of levels, both starting as the plan's. measure gets the
+    claimed direction's level; the opposite is decided at its own (`Verdict.with_opposite_level`).
+    A direction whose design cannot reach its level at a stage (e.g. a Wilcoxon test on 5 seeds:
+    its smallest p, 1/32, exceeds 0.025) decides nothing there, so that direction's alpha goes to
+    its later stages in proportion to their levels. This is fixed in advance: the smallest
+    attainable p is a function of the number of units and the test, not of the data, so each
+    direction's levels still sum to alpha and the union bound holds per direction.
     """
     seeds_for = seeds_for or (lambda n: list(range(n)))
-    counts, levels = plan.counts(base), list(plan.levels(alpha))
+    counts = plan.counts(base)
+    levels = {"claim": list(plan.levels(alpha)), "opposite": list(plan.levels(alpha))}
     stages: list[dict] = []
     for k, n in enumerate(counts):
-        seeds, a = seeds_for(n), levels[k]
+        seeds, a, b = seeds_for(n), levels["claim"][k], levels["opposite"][k]
         verdict, payload = measure(seeds, a)
-        idle = not can_decide(verdict, a)
-        if idle and k < len(counts) - 1:  # this design decides nothing here: its alpha goes on
-            rest = sum(levels[k + 1 :])
-            levels[k + 1 :] = [x + a * x / rest for x in levels[k + 1 :]]
-        cp = futility_powers(verdict, n, counts[-1], levels[-1])
+        verdict = verdict.with_opposite_level(b)
+        reach = reachable(verdict, a, b)
+        if k < len(counts) - 1:
+            for direction, can in zip(levels, reach):
+                if not can:
+                    _pass_on(levels[direction], k)
+        cp = futility_powers(verdict, n, counts[-1], levels["claim"][-1], levels["opposite"][-1])
         stages.append(
             {
                 "stage": k + 1,
                 "seeds": n,
                 "alpha": a,
+                "alpha_opposite": b,
                 "status": verdict.status,
                 "p": verdict.p_value,
                 "p_opposite": verdict.p_opposite,
                 "power_claim": cp[0],
                 "power_opposite": cp[1],
-                "can_decide": not idle,
+                "can_decide": any(reach),
+                "can_decide_claim": reach[0],
+                "can_decide_opposite": reach[1],
             }
         )
-        where = f"stage {k + 1} of {len(counts)} ({n} seeds, level {_fmt(a)})"
+        where = _where(k, counts, a, b)
         if verdict.decided:
             reason, stop = DECIDED, f"decided at {where}"
         elif k == len(counts) - 1:

@@ -438,10 +438,10 @@ def test_min_p_of_each_test_is_its_design_not_its_data():
     assert S.one_sample_test(np.ones(5), alternative="greater").min_p == 0.5**5
     b = S.proportion_test(10, 10, p0=0.9, alternative="greater")
     assert math.isclose(b.min_p, 0.9**10) and math.isclose(b.min_p_opposite, 0.1**10)
-    assert S.can_decide(b, 0.025)  # the opposite direction can reach it
+    assert S.reachable(b, 0.025, 0.025) == (False, True)  # 0.9**10 = 0.35: only the opposite can
     both = S.all_of([S.one_sample_test(np.ones(5), alternative="greater"), b])
     assert math.isclose(both.min_p, 0.9**10) and math.isclose(both.min_p_opposite, 2 * 0.1**10)
-    assert not S.can_decide(S.one_sample_test(np.ones(5), alternative="greater"), 0.025)
+    assert S.reachable(S.one_sample_test(np.ones(5), alternative="greater"), 0.025, 0.025) == (False, False)
 
 
 def test_staged_with_a_design_that_cannot_decide_at_stage_1_stays_calibrated():
@@ -464,3 +464,51 @@ def test_a_secondary_definition_is_described_without_outcome_words():
     text = v.describe()
     assert "mean Kendall tau" in text and "[" in text and "over 6 seeds" in text
     assert not any(w in text for w in (*S.OUTCOMES, "p ="))
+
+
+def _pairs_and_travel(seeds, alpha, shift: float = 0.0, rep: int = 0):
+    """trajectories-diverge's design: a binomial over disjoint pairs of seeds (3 in 4 pairs close,
+    or null when shift = 0 and rep > 0) and a Wilcoxon part over the seeds, intersection-union."""
+    n = len(seeds)
+    if rep:
+        rng = np.random.default_rng([rep, n])
+        close = int(rng.binomial(n // 2, 0.5))
+        x = np.array([np.random.default_rng([rep, 10_000 + s]).normal() for s in seeds])
+    else:
+        close, x = 3 * n // 8, np.linspace(-1.0, 2.0, n)
+    parts = [
+        S.proportion_test(close, n // 2, p0=0.5, alternative="greater", alpha=alpha),
+        S.one_sample_test(x + shift, alternative="greater", alpha=alpha),
+    ]
+    return S.all_of(parts), None
+
+
+def test_each_direction_passes_on_the_alpha_it_cannot_use():
+    """trajectories-diverge at 8 seeds: the claim's smallest p is 1/16 (4 pairs) > 0.025, while
+    its opposite can reach 0.025 (Bonferroni over two parts: 2/256). The claim's stage-1 alpha goes
+    to its later stages (0.025 each); the opposite keeps the plan's 0.0125, 0.0125. Passing on only
+    when both directions are stuck left the claim at 0.0125."""
+    got = []
+
+    def measure(seeds, alpha):
+        got.append(alpha)
+        return _pairs_and_travel(seeds, alpha)
+
+    r = S.staged(measure, 8, CI_PLAN)
+    first, second = r.stages[0], r.stages[1]
+    assert (first["can_decide_claim"], first["can_decide_opposite"]) == (False, True)
+    assert got[:2] == [0.025, 0.025] and all(math.isclose(a, 0.025) for a in got), got
+    assert second["alpha_opposite"] == 0.0125 and "0.025 (claim) / 0.0125 (opposite)" in r.stop
+    assert math.isclose(sum(s["alpha_opposite"] for s in r.stages), 0.05) or len(r.stages) < 3
+
+
+def test_per_direction_levels_stay_calibrated_on_null_data():
+    """The same design on null data (1000 runs): each direction's false outcome stays <= alpha."""
+    reps = 1000
+    out = [
+        S.staged(lambda s, a, rep=rep: _pairs_and_travel(s, a, rep=rep), 8, CI_PLAN)
+        for rep in range(1, reps + 1)
+    ]
+    statuses = [r.verdict.status for r in out]
+    bound = 0.05 + 2.5 * math.sqrt(0.05 * 0.95 / reps)
+    assert statuses.count(S.REPRODUCED) / reps <= bound and statuses.count(S.CONTRADICTED) / reps <= bound
