@@ -317,15 +317,26 @@ def robust_cells(figures_dir: Path) -> dict[str, str]:
     }
 
 
+def _levels(s: dict) -> str:
+    """A stage's level per direction, '*' where that direction's design could not reach it (its
+    alpha went on to the later stages)."""
+    a, b = s["alpha"], s.get("alpha_opposite", s["alpha"])
+    idle = (
+        not s.get("can_decide_claim", s.get("can_decide", True)),
+        not s.get("can_decide_opposite", s.get("can_decide", True)),
+    )
+    return " / ".join(f"{x:.3g}{'*' if i else ''}" for x, i in zip((a, b), idle))
+
+
 def _stage_table(r: ClaimRecord) -> list[str]:
     lines = [
         f"- seeds in stages: stopped — {r.stop}",
         "",
-        "  | stage | seeds | level | outcome | p | opposite p |",
+        "  | stage | seeds | level: claim / opposite | outcome | p | opposite p |",
         "  |---|---|---|---|---|---|",
     ]
     lines += [
-        f"  | {s['stage']} | {s['seeds']} | {s['alpha']:.3g} | {s['status']} | "
+        f"  | {s['stage']} | {s['seeds']} | {_levels(s)} | {s['status']} | "
         f"{format_p(s.get('p'))} | {format_p(s.get('p_opposite'))} |"
         for s in r.stages
     ]
