@@ -244,14 +244,15 @@ def _stability_text(st: dict | None) -> str:
         for x in st["sets"]
     )
     pooled = st.get("pooled")
-    pooled = (
-        (
-            f"; **pooled over the sets: {pooled['status']}** ({pooled['seeds']} seeds, p = "
-            f"{format_p(pooled.get('p'))}, opposite {format_p(pooled.get('p_opposite'))})"
+    if pooled and pooled.get("offsets"):
+        sets = ", ".join(f"+{o}" for o in pooled["offsets"])
+        pooled = (
+            f"; pooled on fresh seed sets ({sets}, shared with none above): {pooled['status']} "
+            f"({pooled['seeds']} seeds, p = {format_p(pooled.get('p'))}, opposite "
+            f"{format_p(pooled.get('p_opposite'))})"
         )
-        if pooled
-        else ""
-    )
+    else:  # pooled over the sets above: their data made the split, so no outcome word
+        pooled = ""
     return f"⚠ **fragile**: {split}{pooled}"
 
 
