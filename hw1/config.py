@@ -297,9 +297,9 @@ def describe_plan(plan: StagePlan, alpha: float) -> str:
     spent = ", ".join(_fraction(x / alpha) for x in plan.levels(alpha))
     futility = (
         (
-            f", and an early stop when even {plan.multipliers[-1] / plan.multipliers[0]:g}× the "
-            f"seeds would reach significance either way with a chance under {plan.futility:.0%} "
-            "(futility)"
+            f", and an early stop from stage {plan.futility_from} on when even "
+            f"{plan.multipliers[-1] / plan.multipliers[0]:g}× the seeds would reach significance "
+            f"either way with a chance under {plan.futility:.0%} (futility)"
         )
         if plan.futility > 0
         else ""

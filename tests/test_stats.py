@@ -387,14 +387,61 @@ def test_futility_of_a_multi_part_claim_extrapolates_each_part_at_level_over_m()
     assert math.isclose(r.stages[0]["power_opposite"], opposite_cp)
 
 
-def test_futility_of_a_discrete_test_uses_the_standardized_statistic():
-    """trajectories-diverge's 5/8: the exact p (0.36) includes P(X = 5) and gave a chance of 0.037,
-    which stopped it; the standardized count (5 - 4) / sqrt(2) gives about 0.17."""
-    v = S.proportion_test(5, 8, p0=0.5, alternative="greater")
-    assert math.isclose(v.z_parts[0], 1 / math.sqrt(2))
-    old = S.conditional_power(v.p_value, 8, 32, 0.0125)
-    new, _ = S.futility_powers(v, 8, 32, 0.0125)
-    assert old < 0.05 < new and 0.12 < new < 0.2
+def test_futility_of_a_discrete_test_uses_its_exact_table():
+    """trajectories-diverge at stage 2: 5 of 8 pairs close, 16 of 32 seeds. The normal
+    extrapolation of the standardized count gave 0.040 at the last level 0.0125; the exact binomial
+    chance (the other 8 pairs succeed at 5/8, the total must reach the exact test's critical
+    count) is 0.023. For 7 of 8 it is 0.933, not 0.858."""
+    from scipy import stats as sps
+
+    def brute(x, level):  # every outcome of the 8 pairs still to come
+        return sum(
+            sps.binom.pmf(y, 8, x / 8)
+            for y in range(9)
+            if sps.binomtest(x + y, 16, 0.5, alternative="greater").pvalue < level
+        )
+
+    for x, expected in ((5, 0.0233), (7, 0.9327)):
+        v = S.proportion_test(x, 8, p0=0.5, alternative="greater")
+        claim, _ = S.futility_powers(v, 16, 32, 0.0125)
+        assert math.isclose(claim, brute(x, 0.0125)) and math.isclose(claim, expected, abs_tol=5e-4)
+        assert not math.isclose(claim, S.conditional_power_z(v.z_parts[0], 16, 32, 0.0125), abs_tol=0.01)
+    # the opposite direction is the lower tail: the same chance as a claim that the rate is low
+    _, opposite = S.futility_powers(S.proportion_test(1, 8, p0=0.5, alternative="greater"), 16, 32, 0.0125)
+    claim_low, _ = S.futility_powers(S.proportion_test(1, 8, p0=0.5, alternative="less"), 16, 32, 0.0125)
+    assert math.isclose(opposite, claim_low) and math.isclose(opposite, 0.9327, abs_tol=5e-4)
+
+
+def test_the_exact_critical_value_of_a_rank_test_is_its_exact_tests():
+    from scipy import stats as sps
+
+    z = S.critical_z(("signed-rank", 8), 12, 0.0125)
+    n, mean, sd = 12, 12 * 13 / 4, math.sqrt(12 * 13 * 25 / 24)
+    w = round(mean + z * sd)  # the smallest W+ the exact test calls significant at 0.0125
+    pvals = {
+        k: sps.wilcoxon(
+            np.arange(1.0, n + 1) * _signs_for(k, n), alternative="greater", method="exact"
+        ).pvalue
+        for k in (w - 1, w)
+    }
+    assert pvals[w] < 0.0125 <= pvals[w - 1], pvals
+    page = S.critical_z(("page", 4, 3), 4, 0.05)
+    mean, var = S._page_moments(4, 3)
+    L = round(mean + page * math.sqrt(var))
+    tail = S._page_null(4, 3)[L:].sum(), S._page_null(4, 3)[L - 1 :].sum()
+    assert tail[0] < 0.05 <= tail[1]
+    assert S.critical_z(("signed-rank", 5), 5, 0.025) == math.inf  # 1/32 > 0.025: unreachable
+    assert S.critical_z((), 5, 0.025) is None and S.critical_z(("signed-rank", 500), 500, 0.025) is None
+
+
+def _signs_for(w: int, n: int) -> np.ndarray:
+    """Signs of ranks 1..n whose positive ranks sum to w (greedy from the largest rank)."""
+    signs, left = -np.ones(n), w
+    for r in range(n, 0, -1):
+        if r <= left:
+            signs[r - 1], left = 1.0, left - r
+    assert left == 0
+    return signs
 
 
 def test_standardized_statistics_match_their_null_moments():
