@@ -121,12 +121,18 @@ def stability_table(scale: str, offsets=OFFSETS, base: dict | None = None) -> di
     cases: dict[str, dict] = {}
     if base and base.get("scale") == scale and list(base.get("offsets", [])) == list(offsets):
         for label, c in base.get("cases", {}).items():
-            cases[label] = {"claim": c["claim"], "case": c["case"], "sets": list(c["sets"])}
+            cases[label] = {
+                "claim": c["claim"],
+                "case": c["case"],
+                "sets": list(c["sets"]),
+                "parts": c.get("parts", 1),
+            }
     for off in offsets:
         for r in report.load_records(run_dir(scale, off)):
             if r.scale != scale or r.seed_offset != off or not r.verdict:
                 continue
             entry = cases.setdefault(r.label, {"claim": r.claim, "case": r.case, "sets": []})
+            entry["parts"] = report.n_parts(r.verdict)
             entry["sets"] = [s for s in entry["sets"] if s["offset"] != off] + [
                 {
                     "offset": off,
@@ -188,8 +194,9 @@ def markdown(table: dict, seconds: dict | None = None) -> str:
     ]
     for label, c in cases.items():
         by = {s["offset"]: s for s in c["sets"]}
-        cells = [_cell(by[o]) if o in by else "not run" for o in offs]
-        pooled = _cell(c["pooled"]) if c.get("pooled") else ("—" if c["stable"] else "not run")
+        parts = c.get("parts", 1)
+        cells = [_cell(by[o], parts) if o in by else "not run" for o in offs]
+        pooled = _cell(c["pooled"], parts) if c.get("pooled") else ("—" if c["stable"] else "not run")
         lines.append(
             f"| `{label}` | " + " | ".join(cells) + f" | {'yes' if c['stable'] else '**no**'} | "
             f"{pooled} | {WHY_FRAGILE.get(label, '') if not c['stable'] else ''} |"
@@ -197,10 +204,9 @@ def markdown(table: dict, seconds: dict | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cell(s: dict) -> str:
-    return (
-        f"{s['status']} ({s['seeds']}, p = {format_p(s.get('p'))}, opposite {format_p(s.get('p_opposite'))})"
-    )
+def _cell(s: dict, parts: int = 1) -> str:
+    opposite = "opposite" if parts == 1 else f"opposite (Bonferroni ×{parts})"
+    return f"{s['status']} ({s['seeds']}, p = {format_p(s.get('p'))}, {opposite} {format_p(s.get('p_opposite'))})"
 
 
 # One line per case that is fragile in the committed table: the measured reason (README,
