@@ -393,8 +393,8 @@ def trend_test(data, *, direction: str, alpha=ALPHA, seed=0, claim="", level=0.9
     taus = _row_tau(oriented)
     effect = float(taus.mean())
     lo, hi = bootstrap_ci(taus, lambda t: t.mean(axis=-1), level=level, seed=seed, vectorized=True)
-    status = decide(p, alpha=alpha, min_attainable_p=min_p, effect_in_direction=effect > 0, p_opposite=p_opp)
     toward = bool(effect > 0)
+    status = decide(p, alpha=alpha, min_attainable_p=min_p, effect_in_direction=toward, p_opposite=p_opp)
     need, why = _finish(status, p, n, alpha)
     detail = (
         f"{_prefix(claim)}Across {_units(n, 'seed')}, values "
