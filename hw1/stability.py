@@ -104,6 +104,15 @@ def add_pooled(table: dict, scale: str, offsets=POOLED) -> dict:
     return table
 
 
+def add_parts(table: dict, figures: Path) -> dict:
+    """How many parts each case's test combines (what labels a Bonferroni-adjusted opposite p),
+    from the index's records where the table's runs did not say (the test is the same at any seed)."""
+    parts = {r.label: report.n_parts(r.verdict) for r in report.load_records(figures) if r.verdict}
+    for label, c in table["cases"].items():
+        c.setdefault("parts", parts.get(label, 1))
+    return table
+
+
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None  # JSON has no nan
 
@@ -121,12 +130,9 @@ def stability_table(scale: str, offsets=OFFSETS, base: dict | None = None) -> di
     cases: dict[str, dict] = {}
     if base and base.get("scale") == scale and list(base.get("offsets", [])) == list(offsets):
         for label, c in base.get("cases", {}).items():
-            cases[label] = {
-                "claim": c["claim"],
-                "case": c["case"],
-                "sets": list(c["sets"]),
-                "parts": c.get("parts", 1),
-            }
+            cases[label] = {"claim": c["claim"], "case": c["case"], "sets": list(c["sets"])}
+            if "parts" in c:
+                cases[label]["parts"] = c["parts"]
     for off in offsets:
         for r in report.load_records(run_dir(scale, off)):
             if r.scale != scale or r.seed_offset != off or not r.verdict:
@@ -257,7 +263,7 @@ def main(argv=None) -> int:
     table = stability_table(args.scale, offsets, base=old)
     if not args.tables_only and table["cases"]:
         run_pooled(args.scale, fragile_cases(table), args.workers)
-    table = add_pooled(table, args.scale)
+    table = add_parts(add_pooled(table, args.scale), Path(args.figures))
     if not table["cases"]:
         print(f"no records under {ROOT / '.stability' / args.scale}; run without --tables-only first")
         return 2
