@@ -292,23 +292,25 @@ def opposite_label(v: Verdict) -> str:
     return f"opposite p (Bonferroni: {m} × the smallest part's)" if m > 1 else "opposite p"
 
 
-def deciding_p(r: ClaimRecord) -> str:
+def deciding_p(r: ClaimRecord, labelled: bool = False) -> str:
     """The p that decided the outcome: the opposite direction's for 'contradicted', labelled (with
-    its Bonferroni factor for a claim of m parts), else the claim's."""
+    its Bonferroni factor for a claim of m parts), else the claim's ('p = ' before it if labelled)."""
     v = r.verdict
     if v is None:
         return "—"
     if v.status == CONTRADICTED:
         m = n_parts(v)
-        return f"opposite {format_p(v.p_opposite)}" + (f" (×{m}, Bonferroni)" if m > 1 else "")
-    return format_p(v.p_value)
+        return f"opposite {'p = ' if labelled else ''}{format_p(v.p_opposite)}" + (
+            f" (×{m}, Bonferroni)" if m > 1 else ""
+        )
+    return f"{'p = ' if labelled else ''}{format_p(v.p_value)}"
 
 
 def summary_lines(records: list[ClaimRecord]) -> list[str]:
     """One terminal line per case: outcome, case, seeds, p."""
     width = max(len(r.label) for r in records)
     return [
-        f"{BADGE.get(r.status, r.status):16s} {r.label:{width}s}  {_seeds(r)}, {deciding_p(r)}"
+        f"{BADGE.get(r.status, r.status):16s} {r.label:{width}s}  {_seeds(r)}, {deciding_p(r, labelled=True)}"
         for r in records
     ]
 

@@ -559,3 +559,11 @@ def test_per_direction_levels_stay_calibrated_on_null_data():
     statuses = [r.verdict.status for r in out]
     bound = 0.05 + 2.5 * math.sqrt(0.05 * 0.95 / reps)
     assert statuses.count(S.REPRODUCED) / reps <= bound and statuses.count(S.CONTRADICTED) / reps <= bound
+
+
+def test_futility_waits_for_the_plans_first_futility_stage():
+    flat = _part(0.5, 0.0, n=6)  # no effect either way: futile wherever futility may stop
+    r = S.staged(lambda seeds, alpha: (flat, None), 6, CI_PLAN)
+    assert r.reason == S.FUTILITY and len(r.stages) == 2 and r.stages[0]["power_claim"] < 0.05
+    early = S.StagePlan(multipliers=(1, 2, 4), spend=(0.5, 0.75, 1.0), futility=0.05, futility_from=1)
+    assert len(S.staged(lambda seeds, alpha: (flat, None), 6, early).stages) == 1
