@@ -77,8 +77,8 @@ def add_options(parser) -> None:
         type=_seed_sets,
         default=None,
         metavar="OFFSETS",
-        help="pool disjoint seed sets, e.g. 0,1000,2000: each stage uses the first seeds of "
-        "every set (k sets: k x the base count); the pooled verdict of hw1.stability",
+        help="pool disjoint seed sets, e.g. 3000,4000,5000: each stage uses the first seeds of "
+        "every set (k sets: k x the base count); the pooled verdict of hw1.stability (on fresh sets)",
     )
     g.addoption(
         "--set",

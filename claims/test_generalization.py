@@ -415,8 +415,8 @@ TRAINING_NOTE = (
                     "not shown",
                     evidence=(
                         "max_i ||dL_i/dx_i|| vs batch 10..1000 (DNN on sincos), 12 seeds: Page's L p = 0.53, opposite "
-                        "0.49, mean tau +0.02 [-0.15, 0.18]; futility stop at stage 2. The mean over points does fall "
-                        "(p = 0.00025, tau +0.45)"
+                        "0.49, mean tau +0.02 [-0.15, 0.18]; futility stop at stage 2. Described beside it (no test): "
+                        "the mean over points falls with the batch, tau +0.45 [0.28, 0.6]"
                     ),
                 ),
                 pytest.mark.expect(
@@ -424,8 +424,8 @@ TRAINING_NOTE = (
                     "contradicted",
                     evidence=(
                         "2000 epochs (>= 5000 steps), 1000 points, 5 seeds, on the CPU: max_i ||dL_i/dx_i|| rises "
-                        "with the batch, Page's L opposite p = 0.01, mean tau -0.4 [-0.52, -0.28]; the mean over "
-                        "points: not shown (opposite p = 0.14)"
+                        "with the batch, Page's L opposite p = 0.01, mean tau -0.4 [-0.52, -0.28]; described beside "
+                        "it (no test): the mean over points, tau -0.28 [-0.48, -0.04]"
                     ),
                 ),
             ],
@@ -439,7 +439,7 @@ TRAINING_NOTE = (
                     "max_i ||dL_i/dx_i|| vs batch 10..1000 (MLP on MNIST, each batch size trained to training loss "
                     "0.01), 24 seeds (the last stage): Page's L p = 0.047 > 0.0125, opposite 0.95, mean tau +0.09 "
                     "[-0.08, 0.25], leaning toward the claim. Described beside it: the mean over points rises (tau "
-                    "-0.39) and Novak's softmax Jacobian rises (tau -0.62). Fragile across seed sets"
+                    "-0.39) and Novak's softmax Jacobian rises (tau -0.62)"
                 ),
             ),
         ),

@@ -297,17 +297,21 @@ def describe_plan(plan: StagePlan, alpha: float) -> str:
     spent = ", ".join(_fraction(x / alpha) for x in plan.levels(alpha))
     futility = (
         (
-            f", and an early stop when even {plan.multipliers[-1] / plan.multipliers[0]:g}× the "
-            f"seeds would reach significance either way with a chance under {plan.futility:.0%} "
-            "(futility)"
+            f", and an early stop from stage {plan.futility_from} on when even "
+            f"{plan.multipliers[-1] / plan.multipliers[0]:g}× the seeds would reach significance "
+            f"either way with a chance under {plan.futility:.0%} (futility)"
         )
         if plan.futility > 0
         else ""
     )
     return (
         f"Seeds come in {len(plan.multipliers)} stages: a case not decided by its first stage "
-        f"gets {more} the seeds, with α = {alpha:g} spent {spent} over the stages (by the union "
-        f"bound a false outcome stays ≤ α){futility}."
+        f"gets {more} the seeds, with α = {alpha:g} spent {spent} over the stages in each direction "
+        "(by the union bound a false *reproduced* stays ≤ α, and so does a false *contradicted*; "
+        f"the two together up to 2α){futility}. A direction whose design cannot reach a stage's "
+        "level (too few units for its test) decides nothing there, and its α for that stage goes on "
+        "to its later stages (fixed by the design before any data; `*` in the stage tables), so "
+        "the claim and the opposite can be tested at different levels."
     )
 
 

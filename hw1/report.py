@@ -22,7 +22,7 @@ from pathlib import Path
 from . import plots
 from .config import describe_plan
 from .provenance import describe
-from .stats import INCONCLUSIVE, REPRODUCED, StagePlan, Verdict, format_p, futility_z
+from .stats import CONTRADICTED, INCONCLUSIVE, REPRODUCED, StagePlan, Verdict, format_p, futility_z
 
 BADGE = {
     "reproduced": "✅ reproduced",
@@ -43,7 +43,12 @@ def outcome_legend(alpha: float, plan: StagePlan) -> str:
         "significant; **contradicted**: the opposite direction is significant at the same α; **not "
         "shown**: neither is significant, though the design could have shown the claim (the details "
         "give the seeds the observed effect would need); **inconclusive**: the design cannot decide "
-        "(too few units for the test to reach α, failed runs, or the smoke scale). "
+        "(too few units for the test to reach α, failed runs, or the smoke scale). The tables' p is "
+        "the one that decided the outcome: the claim's for *reproduced*, the opposite direction's "
+        "for *contradicted*, both where neither is significant. A claim of m parts is reproduced "
+        "when every part is (its p is the largest part's) and contradicted when its opposite p, "
+        "Bonferroni-adjusted (m × the smallest part's), is below the level. A secondary definition "
+        "beside a claim's test is descriptive: an effect and its interval, no p and no outcome. "
         + describe_plan(plan, alpha)
     )
 
@@ -246,20 +251,22 @@ def _stability_text(st: dict | None) -> str:
         return ""
     if st.get("stable"):
         return f"stable in {len(st['sets'])}/{len(st['sets'])} seed sets"
+    opposite = "opposite" if st.get("parts", 1) == 1 else f"opposite (Bonferroni ×{st['parts']})"
     split = ", ".join(
-        f"{x['status']} (seed +{x['offset']}, p = {format_p(x.get('p'))}, opposite "
+        f"{x['status']} (seed +{x['offset']}, p = {format_p(x.get('p'))}, {opposite} "
         f"{format_p(x.get('p_opposite'))})"
         for x in st["sets"]
     )
     pooled = st.get("pooled")
-    pooled = (
-        (
-            f"; **pooled over the sets: {pooled['status']}** ({pooled['seeds']} seeds, p = "
-            f"{format_p(pooled.get('p'))}, opposite {format_p(pooled.get('p_opposite'))})"
+    if pooled and pooled.get("offsets"):
+        sets = ", ".join(f"+{o}" for o in pooled["offsets"])
+        pooled = (
+            f"; pooled on fresh seed sets ({sets}, shared with none above): {pooled['status']} "
+            f"({pooled['seeds']} seeds, p = {format_p(pooled.get('p'))}, {opposite} "
+            f"{format_p(pooled.get('p_opposite'))})"
         )
-        if pooled
-        else ""
-    )
+    else:  # pooled over the sets above: their data made the split, so no outcome word
+        pooled = ""
     return f"⚠ **fragile**: {split}{pooled}"
 
 
@@ -282,11 +289,37 @@ def _p(r: ClaimRecord) -> str:
     return format_p(r.verdict.p_value if r.verdict else None)
 
 
+def n_parts(v: Verdict) -> int:
+    """How many parts a claim's test combines (1 for a single test)."""
+    return len(futility_z(v)[0]) if v.test.startswith("intersection-union") else 1
+
+
+def opposite_label(v: Verdict) -> str:
+    """'opposite p', with how a multi-part claim's is adjusted (m × the smallest part's)."""
+    m = n_parts(v)
+    return f"opposite p (Bonferroni: {m} × the smallest part's)" if m > 1 else "opposite p"
+
+
+def deciding_p(r: ClaimRecord, labelled: bool = False) -> str:
+    """The p that decided the outcome: the opposite direction's for 'contradicted', labelled (with
+    its Bonferroni factor for a claim of m parts), else the claim's ('p = ' before it if labelled)."""
+    v = r.verdict
+    if v is None:
+        return "—"
+    if v.status == CONTRADICTED:
+        m = n_parts(v)
+        return f"opposite {'p = ' if labelled else ''}{format_p(v.p_opposite)}" + (
+            f" (×{m}, Bonferroni)" if m > 1 else ""
+        )
+    return f"{'p = ' if labelled else ''}{format_p(v.p_value)}"
+
+
 def summary_lines(records: list[ClaimRecord]) -> list[str]:
     """One terminal line per case: outcome, case, seeds, p."""
     width = max(len(r.label) for r in records)
     return [
-        f"{BADGE.get(r.status, r.status):16s} {r.label:{width}s}  {_seeds(r)}, p = {_p(r)}" for r in records
+        f"{BADGE.get(r.status, r.status):16s} {r.label:{width}s}  {_seeds(r)}, {deciding_p(r, labelled=True)}"
+        for r in records
     ]
 
 
@@ -310,8 +343,8 @@ def _row(
     paper_cell = f" {paper_cell} |" if paper_column else ""
     says = f"[{one_line(r.statement, 54)}]({catalogue}#{r.claim})"
     return (
-        f"| [{r.label}](#{r.key}) | {says} | {outcome} |{paper_cell} {robust or '—'} | {_measured_cell(r, measured)} | "
-        f"{_seeds(r, stage=False)} | {_p(r)} | {_effect(r.verdict)} |"
+        f"| [{r.label}](#{r.key}) | {says} | {outcome} |{paper_cell} {robust or '—'} | "
+        f"{_measured_cell(r, measured)} | {_seeds(r, stage=False)} | {deciding_p(r)} | {_effect(r.verdict)} |"
     )
 
 
@@ -347,15 +380,26 @@ def robust_cells(figures_dir: Path) -> dict[str, str]:
     }
 
 
+def _levels(s: dict) -> str:
+    """A stage's level per direction, '*' where that direction's design could not reach it (its
+    alpha went on to the later stages)."""
+    a, b = s["alpha"], s.get("alpha_opposite", s["alpha"])
+    idle = (
+        not s.get("can_decide_claim", s.get("can_decide", True)),
+        not s.get("can_decide_opposite", s.get("can_decide", True)),
+    )
+    return " / ".join(f"{x:.3g}{'*' if i else ''}" for x, i in zip((a, b), idle))
+
+
 def _stage_table(r: ClaimRecord) -> list[str]:
     lines = [
         f"- seeds in stages: stopped — {r.stop}",
         "",
-        "  | stage | seeds | level | outcome | p | opposite p |",
+        "  | stage | seeds | level: claim / opposite | outcome | p | opposite p |",
         "  |---|---|---|---|---|---|",
     ]
     lines += [
-        f"  | {s['stage']} | {s['seeds']} | {s['alpha']:.3g} | {s['status']} | "
+        f"  | {s['stage']} | {s['seeds']} | {_levels(s)} | {s['status']} | "
         f"{format_p(s.get('p'))} | {format_p(s.get('p_opposite'))} |"
         for s in r.stages
     ]
@@ -383,8 +427,8 @@ def _details(
     ]
     if v is not None:
         lines.append(
-            f"- test: {v.test}; p = {format_p(v.p_value)}, opposite p = {format_p(v.p_opposite)}; "
-            f"effect: {_effect(v, named=True)}"
+            f"- test: {v.test}; p = {format_p(v.p_value)}, {opposite_label(v)} = "
+            f"{format_p(v.p_opposite)}; effect: {_effect(v, named=True)}"
         )
     lines.append(f"- scale `{r.scale}`, seeds {_seed_range(r.seeds)}; {_seconds(r)}")
     if r.stages:
@@ -586,7 +630,7 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
     head = (
         "| claim | what the report says | outcome |"
         + (" paper |" if paper_column else "")
-        + f" {robust_head} | departures measured (flips) | seeds | p | effect [95% CI] |"
+        + f" {robust_head} | departures measured (flips) | seeds | p that decided it | effect [95% CI] |"
     )
     for section in dict.fromkeys(r.section for r in records):
         lines += [f"## {section}", "", head, "|---" * (head.count("|") - 1) + "|"]

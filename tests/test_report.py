@@ -4,6 +4,7 @@ import json
 import math
 import re
 
+import numpy as np
 from records import record as _record, verdict as _verdict
 
 from hw1 import report, stats
@@ -91,3 +92,61 @@ def test_a_row_stays_narrow_whatever_the_statement():
     row = report._row(r, _record(verdict=_verdict(status="reproduced")), {"stable": False}, "CLAIMS.md")
     visible = re.sub(r"\[|\]\([^)]*\)", "", row)  # as rendered: no link syntax, no link targets
     assert len(visible) < 170 and "6 (decided)" in row and " …" in row
+
+
+def _rows(index: str) -> dict[str, list[str]]:
+    """Case label -> the cells of its row in an INDEX.md table."""
+    rows = {}
+    for line in index.splitlines():
+        m = re.match(r"\| \[([^\]]+(?:\][^\]]*)?)\]\(#", line)
+        if m and "| claim |" not in line:
+            rows[m.group(1)] = [c.strip() for c in line.strip("|").split(" | ")]
+    return rows
+
+
+def _check_index(folder) -> None:
+    """Every row's p is the one that decided its outcome, labelled; no secondary definition (the
+    notes) carries a p-value or an outcome word."""
+    text = (folder / "INDEX.md").read_text()
+    head = next(line for line in text.splitlines() if line.startswith("| claim |"))
+    column = [c.strip() for c in head.strip("|").split(" | ")].index("p that decided it")
+    rows = _rows(text)
+    records = report.load_records(folder)
+    assert records and set(rows) == {r.label for r in records}
+    for r in records:
+        v, cell = r.verdict, rows[r.label][column]
+        if v.status == stats.CONTRADICTED:
+            parts = report.n_parts(v)
+            assert cell.startswith(f"opposite {stats.format_p(v.p_opposite)}"), (r.label, cell)
+            assert cell.endswith(f"(×{parts}, Bonferroni)") == (parts > 1), (r.label, cell)
+        else:
+            assert cell == stats.format_p(v.p_value), (r.label, cell)
+    for line in text.splitlines():
+        if line.startswith("- note:"):
+            words = [w for w in (*stats.OUTCOMES, "p =", "p <", "opposite p") if w in line]
+            assert not words, (words, line)
+
+
+def test_every_p_in_the_index_is_the_one_that_decided_it(tmp_path):
+    two = stats.all_of(
+        [
+            stats.paired_test(np.arange(1, 9.0), np.zeros(8), alternative="less"),
+            stats.one_sample_test(np.array([1.0, -2, 3, -4, 5, -6, 7, 0.5]), alternative="greater"),
+        ]
+    )
+    side = stats.trend_test(np.tile([3.0, 2.0, 1.0], (6, 1)), direction="decreasing")
+    cases = {
+        "a": _verdict(status="reproduced", p_value=0.001, p_opposite=1.0),
+        "b": _verdict(status="contradicted", p_value=1.0, p_opposite=1.5e-33),
+        "c": two,
+        "d": _verdict(),
+    }
+    for i, (claim, v) in enumerate(cases.items()):
+        _record(claim=claim, case="", order=i, verdict=v, note=f"beside it: {side.describe()}").save(tmp_path)
+    report.write_index(tmp_path)
+    assert two.status == stats.CONTRADICTED
+    _check_index(tmp_path)
+
+
+def test_the_committed_index_shows_the_deciding_p_and_describes_secondary_measures():
+    _check_index(report.CATALOGUE.parent.parent / "figures")

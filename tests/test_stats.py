@@ -387,14 +387,61 @@ def test_futility_of_a_multi_part_claim_extrapolates_each_part_at_level_over_m()
     assert math.isclose(r.stages[0]["power_opposite"], opposite_cp)
 
 
-def test_futility_of_a_discrete_test_uses_the_standardized_statistic():
-    """trajectories-diverge's 5/8: the exact p (0.36) includes P(X = 5) and gave a chance of 0.037,
-    which stopped it; the standardized count (5 - 4) / sqrt(2) gives about 0.17."""
-    v = S.proportion_test(5, 8, p0=0.5, alternative="greater")
-    assert math.isclose(v.z_parts[0], 1 / math.sqrt(2))
-    old = S.conditional_power(v.p_value, 8, 32, 0.0125)
-    new, _ = S.futility_powers(v, 8, 32, 0.0125)
-    assert old < 0.05 < new and 0.12 < new < 0.2
+def test_futility_of_a_discrete_test_uses_its_exact_table():
+    """trajectories-diverge at stage 2: 5 of 8 pairs close, 16 of 32 seeds. The normal
+    extrapolation of the standardized count gave 0.040 at the last level 0.0125; the exact binomial
+    chance (the other 8 pairs succeed at 5/8, the total must reach the exact test's critical
+    count) is 0.023. For 7 of 8 it is 0.933, not 0.858."""
+    from scipy import stats as sps
+
+    def brute(x, level):  # every outcome of the 8 pairs still to come
+        return sum(
+            sps.binom.pmf(y, 8, x / 8)
+            for y in range(9)
+            if sps.binomtest(x + y, 16, 0.5, alternative="greater").pvalue < level
+        )
+
+    for x, expected in ((5, 0.0233), (7, 0.9327)):
+        v = S.proportion_test(x, 8, p0=0.5, alternative="greater")
+        claim, _ = S.futility_powers(v, 16, 32, 0.0125)
+        assert math.isclose(claim, brute(x, 0.0125)) and math.isclose(claim, expected, abs_tol=5e-4)
+        assert not math.isclose(claim, S.conditional_power_z(v.z_parts[0], 16, 32, 0.0125), abs_tol=0.01)
+    # the opposite direction is the lower tail: the same chance as a claim that the rate is low
+    _, opposite = S.futility_powers(S.proportion_test(1, 8, p0=0.5, alternative="greater"), 16, 32, 0.0125)
+    claim_low, _ = S.futility_powers(S.proportion_test(1, 8, p0=0.5, alternative="less"), 16, 32, 0.0125)
+    assert math.isclose(opposite, claim_low) and math.isclose(opposite, 0.9327, abs_tol=5e-4)
+
+
+def test_the_exact_critical_value_of_a_rank_test_is_its_exact_tests():
+    from scipy import stats as sps
+
+    z = S.critical_z(("signed-rank", 8), 12, 0.0125)
+    n, mean, sd = 12, 12 * 13 / 4, math.sqrt(12 * 13 * 25 / 24)
+    w = round(mean + z * sd)  # the smallest W+ the exact test calls significant at 0.0125
+    pvals = {
+        k: sps.wilcoxon(
+            np.arange(1.0, n + 1) * _signs_for(k, n), alternative="greater", method="exact"
+        ).pvalue
+        for k in (w - 1, w)
+    }
+    assert pvals[w] < 0.0125 <= pvals[w - 1], pvals
+    page = S.critical_z(("page", 4, 3), 4, 0.05)
+    mean, var = S._page_moments(4, 3)
+    L = round(mean + page * math.sqrt(var))
+    tail = S._page_null(4, 3)[L:].sum(), S._page_null(4, 3)[L - 1 :].sum()
+    assert tail[0] < 0.05 <= tail[1]
+    assert S.critical_z(("signed-rank", 5), 5, 0.025) == math.inf  # 1/32 > 0.025: unreachable
+    assert S.critical_z((), 5, 0.025) is None and S.critical_z(("signed-rank", 500), 500, 0.025) is None
+
+
+def _signs_for(w: int, n: int) -> np.ndarray:
+    """Signs of ranks 1..n whose positive ranks sum to w (greedy from the largest rank)."""
+    signs, left = -np.ones(n), w
+    for r in range(n, 0, -1):
+        if r <= left:
+            signs[r - 1], left = 1.0, left - r
+    assert left == 0
+    return signs
 
 
 def test_standardized_statistics_match_their_null_moments():
@@ -438,10 +485,10 @@ def test_min_p_of_each_test_is_its_design_not_its_data():
     assert S.one_sample_test(np.ones(5), alternative="greater").min_p == 0.5**5
     b = S.proportion_test(10, 10, p0=0.9, alternative="greater")
     assert math.isclose(b.min_p, 0.9**10) and math.isclose(b.min_p_opposite, 0.1**10)
-    assert S.can_decide(b, 0.025)  # the opposite direction can reach it
+    assert S.reachable(b, 0.025, 0.025) == (False, True)  # 0.9**10 = 0.35: only the opposite can
     both = S.all_of([S.one_sample_test(np.ones(5), alternative="greater"), b])
     assert math.isclose(both.min_p, 0.9**10) and math.isclose(both.min_p_opposite, 2 * 0.1**10)
-    assert not S.can_decide(S.one_sample_test(np.ones(5), alternative="greater"), 0.025)
+    assert S.reachable(S.one_sample_test(np.ones(5), alternative="greater"), 0.025, 0.025) == (False, False)
 
 
 def test_staged_with_a_design_that_cannot_decide_at_stage_1_stays_calibrated():
@@ -464,3 +511,59 @@ def test_a_secondary_definition_is_described_without_outcome_words():
     text = v.describe()
     assert "mean Kendall tau" in text and "[" in text and "over 6 seeds" in text
     assert not any(w in text for w in (*S.OUTCOMES, "p ="))
+
+
+def _pairs_and_travel(seeds, alpha, shift: float = 0.0, rep: int = 0):
+    """trajectories-diverge's design: a binomial over disjoint pairs of seeds (3 in 4 pairs close,
+    or null when shift = 0 and rep > 0) and a Wilcoxon part over the seeds, intersection-union."""
+    n = len(seeds)
+    if rep:
+        rng = np.random.default_rng([rep, n])
+        close = int(rng.binomial(n // 2, 0.5))
+        x = np.array([np.random.default_rng([rep, 10_000 + s]).normal() for s in seeds])
+    else:
+        close, x = 3 * n // 8, np.linspace(-1.0, 2.0, n)
+    parts = [
+        S.proportion_test(close, n // 2, p0=0.5, alternative="greater", alpha=alpha),
+        S.one_sample_test(x + shift, alternative="greater", alpha=alpha),
+    ]
+    return S.all_of(parts), None
+
+
+def test_each_direction_passes_on_the_alpha_it_cannot_use():
+    """trajectories-diverge at 8 seeds: the claim's smallest p is 1/16 (4 pairs) > 0.025, while
+    its opposite can reach 0.025 (Bonferroni over two parts: 2/256). The claim's stage-1 alpha goes
+    to its later stages (0.025 each); the opposite keeps the plan's 0.0125, 0.0125. Passing on only
+    when both directions are stuck left the claim at 0.0125."""
+    got = []
+
+    def measure(seeds, alpha):
+        got.append(alpha)
+        return _pairs_and_travel(seeds, alpha)
+
+    r = S.staged(measure, 8, CI_PLAN)
+    first, second = r.stages[0], r.stages[1]
+    assert (first["can_decide_claim"], first["can_decide_opposite"]) == (False, True)
+    assert got[:2] == [0.025, 0.025] and all(math.isclose(a, 0.025) for a in got), got
+    assert second["alpha_opposite"] == 0.0125 and "0.025 (claim) / 0.0125 (opposite)" in r.stop
+    assert math.isclose(sum(s["alpha_opposite"] for s in r.stages), 0.05) or len(r.stages) < 3
+
+
+def test_per_direction_levels_stay_calibrated_on_null_data():
+    """The same design on null data (1000 runs): each direction's false outcome stays <= alpha."""
+    reps = 1000
+    out = [
+        S.staged(lambda s, a, rep=rep: _pairs_and_travel(s, a, rep=rep), 8, CI_PLAN)
+        for rep in range(1, reps + 1)
+    ]
+    statuses = [r.verdict.status for r in out]
+    bound = 0.05 + 2.5 * math.sqrt(0.05 * 0.95 / reps)
+    assert statuses.count(S.REPRODUCED) / reps <= bound and statuses.count(S.CONTRADICTED) / reps <= bound
+
+
+def test_futility_waits_for_the_plans_first_futility_stage():
+    flat = _part(0.5, 0.0, n=6)  # no effect either way: futile wherever futility may stop
+    r = S.staged(lambda seeds, alpha: (flat, None), 6, CI_PLAN)
+    assert r.reason == S.FUTILITY and len(r.stages) == 2 and r.stages[0]["power_claim"] < 0.05
+    early = S.StagePlan(multipliers=(1, 2, 4), spend=(0.5, 0.75, 1.0), futility=0.05, futility_from=1)
+    assert len(S.staged(lambda seeds, alpha: (flat, None), 6, early).stages) == 1
