@@ -15,8 +15,9 @@ marked not runnable, with its estimated cost.
 
 Each variant runs `pytest claims/ --set ... --claim ... -k CASES --figures-dir
 figures/departures/<grid>/<variant>`: the same harness, staged seeds and tests as the suite. A
-finished variant keeps its records there with `variant.json`; a rerun skips it while its settings
-and the training code are the same, so the grid runs across several sittings (`--budget-s`).
+finished variant keeps its records there with `variant.json`; a rerun skips it while its settings,
+the training code and the deciding code are the same, so the grid runs across several sittings
+(`--budget-s`); a variant decided by older statistics is decided again, from the run cache.
 """
 
 from __future__ import annotations
@@ -318,12 +319,25 @@ def _code() -> str:
     return code_version(TRAINING_MODULES)
 
 
+def _decision() -> str:
+    """A digest of the code that decides a case from its runs (the statistics, the harness, the
+    claim tests): a variant decided by other code is decided again (from the run cache)."""
+    h = hashlib.sha256()
+    for path in [ROOT / "hw1" / "stats.py", *sorted((ROOT / "claims").glob("*.py"))]:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def is_done(out: Path, grid: dict, v: Variant) -> bool:
     """The variant ran to its end with these settings and this training code, and every case it
     measures has a record."""
     folder = variant_dir(out, grid, v)
     marker = report.load_json(folder / "variant.json") or {}
-    if marker.get("digest") != v.digest() or marker.get("code") != _code():
+    if (marker.get("digest"), marker.get("code"), marker.get("decision")) != (
+        v.digest(),
+        _code(),
+        _decision(),
+    ):
         return False
     have = {r.label for r in report.load_records(folder)}
     return set(v.cases) <= have
@@ -355,6 +369,7 @@ def run_variant(
         "name": v.name,
         "digest": v.digest(),
         "code": _code(),
+        "decision": _decision(),
         "set": v.set,
         "seconds": round(seconds, 1),
     }

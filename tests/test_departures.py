@@ -144,6 +144,14 @@ def test_a_finished_variant_is_skipped_and_a_changed_one_reruns(tmp_path):
     ]
 
 
+def test_a_variant_decided_by_other_statistics_is_decided_again(tmp_path, monkeypatch):
+    grid = _grid(tmp_path, [_variant()])
+    calls = []
+    D.run(tmp_path, grid, grid["variants"], runner=_fake_runner(calls))
+    monkeypatch.setattr(D, "_decision", lambda: "another")
+    assert D.run(tmp_path, grid, grid["variants"], runner=_fake_runner(calls)) == ["dnn-depth.epochs-20"]
+
+
 def test_a_variant_that_runs_out_of_its_budget_is_left_for_the_next_sitting(tmp_path):
     grid = _grid(tmp_path, [_variant()])
 
@@ -195,7 +203,8 @@ def test_the_measurement_line_says_same_flip_or_cost(tmp_path):
     for v, status in ((v_same, "reproduced"), (v_flip, "not shown")):
         folder = D.variant_dir(tmp_path, grid, v)
         record(claim="dnn-depth", case="", verdict=verdict(status=status)).save(folder)
-        report.write_json(folder / "variant.json", {"digest": v.digest(), "code": D._code(), "seconds": 3})
+        marker = {"digest": v.digest(), "code": D._code(), "decision": D._decision(), "seconds": 3}
+        report.write_json(folder / "variant.json", marker)
     m = R.measurements(tmp_path, grid)["dnn-depth"]
     assert m["mnist.epochs"]["text"] == "measured: same outcome at the report's value"
     assert m["mnist.test_size"]["text"] == "measured: → not shown at the report's value"
