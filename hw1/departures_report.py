@@ -38,7 +38,8 @@ def collect(out: Path, grid: dict) -> dict:
         done = is_done(out, grid, v)
         marker = report.load_json(folder / "variant.json") or {}
         recs = {r.label: r for r in report.load_records(folder)} if done else {}
-        runs[v.name] = {"done": done, "seconds": marker.get("seconds"), "records": recs}
+        seconds = marker.get("trained_seconds", marker.get("seconds"))  # the run that trained it
+        runs[v.name] = {"done": done, "seconds": seconds, "records": recs}
     return runs
 
 

@@ -148,8 +148,13 @@ def test_a_variant_decided_by_other_statistics_is_decided_again(tmp_path, monkey
     grid = _grid(tmp_path, [_variant()])
     calls = []
     D.run(tmp_path, grid, grid["variants"], runner=_fake_runner(calls))
+    folder = D.variant_dir(tmp_path, grid, grid["variants"][0])
+    first = report.load_json(folder / "variant.json")
+    report.write_json(folder / "variant.json", {**first, "seconds": 1e5})  # as if training took long
     monkeypatch.setattr(D, "_decision", lambda: "another")
     assert D.run(tmp_path, grid, grid["variants"], runner=_fake_runner(calls)) == ["dnn-depth.epochs-20"]
+    again = report.load_json(folder / "variant.json")
+    assert again["decision"] == "another" and again["trained_seconds"] == 1e5  # its cost: the training run's
 
 
 def test_a_variant_that_runs_out_of_its_budget_is_left_for_the_next_sitting(tmp_path):
