@@ -180,7 +180,7 @@ def draw_ladder(png: Path, family: str, rows: list[dict]) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, max(len(rows), 1), figsize=(4.2 * max(len(rows), 1), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, max(len(rows), 1), figsize=(4.8 * max(len(rows), 1), 3.6), squeeze=False)
     for ax, row in zip(axes[0], rows):
         pts = [p for p in row["points"] if p.get("effect") is not None]
         xs = [p["fraction"] for p in pts]
@@ -199,8 +199,12 @@ def draw_ladder(png: Path, family: str, rows: list[dict]) -> dict:
                 ax.axvline(p["fraction"], color="#bbbbbb", linestyle=":", linewidth=1)
         ax.axhline(0, color="black", linewidth=0.6)
         ax.set_xscale("log")
-        ax.set_xlabel("fraction of the report's training set (60000 images)")
-        ax.set_ylabel(pts[0]["effect_name"] if pts else "effect")
+        ticks = sorted({p["fraction"] for p in row["points"] if p.get("fraction")} | {1.0})
+        ax.minorticks_off()
+        ax.set_xticks(ticks, [f"{100 * t:.3g}%" for t in ticks], fontsize=8)
+        ax.set_xlim(min(ticks) / 1.6, 1.6)
+        ax.set_xlabel("training set, % of the report's 60000 images")
+        ax.set_ylabel(pts[0]["effect_name"] if pts else "effect", fontsize=8)
         ax.set_title(row["case"], fontsize=9)
     handles = [
         plt.Line2D([], [], marker="o", linestyle="", color=c, label=n)
