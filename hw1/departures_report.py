@@ -8,9 +8,11 @@ default run's. Descriptive, like the multiverse: no p-values are combined.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from . import report
+from .config import CI, _flat, _size
 from .departures import Variant, is_done, load_grid, variant_dir
 from .multiverse import COLOURS as _OUTCOME_COLOURS, FAILED, NOT_RUN
 
@@ -139,7 +141,8 @@ def ladder_data(out: Path, grid: dict, runs: dict) -> dict[str, list[dict]]:
             row = next((r for r in rows if r["case"] == label), None)
             if row is None:
                 base = default.get(label)
-                n0 = v.extra["data_fraction"] / 4 if v.extra.get("data_fraction", 1) < 1 else None
+                key = v.fields[0]
+                n0 = _size(_flat(CI)[key], key) / 60_000  # the default run's training set
                 row = {"case": label, "points": []}
                 if base is not None and base.verdict is not None:
                     row["points"].append(_point(base, n0, "ci ×1"))
@@ -150,26 +153,25 @@ def ladder_data(out: Path, grid: dict, runs: dict) -> dict[str, list[dict]]:
             else:
                 why = "not runnable: " + _cpu_hours(v) if not v.runnable else NOT_RUN
                 row["points"].append({"fraction": v.extra["data_fraction"], "status": why, "step": v.step})
-    for rows in fams.values():  # the ci point's fraction: a quarter of the first rung's
+    for rows in fams.values():
         for row in rows:
-            fr = [p["fraction"] for p in row["points"] if p.get("fraction")]
-            for p in row["points"]:
-                if p.get("fraction") is None and fr:
-                    p["fraction"] = min(fr) / 4
-            row["points"].sort(key=lambda p: p["fraction"] or 0)
+            row["points"].sort(key=lambda p: p["fraction"])
     return fams
 
 
 def _point(r: report.ClaimRecord, fraction, step) -> dict:
-    v = r.verdict
+    """One rung: the standardized effect z/√n of the overview (the claimed direction positive; a
+    claim of several parts its weakest part), so rungs whose weakest part differs share a scale."""
+    d, lo, hi = report.standardized_effect(r.verdict)
+    finite = all(map(math.isfinite, (d, lo, hi)))
     return {
         "fraction": fraction,
         "step": step,
         "status": _outcome(r),
-        "effect": v.effect if v else None,
-        "low": v.ci_low if v else None,
-        "high": v.ci_high if v else None,
-        "effect_name": v.effect_name if v else "",
+        "effect": d if finite else None,
+        "low": lo if finite else None,
+        "high": hi if finite else None,
+        "effect_name": "standardized effect z/√n (claimed direction > 0)",
         "seeds": len(r.seeds),
     }
 
@@ -215,7 +217,7 @@ def draw_ladder(png: Path, family: str, rows: list[dict]) -> dict:
         plt.Line2D([], [], linestyle=":", color="#bbbbbb", label="rung not run (too dear / not yet)")
     )
     fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, bbox_to_anchor=(0.5, 0.0))
-    title = f"{family}: the effect (95% interval) as the training set grows toward the report's"
+    title = f"{family}: the standardized effect (95% interval) as the training set grows toward the report's"
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(png, dpi=110, bbox_inches="tight")
