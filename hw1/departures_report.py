@@ -14,18 +14,12 @@ from pathlib import Path
 from . import report
 from .config import CI, _flat, _size
 from .departures import Variant, is_done, load_grid, variant_dir
-from .multiverse import COLOURS as _OUTCOME_COLOURS, FAILED, NOT_RUN
+from .multiverse import COLOURS as _OUTCOME_COLOURS, NOT_RUN, outcome as _outcome
 
 NOT_MEASURED = "not measured"
 NOT_YET = "not run yet"
 DEPARTURES_MD = report.DEPARTURES_MD
 COLOURS = {**_OUTCOME_COLOURS, NOT_YET: "#dbe7f5", NOT_MEASURED: "#9a9a9a"}  # the multiverse's, and two
-
-
-def _outcome(r: report.ClaimRecord | None) -> str:
-    if r is None:
-        return NOT_RUN
-    return r.verdict.status if r.verdict else FAILED
 
 
 def _cpu_hours(v: Variant) -> str:

@@ -184,7 +184,8 @@ def _failure(folder: Path) -> str:
 
 
 # ------------------------------------------------------------------------------ the table
-def _outcome(r: report.ClaimRecord | None) -> str:
+def outcome(r: report.ClaimRecord | None) -> str:
+    """A case's outcome in a variant: its verdict, FAILED without one, NOT_RUN without a record."""
     if r is None:
         return NOT_RUN
     return r.verdict.status if r.verdict else FAILED
@@ -218,7 +219,7 @@ def table(out: Path, scale: str, chosen: list[Variant]) -> dict:
         )
     for r in default:
         outcomes = {
-            i["name"]: _outcome(i["records"].get(r.label))
+            i["name"]: outcome(i["records"].get(r.label))
             for i in info
             if r.label in i["records"]  # a variant not run, or without this case's record, is not counted
         }
