@@ -174,6 +174,16 @@ def test_a_variant_that_runs_out_of_its_budget_is_left_for_the_next_sitting(tmp_
     assert calls == []
 
 
+def test_a_variant_over_the_cap_runs_only_when_asked(tmp_path):
+    v = _variant()
+    v.runnable = False
+    grid = _grid(tmp_path, [v])
+    calls = []
+    assert D.run(tmp_path, grid, grid["variants"], runner=_fake_runner(calls)) == []
+    assert D.run(tmp_path, grid, grid["variants"], runner=_fake_runner(calls), over_cap=True) == [v.name]
+    assert D.main(["run", "--over-cap", "--out", str(tmp_path)]) == 2  # only with --only
+
+
 def test_unknown_grid_or_variant_names_the_valid_ones_and_runs_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(D, "GRIDS_DIR", tmp_path)
     (tmp_path / "departures-2026-01-01.json").write_text(
