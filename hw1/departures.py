@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import hashlib
 import json
 import subprocess
@@ -36,6 +37,7 @@ from pathlib import Path
 from . import report
 from .cache import code_version
 from .config import CI, REPORT, Scale, _flat, _size, apply_overrides, departures
+from .fingerprint import decision_fingerprint
 from .stability import claims_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -320,11 +322,13 @@ def _code() -> str:
     return code_version(TRAINING_MODULES)
 
 
+@functools.cache
 def _decision() -> str:
-    """A digest of the statistics that decide a case from its measurements (hw1/stats.py): a
-    variant decided by other statistics is decided again (from the run cache). A changed criterion
-    in a claim test is a new grid, dated, as a changed setting is."""
-    return hashlib.sha256((ROOT / "hw1" / "stats.py").read_bytes()).hexdigest()[:16]
+    """What the statistics that decide a case from its measurements decide, as a digest
+    (`hw1.fingerprint`): a variant decided by other statistics is decided again (from the run
+    cache), and a move of the deciding code that decides nothing differently reruns nothing. A
+    changed criterion in a claim test is a new grid, dated, as a changed setting is."""
+    return decision_fingerprint()
 
 
 def is_done(out: Path, grid: dict, v: Variant) -> bool:
