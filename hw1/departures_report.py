@@ -19,7 +19,7 @@ from .multiverse import COLOURS as _OUTCOME_COLOURS, NOT_RUN, outcome as _outcom
 NOT_MEASURED = "not measured"
 NOT_YET = "not run yet"
 DEPARTURES_MD = report.DEPARTURES_MD
-COLOURS = {**_OUTCOME_COLOURS, NOT_YET: "#dbe7f5", NOT_MEASURED: "#9a9a9a"}  # the multiverse's, and two
+COLOURS = {**_OUTCOME_COLOURS, NOT_YET: "#dbe7f5", NOT_MEASURED: "#4d4d4d"}  # the multiverse's, and two
 
 
 def _cpu_hours(v: Variant) -> str:
@@ -77,11 +77,46 @@ def measurements(out: Path, grid: dict | None = None, runs: dict | None = None) 
                 "text": text,
                 "outcome": outcome,
                 "flip": flip,
+                "flipped_to": outcome if flip else "",
                 "measured": rec is not None,
                 "variant": v.name,
                 "decisive": "",
             }
+    _add_ladders(res, grid, runs, default)
     return res
+
+
+def _add_ladders(res: dict, grid: dict, runs: dict, default: dict) -> None:
+    """A data-size ladder's rungs move the same one field: a rung whose outcome differs from the
+    default's is a flip of that departure too, named with its step; a departure whose own variant
+    has not run is measured at its largest rung that has."""
+    for v in grid["variants"]:
+        if v.kind != "ladder":
+            continue
+        for label in v.cases:
+            rec = runs[v.name]["records"].get(label)
+            entry = res.get(label, {}).get(v.fields[0])
+            if rec is None or entry is None:
+                continue
+            outcome = _outcome(rec)
+            at = "at the report's value" if v.step == "the report's value" else f"at {v.step}"
+            if not entry["measured"]:
+                entry.update(
+                    outcome=outcome, measured=True, variant=v.name, text=f"measured: same outcome {at}"
+                )
+            if outcome != default.get(label):
+                same = entry["text"].startswith("measured: same outcome")
+                rung = f"→ {outcome} {at} (ladder)"
+                entry["text"] = (
+                    f"measured: {rung}" if same and entry["variant"] == v.name else f"{entry['text']}; {rung}"
+                )
+                entry["flipped_to"] = entry["flipped_to"] or outcome
+                entry["flip"] = True
+
+
+def _shown(cell: dict) -> str:
+    """A cell's colour: the outcome a flip went to, else the outcome measured."""
+    return cell.get("flipped_to") or cell.get("outcome", NOT_RUN)
 
 
 def draw_heatmap(png: Path, cases: list[str], fields: list[str], cells: dict) -> dict:
@@ -93,7 +128,7 @@ def draw_heatmap(png: Path, cases: list[str], fields: list[str], cells: dict) ->
     from matplotlib.patches import Patch
 
     names = list(COLOURS)
-    grid = [[names.index(cells.get((c, f), {}).get("outcome", NOT_RUN)) for f in fields] for c in cases]
+    grid = [[names.index(_shown(cells.get((c, f), {}))) for f in fields] for c in cases]
     fig, ax = plt.subplots(figsize=(3.5 + 0.42 * len(fields), 1.8 + 0.32 * max(len(cases), 1)))
     ax.imshow(
         grid or [[0]], cmap=ListedColormap(list(COLOURS.values())), vmin=0, vmax=len(names) - 1, aspect="auto"
@@ -105,6 +140,8 @@ def draw_heatmap(png: Path, cases: list[str], fields: list[str], cells: dict) ->
             cell = cells.get((c, f))
             if cell and cell.get("flip"):
                 ax.text(x, y, "flip", ha="center", va="center", fontsize=6, color="black")
+            elif cell and cell.get("outcome") == NOT_MEASURED:
+                ax.text(x, y, "over\ncap", ha="center", va="center", fontsize=5, color="white")
             elif cell is None:
                 ax.text(x, y, "·", ha="center", va="center", fontsize=6, color="#bbbbbb")
     ax.set_xlabel("setting moved to the report's value (or a stated step toward it), the rest at ci")
@@ -269,7 +306,7 @@ def write_tables(out: Path, grid: dict | None = None) -> Path:
 
 def flips(meas: dict) -> list[tuple[str, str, str]]:
     """(case, field, outcome) of every measured departure that changed the case's outcome."""
-    return [(c, f, m["outcome"]) for c, fs in meas.items() for f, m in fs.items() if m["flip"]]
+    return [(c, f, m["flipped_to"]) for c, fs in meas.items() for f, m in fs.items() if m["flip"]]
 
 
 def markdown(grid: dict, data: dict, default: dict, ladders: dict) -> str:

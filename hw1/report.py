@@ -607,7 +607,7 @@ def write_index(figures_dir: Path, paper_dir: Path | None = None) -> Path:
     lines += _totals(records, stability)
     flipped = sorted(
         {
-            f"{label} ({field.split('.', 1)[1]} → {m['outcome']})"
+            f"{label} ({field.split('.', 1)[1]} → {m['flipped_to']})"
             for label, fs in measured.items()
             for field, m in fs.items()
             if m["flip"]

@@ -228,6 +228,25 @@ def test_the_measurement_line_says_same_flip_or_cost(tmp_path):
     assert m["mnist.train_size"]["text"] == "not measured: about 4.0 CPU-h"
 
 
+def test_a_ladder_rung_that_flips_is_a_flip_of_its_departure(tmp_path):
+    record(claim="dnn-depth", case="", verdict=verdict(status="reproduced")).save(tmp_path)
+    v_one = _variant(name="dnn-depth.train_size-none", item="mnist.train_size=none")
+    v_one.runnable, v_one.full_estimate_s = False, 7200.0  # the departure's own variant: not run
+    rung = _variant(name="dnn-depth.train_size-16000", item="mnist.train_size=16000")
+    rung.kind, rung.step = "ladder", "x16 (the report is x60)"
+    grid = _grid(tmp_path, [v_one, rung])
+    folder = D.variant_dir(tmp_path, grid, rung)
+    record(claim="dnn-depth", case="", verdict=verdict(status="contradicted")).save(folder)
+    marker = {"digest": rung.digest(), "code": D._code(), "decision": D._decision(), "seconds": 3}
+    report.write_json(folder / "variant.json", marker)
+    m = R.measurements(tmp_path, grid)["dnn-depth"]["mnist.train_size"]
+    assert m["measured"] and m["flip"] and m["flipped_to"] == "contradicted"
+    assert m["text"] == "measured: → contradicted at x16 (the report is x60) (ladder)"
+    assert R.flips({"dnn-depth": {"mnist.train_size": m}}) == [
+        ("dnn-depth", "mnist.train_size", "contradicted")
+    ]
+
+
 def test_the_allocator_setting_applies_on_glibc(monkeypatch):
     assert memory.pin_mmap_threshold() in (True, False)
     monkeypatch.setattr(memory.ctypes.util, "find_library", lambda name: None)
