@@ -256,6 +256,20 @@ def draw_ladder(png: Path, family: str, rows: list[dict]) -> dict:
     return {"title": title, "x": "fraction of the report's training set", "panels": [r["case"] for r in rows]}
 
 
+def coverage(records: list, meas: dict) -> dict:
+    """How many of the cases' departures, and of their plausibly decisive (⚠) ones, have a
+    measured outcome at the report's value or at a stated step toward it."""
+    every = [(r.label, d) for r in records for d in r.departures]
+    measured = [(c, d) for c, d in every if meas.get(c, {}).get(d["field"], {}).get("measured")]
+    return {
+        "decisive": [
+            sum(1 for _, d in measured if d.get("decisive")),
+            sum(1 for _, d in every if d.get("decisive")),
+        ],
+        "all": [len(measured), len(every)],
+    }
+
+
 def write_tables(out: Path, grid: dict | None = None) -> Path:
     """DEPARTURES.md, departures.png/.json and departures-ladder-<family>.png/.json in `out`; then
     the index (its departure lines read this)."""
@@ -295,6 +309,7 @@ def write_tables(out: Path, grid: dict | None = None) -> Path:
         "figure": fig,
         "cells": [{"case": c, "field": f, **cells[(c, f)]} for (c, f) in cells],
         "variants": variants,
+        "coverage": coverage(default, meas),
     }
     report.write_json(out / "departures.json", data)
     path = out / DEPARTURES_MD
@@ -338,6 +353,14 @@ def markdown(grid: dict, data: dict, default: dict, ladders: dict) -> str:
         f"{len(missing)} ({sum(1 for v in missing if not v['runnable'])} of them over the cap at every step).",
         "",
     ]
+    if data.get("coverage"):
+        (k, n), (ka, na) = data["coverage"]["decisive"], data["coverage"]["all"]
+        lines += [
+            f"**Measured:** {k} of the {n} ⚠ departures of the ci cases ({100 * k / max(n, 1):.0f}%) and {ka} of "
+            f"all {na} have an outcome at the report's value or at a stated step toward it; each of the rest "
+            "says in the index what it would cost.",
+            "",
+        ]
     if flipped:
         lines += ["**Flips** (the case's outcome changed when one departure moved toward the report):", ""]
         lines += [

@@ -251,3 +251,14 @@ def test_the_allocator_setting_applies_on_glibc(monkeypatch):
     assert memory.pin_mmap_threshold() in (True, False)
     monkeypatch.setattr(memory.ctypes.util, "find_library", lambda name: None)
     assert memory.pin_mmap_threshold() is False
+
+
+def test_coverage_counts_the_measured_departures_and_the_decisive_ones():
+    recs = [
+        types.SimpleNamespace(
+            label="a", departures=[{"field": "x", "decisive": "data"}, {"field": "y", "decisive": ""}]
+        ),
+        types.SimpleNamespace(label="b", departures=[{"field": "x", "decisive": "data"}]),
+    ]
+    meas = {"a": {"x": {"measured": True}, "y": {"measured": True}}, "b": {"x": {"measured": False}}}
+    assert R.coverage(recs, meas) == {"decisive": [1, 2], "all": [2, 3]}
