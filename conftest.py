@@ -54,7 +54,7 @@ def ledger(snapshot, scale, pytestconfig):
 
 @pytest.fixture
 def claim(request, scale, pytestconfig, ledger):
-    """The filer of the claim named by the test's @pytest.mark.claim(id, section=, statement=)."""
+    """The filer of the claim named by the test's @pytest.mark.claim(id) (claims/catalogue.toml)."""
     filer = harness.ClaimFiler.for_item(request.node, scale, pytestconfig, ledger)
     yield filer
     filer.close()

@@ -21,7 +21,7 @@ import pytest
 import torch
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from hw1 import cache, ledger, plots, report, stats
+from hw1 import cache, catalogue, ledger, plots, report, stats
 from hw1.config import OverrideError, apply_overrides, departures, get_scale, pooled_seeds, seeds_for
 from hw1.provenance import numerics
 from hw1.report import ClaimRecord, FigureFile
@@ -109,12 +109,7 @@ def add_options(parser) -> None:
 def configure(config) -> None:
     """pytest_configure: the markers, the scale (a bad --set is a usage error before anything
     runs), the device, one torch thread, the run-cache switches, and a clean report folder."""
-    config.addinivalue_line("markers", "claim(id, section, statement): a claim of the report")
-    config.addinivalue_line(
-        "markers",
-        "expect(scale, outcome, evidence): the outcome measured at that "
-        "scale (reproduced, contradicted, not shown, inconclusive), with its numbers",
-    )
+    config.addinivalue_line("markers", "claim(id): a claim of the report, described in claims/catalogue.toml")
     config._hw1_scale = chosen_scale(config)
     if config.getoption("--seed-sets") and config.getoption("--seed"):
         raise pytest.UsageError("--seed-sets pools seed sets at their own offsets; give it without --seed")
@@ -204,6 +199,14 @@ def claim_mark(item):
     return item.get_closest_marker("claim")
 
 
+def claim_entry(item) -> catalogue.Claim:
+    """The catalogue's entry of the claim the item's marker names; an unknown id is a usage error."""
+    try:
+        return catalogue.get(claim_mark(item).args[0])
+    except catalogue.CatalogueError as e:
+        raise pytest.UsageError(f"{item.nodeid}: {e}") from None
+
+
 def case_label(item) -> str:
     callspec = getattr(item, "callspec", None)
     return report.case_label(claim_mark(item).args[0], callspec.id if callspec else "")
@@ -218,8 +221,10 @@ def number_in_report_order(items) -> None:
     by section. Parametrized cases keep their parameters' order (a stable sort)."""
     claims = [it for it in items if claim_mark(it) is not None]
 
+    sections = [sec.name for sec in catalogue.load()[0]]
+
     def where(it):
-        return claim_mark(it).kwargs["section"], str(it.path), it.location[1]
+        return sections.index(claim_entry(it).section), str(it.path), it.location[1]
 
     for k, it in enumerate(sorted(claims, key=where)):
         it.stash[ORDER] = k
@@ -296,23 +301,65 @@ def split_of(config, item) -> frozenset[str] | None:
     return ledger.fragile_split(stability_table(config), case_label(item))
 
 
+def ledger_file(item, scale: str) -> Path:
+    """The case's ledger entry at a ledger scale (syrupy's file for the test)."""
+    return CLAIMS / "__snapshots__" / scale / Path(str(item.path)).stem / f"{item.name}.json"
+
+
+def committed_record(label: str, scale: str) -> ClaimRecord | None:
+    """The committed record of the case at `scale` (figures/, figures/<scale>/): its measurement."""
+    folder = ROOT / "figures" / ("" if scale == "ci" else scale)
+    if folder not in _COMMITTED:
+        _COMMITTED[folder] = {r.label: r for r in report.load_records(folder) if r.scale == scale}
+    return _COMMITTED[folder].get(label)
+
+
+_COMMITTED: dict[Path, dict[str, ClaimRecord]] = {}
+
+
+def expected_outcome(item, scale) -> tuple[str, str, bool]:
+    """(outcome, evidence, measured) the case is expected to end in at `scale`, from the one place
+    that pins it: the ledger at smoke and ci (a fragile case's "fragile: a | b" pins its split; its
+    expected outcome is the one its committed record holds), the committed records at paper (a
+    paper run that changes an outcome fails, and committing its new record is the update). The
+    evidence is the committed record's summary. A case with neither is assumed reproduced."""
+    if not scale.decides:
+        return stats.REPRODUCED, "", scale.name in LEDGER_SCALES
+    rec = committed_record(case_label(item), scale.name)
+    evidence = rec.verdict.summary() if rec is not None and rec.verdict else ""
+    if scale.name not in LEDGER_SCALES:
+        return (
+            (rec.status, evidence, True) if rec is not None and rec.verdict else (stats.REPRODUCED, "", False)
+        )
+    pinned = (report.load_json(ledger_file(item, scale.name)) or {}).get("verdict")
+    if pinned is None:
+        return stats.REPRODUCED, "", False
+    split = ledger.split_of_pinned(pinned)
+    if split:
+        return (rec.status if rec is not None and rec.status in split else sorted(split)[0]), evidence, True
+    return pinned, evidence, True
+
+
 def mark_expected_failures(config, items) -> None:
-    """A measured outcome other than 'reproduced' at this scale becomes an xfail: it must keep
+    """A pinned outcome other than 'reproduced' at this scale becomes an xfail: it must keep
     failing the same way (ClaimNotReproduced). With the ledger on it is strict (a flip to
     'reproduced' fails the run); under --seed / --set it is not, and flips are listed instead.
     A fragile case whose measured split holds 'reproduced' may pass on another machine: its xfail
     is not strict (the outcome is still checked against the split in ClaimFiler)."""
-    scale, strict = config.getoption("--scale"), expectations_on(config)
+    scale, strict = config._hw1_scale, expectations_on(config)
     for item in items:
-        for mark in item.iter_markers("expect"):
-            if mark.args[0] == scale and mark.args[1] != "reproduced":
-                split = split_of(config, item) or frozenset()
-                reason = f"{mark.args[1]}: " + mark.kwargs.get("evidence", "")
-                item.add_marker(
-                    pytest.mark.xfail(
-                        strict=strict and "reproduced" not in split, raises=ClaimNotReproduced, reason=reason
-                    )
+        if claim_mark(item) is None:
+            continue
+        outcome, evidence, _ = expected_outcome(item, scale)
+        if outcome != stats.REPRODUCED:
+            split = split_of(config, item) or frozenset()
+            item.add_marker(
+                pytest.mark.xfail(
+                    strict=strict and "reproduced" not in split,
+                    raises=ClaimNotReproduced,
+                    reason=f"{outcome}: as measured: {evidence}",
                 )
+            )
 
 
 # ------------------------------------------------------------------------------ the ledger
@@ -336,19 +383,16 @@ LEDGERS = {s: type(f"Ledger_{s}", (_Ledger,), {"scale": s}) for s in LEDGER_SCAL
 # ------------------------------------------------------------------------------ filing a case
 def new_record(item, scale, config) -> ClaimRecord:
     """The record of the claim case `item` at `scale`, before anything is measured."""
-    mark = claim_mark(item)
-    if mark is None:
+    if claim_mark(item) is None:
         raise pytest.UsageError(f"{item.nodeid} uses `claim` without @pytest.mark.claim")
+    entry = claim_entry(item)
     callspec = getattr(item, "callspec", None)
-    expected, evidence = "reproduced", ""
-    for m in item.iter_markers("expect"):
-        if m.args[0] == scale.name:
-            expected, evidence = m.args[1], m.kwargs.get("evidence", "")
+    expected, evidence, _ = expected_outcome(item, scale)
     return ClaimRecord(
-        claim=mark.args[0],
+        claim=entry.id,
         case=callspec.id if callspec else "",
-        section=mark.kwargs["section"],
-        statement=mark.kwargs["statement"],
+        section=entry.section,
+        statement=entry.statement,
         scale=scale.name,
         seeds=[],
         order=item.stash.get(ORDER, 0),
@@ -359,13 +403,13 @@ def new_record(item, scale, config) -> ClaimRecord:
         seed_offset=config.getoption("--seed"),
         ledger=ledger_on(config),
         seed_sets=tuple(config.getoption("--seed-sets") or ()),
-        departures=departures(scale, mark.args[0], case=callspec.id if callspec else ""),
+        departures=departures(scale, entry.id, case=callspec.id if callspec else ""),
     )
 
 
 def is_measured(item, scale) -> bool:
-    """The case has a measured outcome at this scale: a ledger scale, or an `expect` mark."""
-    return scale.name in LEDGER_SCALES or any(m.args[0] == scale.name for m in item.iter_markers("expect"))
+    """The case has a pinned outcome at this scale: a ledger entry, or a committed paper record."""
+    return expected_outcome(item, scale)[2]
 
 
 class ClaimFiler:

@@ -14,52 +14,6 @@ from hw1.experiments import fit_runs, mnist_runs
 from hw1.plots import Panel, Series, band
 from hw1.train import predict
 
-SECTION = "HW1-1 Deep vs shallow"
-
-# Measured outcomes other than 'reproduced' at the ci scale (benchmarks/experiments/ has the
-# experiments behind the sinc and CNN findings).
-CNN_UNDERTRAINED = pytest.mark.expect(
-    "ci",
-    "not shown",
-    evidence=(
-        "20k-param CNNs, 4000 images x 3 epochs, 20 seeds (stage 3, the last): final training loss vs "
-        "1/2/4 conv blocks Page's L p = 0.95 (opposite 0.067), training accuracy p = 0.99 (opposite 0.016); "
-        "mean tau -0.17 / -0.23: the shallower nets do a little better, and the opposite's Bonferroni p "
-        "0.032 misses the last level 0.0125. Fragile across seed sets (figures/STABILITY.md). 2000 images "
-        "x 10 epochs: p = 0.11"
-    ),
-)
-
-
-# Measured at the paper scale (the report's settings: 5000 epochs; CPU, figures/paper/).
-PAPER_FIT = {
-    # function-depth was measured with its earlier second part (grid MSE), not re-run since the
-    # largest-error part replaced it (issue 16): a paper run that decides otherwise fails and says so.
-    ("function-depth", "sinc"): (
-        "reproduced",
-        "16 seeds (stage 2), Page's L p = 0.0078, mean tau 0.33 "
-        "[0.08, "
-        "0.54] (with the earlier grid-MSE part)",
-    ),
-    ("function-depth", "sincos"): (
-        "reproduced",
-        "8 seeds, Page's L p = 7.7e-5, mean tau 0.83 [0.58, 1] (with the earlier grid-MSE part)",
-    ),
-    ("small-budget-crossover", "sinc"): (
-        "reproduced",
-        "16 seeds (stage 2), p = 0.0011, median log10 difference -0.32 [-0.51, -0.11]",
-    ),
-    ("small-budget-crossover", "sincos"): (
-        "reproduced",
-        "32 seeds (stage 3), p = 2.4e-5, median log10 difference -0.26 at budget 40",
-    ),
-}
-
-
-def _paper(claim_id: str, target: str):
-    outcome, evidence = PAPER_FIT[claim_id, target]
-    return pytest.mark.expect("paper", outcome, evidence=evidence)
-
 
 def _depth_label(run) -> str:
     unit = "conv block" if run.build.kind == "cnn" else "hidden layer"
@@ -94,17 +48,8 @@ def _max_error(target: str, run, grid: torch.Tensor) -> np.ndarray:
     return (predict(run.build, run.params, grid) - truth).abs().amax((1, 2)).numpy()
 
 
-@pytest.mark.claim(
-    "function-depth",
-    section=SECTION,
-    statement=(
-        "At an equal number of trainable parameters, deeper DNNs reach lower training loss, and predict "
-        "the function curve more precisely."
-    ),
-)
-@pytest.mark.parametrize(
-    "target", [pytest.param(t, marks=_paper("function-depth", t)) for t in ("sinc", "sincos")]
-)
+@pytest.mark.claim("function-depth")
+@pytest.mark.parametrize("target", ["sinc", "sincos"])
 def test_function_depth(target, scale, device, claim):
     """Report: 可以發現在相同可訓練參數量下,層數越深,loss 的下降可以到越低。
     而且,深層的神經網路可以更精確的預測函數圖形."""
@@ -119,12 +64,7 @@ def test_function_depth(target, scale, device, claim):
         # Criterion: Page's trend test over seeds (blocks) x depths, one-sided (decreasing), for the
         # final training loss AND the worst deviation of the predicted curve from the function on a
         # grid 16x denser than the training points; both must hold (intersection-union).
-        # Changed after data was seen (issue 16): the second part was the MSE on a 4x grid, which
-        # repeats the first (noise-free target, grid inside the training range: grid / training
-        # MSE 0.90-1.00 per run, the same depth ranking in every seed), so "2/2 parts" counted one
-        # piece of evidence twice. The largest error is what the prediction figure shows a reader,
-        # is set by the hardest stretch of the curve rather than by the average, and can rank the
-        # depths differently; chosen before any run of it.
+        # The second part was revised after data was seen (claims/catalogue.toml, revisions).
         return stats.all_of(
             [
                 stats.trend_test(
@@ -159,17 +99,8 @@ def test_function_depth(target, scale, device, claim):
     claim.conclude(verdict, s)
 
 
-@pytest.mark.claim(
-    "small-budget-crossover",
-    section=SECTION,
-    statement=(
-        "(the report's conjecture) When the parameter budget is very small, a wider, shallower model "
-        "may beat a deeper one whose layers have very few units."
-    ),
-)
-@pytest.mark.parametrize(
-    "target", [pytest.param(t, marks=_paper("small-budget-crossover", t)) for t in ("sinc", "sincos")]
-)
+@pytest.mark.claim("small-budget-crossover")
+@pytest.mark.parametrize("target", ["sinc", "sincos"])
 def test_small_budget_crossover(target, scale, device, claim):
     """Report: 如果總限制的 trainable variable 量其實很小,或許廣一點的 model 表現會比深一點但每層都只有
     極少數節點的 model 來得好."""
@@ -265,15 +196,7 @@ def _mnist_figures(claim, runs: dict, kind: str, n: int) -> None:
     )
 
 
-@pytest.mark.claim(
-    "cnn-depth",
-    section=SECTION,
-    statement=(
-        "On MNIST at about equal parameters, CNNs with more conv layers (1, 2, 4 conv+max-pool blocks, "
-        "then flatten + one dense layer) reach lower training loss and higher training accuracy."
-    ),
-)
-@CNN_UNDERTRAINED
+@pytest.mark.claim("cnn-depth")
 def test_cnn_depth(scale, device, claim):
     """Report: 對於 CNN 而言,在可訓練參數差不多的情況下,層數越多(越深),
     對於 Loss 的下降或是準確率的提升都能有幫助."""
@@ -300,14 +223,7 @@ def test_cnn_depth(scale, device, claim):
     claim.conclude(verdict, s)
 
 
-@pytest.mark.claim(
-    "dnn-depth",
-    section=SECTION,
-    statement=(
-        "(aside) For plain DNNs on MNIST, too many layers sometimes converge more slowly and reach worse "
-        "accuracy."
-    ),
-)
+@pytest.mark.claim("dnn-depth")
 def test_dnn_depth(scale, device, claim):
     """Report: 我們也嘗試過 DNN,但發現在 DNN 上面,太多層數有時候反而會讓收斂速度比較慢,準確率也會比較差."""
     cfg = scale.mnist

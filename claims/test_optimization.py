@@ -14,8 +14,6 @@ from hw1.experiments import fit_runs
 from hw1.plots import Panel, Series, band
 from hw1.train import Ensemble
 
-SECTION = "HW1-2 Optimization"
-
 
 def _ratio_ensemble(cfg, seeds, device) -> tuple[dict, Ensemble]:
     out = landscape.ratio_runs(cfg, seeds, device)
@@ -23,35 +21,7 @@ def _ratio_ensemble(cfg, seeds, device) -> tuple[dict, Ensemble]:
     return out, Ensemble(landscape.ratio_arch(cfg), list(seeds), params, {}, "mse")
 
 
-@pytest.mark.expect(
-    "ci",
-    "not shown",
-    evidence=(
-        "16 seeds, 2000 epochs (stage 1's 4 pairs cannot reach 0.025 in the claimed direction, so the "
-        "claim's stage-1 alpha goes on and stage 2 tests it at 0.025, the opposite at 0.0125; futility at "
-        "stage 2: the exact binomial chance that 16 pairs reach significance is 0.023): 5/8 disjoint pairs "
-        "of runs end within a factor of 10 in final loss, binomial p = 0.36; the ends are far apart (p = "
-        "1.5e-5, ends 1.7x as far apart as the aligned starts); final losses 6.6e-5..1.9e-2"
-    ),
-)
-@pytest.mark.expect(
-    "paper",
-    "not shown",
-    evidence=(
-        "5000 epochs, 16 seeds (futility at stage 2): final losses 5e-5..4e-3; 10/16 runs within half a "
-        "decade of the median: sign test p = 0.23, opposite 0.89; the ends are far apart (p = 1.5e-5). "
-        "Measured with the earlier criterion (runs around the median), not re-run since the pairs "
-        "criterion replaced it"
-    ),
-)
-@pytest.mark.claim(
-    "trajectories-diverge",
-    section=SECTION,
-    statement=(
-        "Over 8 trainings from random initialisations the final losses are of the same order of "
-        "magnitude, yet the parameters end at different places: the start decides which minimum is reached."
-    ),
-)
+@pytest.mark.claim("trajectories-diverge")
 def test_trajectories_diverge(scale, device, claim):
     """Report: 訓練八次,每次 5000 個 epochs,loss 下降的數量級非常接近,但是參數的更新卻大不相同,
     隨著每次訓練 initialization 的不同,gradient descent 所走的路徑是非常不同的; ...
@@ -73,14 +43,10 @@ def test_trajectories_diverge(scale, device, claim):
         # of 10 of each other in final loss, |log10 a - log10 b| < 1 (exact binomial, rate > 0.5;
         # the pairs are independent, so the count is binomial) AND log10(nearest aligned end / own
         # travel) > 0 (Wilcoxon signed-rank over seeds, one-sided); intersection-union.
-        # Changed after data was seen (issue 16): the earlier part, "more than half of the runs
-        # within half a decade of the sample median", sat at its population value (53.6% over 192
-        # ci runs), so its outcome was a coin toss; and counting around a sample median is not
-        # binomial (with n even the two middle runs are in or out together). The report says the
-        # losses reach "a very close order of magnitude": pairs within one decade, margin fixed
-        # before any run of this test. 8 seeds make 4 pairs, whose smallest p (1/16) cannot reach
-        # the first stage's level in the claimed direction: the claim's alpha of that stage goes to
-        # its later stages, while the opposite (reachable) keeps the plan's (hw1.stats.staged).
+        # The first part was revised after data was seen (claims/catalogue.toml, revisions). 8 seeds
+        # make 4 pairs, whose smallest p (1/16) cannot reach the first stage's level in the claimed
+        # direction: the claim's alpha of that stage goes to its later stages, while the opposite
+        # (reachable) keeps the plan's (hw1.stats.staged).
         return stats.all_of(
             [
                 stats.proportion_test(
@@ -148,22 +114,7 @@ def test_trajectories_diverge(scale, device, claim):
     )
 
 
-@pytest.mark.expect(
-    "paper",
-    "reproduced",
-    evidence=(
-        "5000 epochs, 8 seeds: Wilcoxon p = 0.0039, median log10 loss change over the near-zero-gradient "
-        "epochs -0.59 decades [-1.37, -0.29]"
-    ),
-)
-@pytest.mark.claim(
-    "gradient-norm",
-    section=SECTION,
-    statement=(
-        "When the gradient norm is almost zero the loss still keeps going down: the loss surface is "
-        "flat there, and a fixed learning rate converges slowly."
-    ),
-)
+@pytest.mark.claim("gradient-norm")
 def test_gradient_norm(scale, device, claim):
     """Report: 當 梯度范數 (Gradient Norm)接近 0 的時候,我們可以發現 Loss 其實還是不斷的下降,
     這告訴了我們其實 Loss function 已經到達了相對平緩的地區,
@@ -237,34 +188,7 @@ def test_gradient_norm(scale, device, claim):
     )
 
 
-@pytest.mark.expect(
-    "ci",
-    "contradicted",
-    evidence=(
-        "40 runs, 199 params: counting only |λ| > P x float32 eps x max|λ|, 3/40 runs have ratio < 1 (rate "
-        "0.075 [0.016, 0.20]; binomial test of rate > 0.9: opposite p = 7e-34): the runs are minima by "
-        "this tolerance; counting all eigenvalues every ratio is 0.50..0.57, but ~95% of them are near "
-        "zero. Kendall tau(loss, ratio) = -0.27, p = 0.02 (the cluster part holds)"
-    ),
-)
-@pytest.mark.expect(
-    "paper",
-    "contradicted",
-    evidence=(
-        "run on CPU, 100 runs, 1000 params: 0/100 runs have ratio < 1 counting |λ| > P x float32 eps x "
-        "max|λ| (rate 0 [0, 0.036]; binomial test of rate > 0.9: opposite p = 1e-100); every ratio is 1, "
-        "so Kendall tau(loss, ratio) is undefined (inconclusive part)"
-    ),
-)
-@pytest.mark.claim(
-    "minimal-ratio",
-    section=SECTION,
-    statement=(
-        "At points where the gradient is ≈0 the minimal ratio (fraction of positive Hessian eigenvalues) "
-        "is below 1 in every run: saddle points or flat regions, not strict minima; runs with a higher "
-        "minimal ratio tend to have lower loss."
-    ),
-)
+@pytest.mark.claim("minimal-ratio")
 def test_minimal_ratio(scale, device, claim):
     """Report: 在上圖中,我們很容易發現在圖的右下角有一個 cluster,代表 min ratio 高而且 loss 不高的狀況;
     ... 100 次結果中沒有一次的 minimum ratio 接近 1 的(看起來最後仍然是在鞍點)."""
@@ -347,14 +271,7 @@ def test_minimal_ratio(scale, device, claim):
     )
 
 
-@pytest.mark.claim(
-    "error-surface",
-    section=SECTION,
-    statement=(
-        "(bonus) The mean loss over random points at equal distance r from a found minimum θ* grows with "
-        "r², and this 1-D curve shows how sharp the minimum is."
-    ),
-)
+@pytest.mark.claim("error-surface")
 def test_error_surface(scale, device, claim):
     """Report: 以 θ^* 為中心,把所有歐氏方向上的等距位置(Hyper-ball)的 Loss 取期望值 ...
     並對歐氏距離的平方作圖得到的結果; 我們認為這樣簡單的做法也能夠看出 Loss Function 的 Sharpness 程度."""

@@ -14,6 +14,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from fractions import Fraction
 
+from . import catalogue
 from .provenance import tf32
 from .stats import StagePlan
 
@@ -424,46 +425,14 @@ def apply_overrides(scale: Scale, items) -> Scale:
 
 
 # ------------------------------------------------------------------------------ departures
-# The settings each claim reads (globs over "section.field"); departures from the report are
-# derived from these and the configs, never written by hand.
-CLAIM_SETTINGS = {
-    "function-depth": ("fit.epochs", "fit.n_points", "fit.seeds", "fit.lr", "fit.budget", "fit.depths"),
-    "small-budget-crossover": ("fit.epochs", "fit.n_points", "fit.seeds", "fit.crossover_budgets"),
-    "cnn-depth": ("mnist.*size", "mnist.epochs", "mnist.seeds", "mnist.cnn_*", "mnist.batch_size"),
-    "dnn-depth": ("mnist.*size", "mnist.epochs", "mnist.seeds", "mnist.dnn_*", "mnist.batch_size"),
-    "trajectories-diverge": ("fit.epochs", "fit.seeds", "fit.snapshot_every", "fit.budget"),
-    "gradient-norm": ("fit.epochs", "fit.seeds", "fit.budget"),
-    "minimal-ratio": ("opt.ratio_*", "opt.mse_epochs", "opt.gn_epochs", "opt.n_points"),
-    "error-surface": ("opt.ratio_budget", "opt.mse_epochs", "opt.seeds", "opt.n_dirs", "opt.grid"),
-    "random-labels": ("gen.rl_*", "gen.seeds"),
-    "params-vs-generalization": ("gen.pg_*",),
-    "interpolation": ("gen.bs_*", "gen.seeds", "gen.interp_batches", "gen.n_alphas"),
-    "sensitivity": ("gen.bs_*", "gen.fit_*", "gen.seeds", "gen.batch_sizes", "gen.sens_points"),
-    "sharpness": ("gen.bs_*", "gen.fit_*", "gen.seeds", "gen.batch_sizes", "gen.sharp_*", "gen.keskar_*"),
-}
-# Cases of one claim that read different settings: "claim[task]" for the cases whose id starts with
-# that task (sensitivity [fit] trains on the fit task, sensitivity [mnist] on MNIST). The fit task's
-# sharpness loss reads all of its 1000 training points at either sharp_points, so not that field.
-CASE_SETTINGS = {
-    "sensitivity[fit]": ("gen.fit_*", "gen.lr", "gen.seeds", "gen.batch_sizes"),
-    "sensitivity[mnist]": ("gen.bs_*", "gen.lr", "gen.seeds", "gen.batch_sizes", "gen.sens_points"),
-    "sharpness[fit]": (
-        "gen.fit_*",
-        "gen.lr",
-        "gen.seeds",
-        "gen.batch_sizes",
-        "gen.sharp_sigma",
-        "gen.sharp_n",
-        "gen.keskar_*",
-    ),
-    "sharpness[mnist]": ("gen.bs_*", "gen.lr", "gen.seeds", "gen.batch_sizes", "gen.sharp_*", "gen.keskar_*"),
-}
+# The settings each claim reads (globs over "section.field"; claims/catalogue.toml): departures
+# from the report are derived from these and the configs, never written by hand.
+CLAIM_SETTINGS = {c.id: c.settings for c in catalogue.claims().values()}
 
 
 def settings_read(claim: str, case: str = "") -> tuple[str, ...]:
-    """The settings (globs) a case reads: its task's entry of CASE_SETTINGS, else its claim's."""
-    task = case.split("-")[0]
-    return CASE_SETTINGS.get(f"{claim}[{task}]", CLAIM_SETTINGS.get(claim, ()))
+    """The settings (globs) a case reads: its task's in the catalogue, else its claim's."""
+    return catalogue.get(claim).settings_read(case) if claim in CLAIM_SETTINGS else ()
 
 
 # Settings whose cut to under half the report's plausibly decides an outcome.

@@ -34,7 +34,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import report
+from . import catalogue, report
 from .cache import code_version
 from .config import CI, REPORT, Scale, _flat, _size, apply_overrides, departures
 from .fingerprint import decision_fingerprint
@@ -48,18 +48,9 @@ CONV_COST = 50.0  # an MLP made a conv net: ~50x the CPU time per step (hw1.conf
 STEP = 4  # a step toward the report's value: x4, x16, ...
 TRAINING_MODULES = ("api", "generalization", "landscape")  # producing modules besides train/models/data
 
-# Claims that share trained runs, so a variant of one setting runs them together. A case whose
-# claim splits across tasks is named with its case's task: "sensitivity[fit]".
-FAMILIES = {
-    "fit": ("function-depth", "small-budget-crossover", "trajectories-diverge", "gradient-norm"),
-    "cnn-depth": ("cnn-depth",),
-    "dnn-depth": ("dnn-depth",),
-    "opt": ("minimal-ratio", "error-surface"),
-    "random-labels": ("random-labels",),
-    "params-vs-generalization": ("params-vs-generalization",),
-    "batch-size-mnist": ("interpolation", "sensitivity[mnist]", "sharpness[mnist]"),
-    "batch-size-fit": ("sensitivity[fit]", "sharpness[fit]"),
-}
+# Claims that share trained runs (the catalogue's `family`), so a variant of one setting runs them
+# together. A case whose claim splits across tasks is named with its case's task: "sensitivity[fit]".
+FAMILIES = catalogue.families()
 MNIST_FAMILIES = ("cnn-depth", "dnn-depth", "random-labels", "params-vs-generalization", "batch-size-mnist")
 # Settings whose size scales a variant's training time (ratio new / ci), and its measuring time.
 _TRAIN_COST = ("*epochs*", "*train_size*", "*budget*", "*widths*", "*n_points*", "*fit_points*")
@@ -83,11 +74,10 @@ class Case:
 
     @property
     def family(self) -> str:
-        task = self.case.split("-")[0]
-        for fam, members in FAMILIES.items():
-            if self.claim in members or f"{self.claim}[{task}]" in members:
-                return fam
-        raise ValueError(f"case {self.label} belongs to no family of hw1.departures.FAMILIES")
+        fam = catalogue.get(self.claim).family_of(self.case)
+        if not fam:
+            raise ValueError(f"case {self.label} belongs to no family (claims/catalogue.toml: family)")
+        return fam
 
     @property
     def selector(self) -> str:

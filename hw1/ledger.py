@@ -68,6 +68,13 @@ def pinned_outcome(status: str, split: frozenset[str] | None) -> str:
     return status
 
 
+def split_of_pinned(pinned: str) -> frozenset[str] | None:
+    """The split a pinned outcome names ("fragile: a | b" -> {a, b}), or None for one outcome."""
+    if not pinned.startswith("fragile: "):
+        return None
+    return frozenset(x.strip() for x in pinned[len("fragile: ") :].split("|"))
+
+
 def entry(
     claim: str,
     case: str,
