@@ -357,7 +357,7 @@ def test_signed_rank_matches_scipy_wilcoxon_zsplit(d, alternative):
     assert S._signed_rank_exact(d, alternative)[:2] == pytest.approx((ref.statistic, ref.pvalue))
 
 
-# ------------------------------------------------------------------ futility (issue 16, fixes 1-2)
+# -------------------------------------- futility: each part's own z, a discrete test's exact table
 CI_PLAN = S.StagePlan(multipliers=(1, 2, 4), spend=(0.5, 0.75, 1.0), futility=0.05)
 
 
