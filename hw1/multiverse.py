@@ -28,7 +28,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from . import report
-from .config import CLAIM_SETTINGS, MULTIVERSE, MULTIVERSE_DATE, OverrideError, apply_overrides, get_scale
+from .config import CLAIM_SETTINGS, MULTIVERSE, MULTIVERSE_DATE, get_scale
+from .overrides import OverrideError, apply_overrides
 from .stability import claims_command
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,8 @@ import pytest
 from records import record as report_record, verdict as report_verdict
 
 from hw1 import config, multiverse, report
-from hw1.config import CI, MULTIVERSE, MULTIVERSE_DATE, SMOKE, OverrideError, apply_overrides
+from hw1.config import CI, MULTIVERSE, MULTIVERSE_DATE, SMOKE
+from hw1.overrides import OverrideError, apply_overrides
 from hw1.report import ClaimRecord
 
 
