@@ -22,7 +22,8 @@ import torch
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from hw1 import cache, catalogue, ledger, plots, report, stats
-from hw1.config import OverrideError, apply_overrides, departures, get_scale, pooled_seeds, seeds_for
+from hw1.config import departures, get_scale, pooled_seeds, seeds_for
+from hw1.overrides import OverrideError, apply_overrides
 from hw1.provenance import numerics
 from hw1.report import ClaimRecord, FigureFile
 from hw1.train import DeviceError, resolve_device, share_gpu

@@ -2,16 +2,14 @@
 the power to decide every claim) and `paper` (the report's settings, for a GPU).
 
 Each section of the report has its own dataclass; a `Scale` bundles them. Vary one with
-`dataclasses.replace`; `Scale.to_dict()` is saved beside every result it produced.
+`dataclasses.replace` (or `--set` items: `hw1.overrides`); `Scale.to_dict()` is saved beside every
+result it produced.
 """
 
 from __future__ import annotations
 
-import ast
 import fnmatch
-import types
-import typing
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 
 from . import catalogue
@@ -20,7 +18,6 @@ from .stats import StagePlan
 
 OPTIMIZERS = ("adam", "sgd")  # hw1.train.make_optimizer; sgd: SGD with momentum 0.9
 BS_LR_SCALINGS = {"fixed": 0.0, "sqrt": 0.5, "linear": 1.0}  # GenConfig.bs_lr_scaling: exponent of b / ref
-_CHOICES = {"optimizer": OPTIMIZERS, "bs_lr_scaling": tuple(BS_LR_SCALINGS)}  # fields with named values
 
 # Fields that no producer reads (seed counts, decision thresholds): left out of run-cache keys, so
 # `--set gen.seeds=12` or a new threshold reuses every run trained so far.
@@ -334,96 +331,6 @@ def pooled_seeds(n: int, offsets) -> list[int]:
     return [offsets[i % len(offsets)] + i // len(offsets) for i in range(n)]
 
 
-# ------------------------------------------------------------------------------ overrides
-class OverrideError(ValueError):
-    """A --set item names no field, or its value does not fit the field's type."""
-
-
-SECTIONS = ("fit", "mnist", "opt", "gen", "stages")
-_TOP = ("alpha",)
-
-
-def _valid_keys(scale: Scale) -> list[str]:
-    keys = list(_TOP)
-    for sec in SECTIONS:
-        keys += [f"{sec}.{f.name}" for f in fields(getattr(scale, sec))]
-    return keys
-
-
-def _parse(text: str, hint, key: str):
-    """text parsed to the type `hint` (int, float, bool, str, X | None, tuple[X, ...])."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if type(None) in args and text.strip().lower() in ("none", "null"):
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _parse(text, inner[0], key)
-    if origin is tuple:
-        raw = text.strip()
-        try:
-            items = ast.literal_eval(raw if raw[:1] in "([" else f"({raw},)")
-        except (ValueError, SyntaxError):  # bare words: sinc,sincos
-            items = [w.strip().strip("'\"") for w in raw.strip("()[]").split(",") if w.strip()]
-        if not isinstance(items, (tuple, list)):
-            items = (items,)
-        elem = args[0] if args else str
-        if len(args) > 1 and args[1] is not Ellipsis and len(items) != len(args):
-            raise OverrideError(f"--set {key}={text}: expected {len(args)} values")
-        return tuple(_parse(str(v), elem, key) for v in items)
-    if hint is bool:
-        low = text.strip().lower()
-        if low not in ("true", "false", "1", "0", "yes", "no"):
-            raise OverrideError(f"--set {key}={text}: expected true or false")
-        return low in ("true", "1", "yes")
-    try:
-        if hint is int:
-            return int(text)
-        if hint is float:
-            return float(text)
-    except ValueError:
-        raise OverrideError(f"--set {key}={text}: expected {hint.__name__}") from None
-    return text
-
-
-def apply_overrides(scale: Scale, items) -> Scale:
-    """The scale with `section.field=value` items applied (Hydra's grammar), typed and validated.
-
-    Unknown keys and values of the wrong type raise OverrideError listing what is valid.
-    Example: apply_overrides(CI, ["fit.epochs=5000", "gen.seeds=12"]).
-    """
-    items = list(items)
-    changes: dict[str, dict] = {}  # section -> {field: value}, applied together (a StagePlan
-    for item in items:  # checks its fields against each other)
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise OverrideError(f"--set {item!r}: write SECTION.FIELD=VALUE, e.g. fit.epochs=5000")
-        if key in _TOP:
-            changes.setdefault("", {})[key] = _parse(value, typing.get_type_hints(Scale)[key], key)
-            continue
-        sec, _, name = key.partition(".")
-        if sec not in SECTIONS:
-            raise OverrideError(
-                f"--set {item!r}: unknown section {sec!r}; sections: "
-                f"{', '.join(SECTIONS)} (and top-level {', '.join(_TOP)})"
-            )
-        hints = typing.get_type_hints(type(getattr(scale, sec)))
-        if name not in hints:
-            valid = ", ".join(k for k in _valid_keys(scale) if k.startswith(sec + "."))
-            raise OverrideError(f"--set {item!r}: {sec} has no field {name!r}; valid fields: {valid}")
-        changes.setdefault(sec, {})[name] = _parse(value, hints[name], key)
-        if name in _CHOICES and changes[sec][name] not in _CHOICES[name]:
-            raise OverrideError(f"--set {item!r}: unknown {name}; use one of {', '.join(_CHOICES[name])}")
-    top = changes.pop("", {})
-    try:
-        sections = {sec: replace(getattr(scale, sec), **kv) for sec, kv in changes.items()}
-    except ValueError as e:  # e.g. a StagePlan whose fields disagree
-        raise OverrideError(f"--set: {e}") from None
-    if not items:
-        return scale
-    return replace(scale, **top, **sections, overrides=scale.overrides + tuple(items))
-
-
 # ------------------------------------------------------------------------------ departures
 # The settings each claim reads (globs over "section.field"; claims/catalogue.toml): departures
 # from the report are derived from these and the configs, never written by hand.
@@ -498,136 +405,6 @@ def departures(scale: Scale, claim: str, report: Scale | None = None, case: str 
     return out
 
 
-# ------------------------------------------------------------------------------ the multiverse
-# How robust is each verdict to choices another careful person would have made (issue 19; Bell et
-# al., "Modeling the Machine Learning Multiverse", NeurIPS 2022)? `python -m hw1.multiverse` runs
-# every variant below through the claims harness and writes figures/MULTIVERSE.md.
-#
-# This grid was written on MULTIVERSE_DATE, before any variant ran. It is not to be edited after
-# seeing outcomes: a later change is a new grid with a new date (keep this one beside it).
-#
-# Each family lists the claims it runs and its variants; a variant is ONE `--set` item around the
-# scale's own point (the default point is the suite's own run, not re-run). "*k" on a number means
-# k times the scale's value (ints rounded, tuples elementwise), so the grid reads the same at every
-# scale. The `optimizer` items ("sgd" = SGD with momentum 0.9) name the config field of that name.
-# (Grid 3, below, adds variants of two settings that change together, joined by " & ".)
-#
-# What the grid leaves out, and why (the ci cost is bounded at about an hour on 2 cores, cold):
-# - cnn-depth (~1600 s of training per variant at ci) and small-budget-crossover (~600 s): no
-#   variants; their robustness is a later, dated grid (or the paper-scale GPU job).
-# - params-vs-generalization is about model size and the batch-size claims (interpolation,
-#   sensitivity, sharpness) about batch size: no variants of those settings for them.
-# - Bell et al.'s decisive variant, the learning rate scaled with the batch size, could not be
-#   expressed when this grid was written (gen.lr was one rate for every batch size). The batch-size
-#   family varies the one learning rate instead (x1/3, x3), which is not the same question. Grid 2
-#   below adds it.
-# - The batch-size runs cost ~1000 s per variant at ci: only the learning rate and the optimizer.
-#   gen.lr and gen.optimizer also change random-labels and params-vs-generalization; this family
-#   runs only the batch-size claims (a variant runs the claims of its family, nothing else).
-# - Training-set size only where it is cheap (minimal ratio, dnn-depth, the two other gen claims).
-# - x2 of the fit budget, of the random-label epochs and of the params-vs-generalization epochs:
-#   left out to keep the estimate under the hour (their x1/2 is in).
-_GRID_1 = {
-    "fit": {
-        "claims": ("function-depth", "trajectories-diverge", "gradient-norm"),
-        "set": (
-            "fit.lr=*1/3",
-            "fit.lr=*3",
-            "fit.epochs=*1/2",
-            "fit.epochs=*2",
-            "fit.budget=*1/2",
-            "fit.optimizer=sgd",
-        ),
-    },
-    "mnist": {
-        "claims": ("dnn-depth",),
-        "set": (
-            "mnist.lr=*1/3",
-            "mnist.lr=*3",
-            "mnist.epochs=*1/2",
-            "mnist.epochs=*2",
-            "mnist.dnn_budget=*1/2",
-            "mnist.dnn_budget=*2",
-            "mnist.batch_size=*1/2",
-            "mnist.batch_size=*2",
-            "mnist.train_size=*1/2",
-            "mnist.optimizer=sgd",
-        ),
-    },
-    "opt": {
-        "claims": ("minimal-ratio", "error-surface"),
-        "set": (
-            "opt.lr=*1/3",
-            "opt.lr=*3",
-            "opt.mse_epochs=*1/2",
-            "opt.mse_epochs=*2",
-            "opt.ratio_budget=*1/2",
-            "opt.ratio_budget=*2",
-            "opt.n_points=*1/2",
-            "opt.optimizer=sgd",
-        ),
-    },
-    "random-labels": {
-        "claims": ("random-labels",),
-        "set": ("gen.rl_epochs=*1/2", "gen.rl_widths=*1/2", "gen.rl_train_size=*1/2"),
-    },
-    "params-vs-generalization": {
-        "claims": ("params-vs-generalization",),
-        "set": ("gen.pg_epochs=*1/2", "gen.pg_train_size=*1/2"),
-    },
-    "batch-size": {
-        "claims": ("interpolation", "sensitivity", "sharpness"),
-        "set": ("gen.lr=*1/3", "gen.lr=*3", "gen.optimizer=sgd"),
-    },
-}
-
-# Grid 2, written on 2026-12-01 at 16:15 UTC while grid 1 was running, before any variant of the
-# batch-size family had run and before any outcome of grid 1 was read: the variant issue 19 asks
-# for and grid 1 could not express, now that gen.bs_lr_scaling exists. The learning rate follows
-# the batch size b as lr * sqrt(b / 100): Adam's square-root rule (Malladi et al., "On the SDEs and
-# scaling rules for adaptive gradient algorithms", NeurIPS 2022; SGD's linear rule, Goyal et al.
-# 2017, is for SGD). Around batch 100 (the geometric middle of 10..1000, whose rate stays the
-# default) the rates run from x0.32 at batch 10 to x3.2 at batch 1000: inside the range grid 1
-# already spans with gen.lr x1/3 and x3, so only the pairing of rate and batch is new.
-_GRID_2 = {
-    "batch-size": {
-        "claims": ("interpolation", "sensitivity", "sharpness"),
-        "set": ("gen.bs_lr_scaling=sqrt",),
-    },
-}
-
-
-# Grid 3, written on 2026-12-01 at 17:02 UTC, after grid 1's SGD variants had run and before any
-# variant of its own: SGD with momentum at its own learning rate. Grid 1 gave SGD Adam's rate
-# (1e-3), at which it left many nets far from a minimum (the README's reading of that run), so its
-# flips say nothing about the claims. Here the optimizer and its rate change together (one variant,
-# two settings, joined by " & "): x10, i.e. 0.01 at every scale's 1e-3, the usual rate of SGD with
-# momentum 0.9 on MNIST-sized problems. One rate, chosen before seeing any outcome at it.
-_GRID_3 = {
-    family: {"claims": _GRID_1[family]["claims"], "set": (f"{sec}.optimizer=sgd & {sec}.lr=*10",)}
-    for family, sec in (("fit", "fit"), ("mnist", "mnist"), ("opt", "opt"), ("batch-size", "gen"))
-}
-
-
-def _merged(*grids: dict) -> dict:
-    """One grid of several dated ones, in order: a family's variants are the union of its items."""
-    out: dict[str, dict] = {}
-    for grid in grids:
-        for family, g in grid.items():
-            if family in out and out[family]["claims"] != g["claims"]:
-                raise ValueError(f"multiverse family {family!r}: its claims differ between grids")
-            had = out.get(family, {"set": ()})["set"]
-            out[family] = {"claims": g["claims"], "set": had + tuple(i for i in g["set"] if i not in had)}
-    return out
-
-
-MULTIVERSE_DATE = (
-    "2026-12-01 (grid 1); 2026-12-01 16:15 UTC (grid 2: the learning rate scaled with the batch size); "
-    "2026-12-01 17:02 UTC (grid 3: SGD at its own learning rate)"
-)
-MULTIVERSE = _merged(_GRID_1, _GRID_2, _GRID_3)
-
-
 __all__ = [
     "FitConfig",
     "MnistConfig",
@@ -638,11 +415,7 @@ __all__ = [
     "get_scale",
     "seeds_for",
     "replace",
-    "apply_overrides",
-    "OverrideError",
     "departures",
     "StagePlan",
     "describe_plan",
-    "MULTIVERSE",
-    "MULTIVERSE_DATE",
 ]

@@ -36,8 +36,9 @@ from pathlib import Path
 
 from . import catalogue, report
 from .cache import code_version
-from .config import CI, REPORT, Scale, _flat, _size, apply_overrides, departures
+from .config import CI, REPORT, Scale, _flat, _size, departures
 from .fingerprint import decision_fingerprint
+from .overrides import apply_overrides
 from .stability import claims_command
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""How robust is each verdict to reasonable choices? The multiverse of hw1.config.MULTIVERSE.
+"""How robust is each verdict to reasonable choices? The multiverse of the dated grids in data/grids/multiverse/.
 
     python -m hw1.multiverse                          # every variant at ci scale, 2 workers each
     python -m hw1.multiverse --claim sharpness        # only the variants of these claims' families
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import re
 import subprocess
 import sys
@@ -28,10 +29,12 @@ from fractions import Fraction
 from pathlib import Path
 
 from . import report
-from .config import CLAIM_SETTINGS, MULTIVERSE, MULTIVERSE_DATE, OverrideError, apply_overrides, get_scale
+from .config import CLAIM_SETTINGS, get_scale
+from .overrides import OverrideError, apply_overrides
 from .stability import claims_command
 
 ROOT = Path(__file__).resolve().parent.parent
+GRIDS_DIR = ROOT / "data" / "grids" / "multiverse"  # one JSON file per dated grid
 FAILED = "failed to train"  # the case stopped before its verdict (its record has none)
 NOT_RUN = "not run"
 COLOURS = {
@@ -53,6 +56,47 @@ AND = " & "  # a variant that must change two settings together, e.g. an optimiz
 def settings(item: str) -> list[str]:
     """The --set items of a (grid or resolved) variant item: "a=1 & b=*2" -> ["a=1", "b=*2"]."""
     return item.split(AND)
+
+
+# ------------------------------------------------------------------------------ the grids
+def load_grids(folder: Path = GRIDS_DIR) -> list[dict]:
+    """The dated grids, in the order they were written (their "grid" number). A grid file holds its
+    date, a title, when it was written and why, what it left out ("left out") and its families:
+    {family: {"claims": (...), "set": (item, ...)}}, claims and items as tuples here. A grid is not
+    edited after seeing outcomes: a later change is a new file with a new date."""
+    grids = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
+    if not grids:
+        raise FileNotFoundError(f"no multiverse grid in {folder}: the grids are committed files")
+    for g in grids:
+        g["families"] = {
+            f: {"claims": tuple(v["claims"]), "set": tuple(v["set"])} for f, v in g["families"].items()
+        }
+    return sorted(grids, key=lambda g: g["grid"])
+
+
+def merge_grids(*grids: dict) -> dict:
+    """One grid of several dated ones' families, in order: a family's variants are the union of its items."""
+    out: dict[str, dict] = {}
+    for grid in grids:
+        for family, g in grid.items():
+            if family in out and out[family]["claims"] != g["claims"]:
+                raise ValueError(f"multiverse family {family!r}: its claims differ between grids")
+            had = out.get(family, {"set": ()})["set"]
+            out[family] = {"claims": g["claims"], "set": had + tuple(i for i in g["set"] if i not in had)}
+    return out
+
+
+def grids_date(grids: list[dict]) -> str:
+    """The grids' dates, for tables and titles: "2026-12-01 (grid 1); 2026-12-01 16:15 UTC (grid 2:
+    its title); ..."."""
+    return "; ".join(
+        f"{g['date']} (grid {g['grid']}{': ' + g['title'] if g['title'] else ''})" for g in grids
+    )
+
+
+GRIDS = load_grids()
+MULTIVERSE = merge_grids(*(g["families"] for g in GRIDS))  # {family: {"claims", "set"}}
+MULTIVERSE_DATE = grids_date(GRIDS)
 
 
 class GridError(ValueError):
@@ -79,7 +123,7 @@ class Variant:
 
 
 def variants(grid: dict | None = None) -> list[Variant]:
-    """Every variant of the grid (hw1.config.MULTIVERSE by default), in the grid's order."""
+    """Every variant of the grid (MULTIVERSE, the dated grids merged, by default), in the grid's order."""
     grid = MULTIVERSE if grid is None else grid
     return [Variant(fam, tuple(g["claims"]), item) for fam, g in grid.items() for item in g["set"]]
 
@@ -333,7 +377,7 @@ def markdown(data: dict, estimate: float | None) -> str:
     lines = [
         "# Multiverse: how robust is each verdict to reasonable choices?",
         "",
-        f"Grids of {data['date']} (`hw1/config.py`, `MULTIVERSE`; each written before any of its variants "
+        f"Grids of {data['date']} (`data/grids/multiverse/`; each written before any of its variants "
         f"ran, not edited after seeing outcomes), at `{data['scale']}` scale. Each variant changes one setting of the "
         "default point (the suite's own run) and re-runs the family's claims through the same harness: the "
         "same staged seeds, the same tests.",

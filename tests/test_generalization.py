@@ -146,7 +146,8 @@ def test_batch_runs_evaluate_less_often_without_changing_the_training(run_cache)
 
 
 def test_batch_lr_is_fixed_by_default_and_scales_around_the_reference_batch():
-    from hw1.config import CI, OverrideError, apply_overrides, replace
+    from hw1.config import CI, replace
+    from hw1.overrides import OverrideError, apply_overrides
 
     assert all(G.batch_lr(CI.gen, b) == CI.gen.lr for b in CI.gen.batch_sizes)  # the report's
     sq = replace(CI.gen, bs_lr_scaling="sqrt", bs_lr_ref=100)

@@ -83,7 +83,8 @@ def test_bad_overrides_are_usage_errors(args, message):
 
 
 def test_overrides_are_typed_and_recorded():
-    from hw1.config import CI, apply_overrides
+    from hw1.config import CI
+    from hw1.overrides import apply_overrides
 
     s = apply_overrides(
         CI,

@@ -8,7 +8,8 @@ import numpy as np
 from records import record as _record, verdict as _verdict
 
 from hw1 import report, stats
-from hw1.config import CI, SMOKE, apply_overrides
+from hw1.config import CI, SMOKE
+from hw1.overrides import apply_overrides
 from hw1.report import ClaimRecord, FigureFile
 
 
