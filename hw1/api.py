@@ -24,8 +24,9 @@ import torch
 
 from . import cache
 from .data import load_mnist, sample_target
+from .ensemble import ensemble_of, flat_params, grad_norms
 from .models import Arch, ConvDenseArch
-from .train import ensemble_of, flat_params, grad_norms, train_ensemble
+from .train import train_ensemble
 
 __all__ = ["dnn", "cnn", "fit_target", "fit_mnist"]
 

@@ -24,9 +24,10 @@ from torch.func import functional_call, jacrev, vmap
 from . import cache
 from .config import BS_LR_SCALINGS, GenConfig
 from .data import load_mnist, sample_target
+from .ensemble import Ensemble, ensemble_of
 from .landscape import as_double, flat_loss_fn
 from .models import ConvDenseArch, dnn_arch
-from .train import LOSSES, Ensemble, ensemble_of, evaluate, train_ensemble
+from .train import LOSSES, evaluate, train_ensemble
 
 MODULES = ("generalization", "landscape")  # landscape: the flat-parameter loss of the sharpness
 

@@ -18,8 +18,9 @@ from torch.func import functional_call, grad, hessian, vmap
 from . import cache, progress
 from .config import OptConfig
 from .data import sample_target
+from .ensemble import Ensemble, flat_params
 from .models import Arch, dnn_arch
-from .train import LOSSES, Ensemble, flat_params, train_ensemble
+from .train import LOSSES, train_ensemble
 
 
 # ------------------------------------------------------------------------------ flat parameters

@@ -5,16 +5,13 @@ import torch
 
 from hw1 import progress
 from hw1.data import sample_target
+from hw1.ensemble import Ensemble, ensemble_of, grad_norms, init_params
 from hw1.models import Arch, dnn_arch
+from hw1.stopping import NonFiniteLossError
 from hw1.train import (
     DeviceError,
-    Ensemble,
-    NonFiniteLossError,
     batch_order,
-    ensemble_of,
     evaluate,
-    grad_norms,
-    init_params,
     predict,
     resolve_device,
     train_ensemble,
@@ -344,7 +341,7 @@ def test_training_and_evaluation_on_cuda_match_the_cpu():
     torch.testing.assert_close(got["loss"].cpu(), cpu.final["loss"], rtol=1e-4, atol=1e-5)
 
 
-# ------------------------------------------------------------------ training to a target loss (issue 16, fix 9)
+# ------------------------------------------------------------------ training to a target loss (stop_below)
 def _mnist_small():
     from hw1.data import load_mnist
     from hw1.models import Arch

@@ -1,5 +1,5 @@
-"""The training loop's device contract (issue 17): per-member labels, batch orders sliced on the
-device, no host read inside the loop, and the same bits as the loop it replaced."""
+"""The training loop's device contract: per-member labels, batch orders sliced on the device, no
+host read inside the loop, and the same bits as the loop it replaced."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from hw1 import train as T
 from hw1.api import _recorder
 from hw1.data import sample_target
+from hw1.ensemble import init_params
 from hw1.models import Arch, ConvDenseArch, dnn_arch
-from hw1.train import batch_order, epoch_orders, evaluate, init_params, train_ensemble
+from hw1.stopping import Stopper
+from hw1.train import batch_order, epoch_orders, evaluate, train_ensemble
 
 
 @settings(max_examples=60, deadline=None)
@@ -201,7 +203,8 @@ def test_the_counter_sees_the_reads_it_must_count():
 
 
 def _old_loop(build, seeds, x, y, *, epochs, lr, loss, batch_size):
-    """The training loop before issue 17 (main at 89c4819), without stopping or evaluations."""
+    """The training loop before batch orders were drawn on the device and host reads were batched
+    (main at 89c4819), without stopping or evaluations."""
     params = {n: p.detach().clone().requires_grad_(True) for n, p in init_params(build, seeds).items()}
     base = build().to("meta")
     fwd = vmap(lambda p, xb: functional_call(base, p, (xb,)))
@@ -385,7 +388,7 @@ def test_a_tensor_rebound_after_capture_is_caught(monkeypatch):
         self.frozen = self.frozen | newly
 
     build, seeds, x, y, kw = _graph_cases()["stop-below"]
-    monkeypatch.setattr(T._Stopper, "update", rebinding_update)
+    monkeypatch.setattr(Stopper, "update", rebinding_update)
     with pytest.raises(RuntimeError, match="rebound after capture"):
         train_ensemble(build, seeds, x, y, graph=Recorder(), **kw)
 
