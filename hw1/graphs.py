@@ -1,7 +1,7 @@
 """A training step replayed as CUDA graphs: capture once per batch shape, replay every later step.
 
 `train_ensemble` uses them on CUDA with Adam when HW1_CUDA_GRAPH is set (`uses_graphs`), or when
-its `graph` asks; the CPU tests put a stand-in backend in CudaGraphs' place.
+`TrainOptions.graph` asks; the CPU tests put a stand-in backend in CudaGraphs' place.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ GRAPH_WARMUP = 3  # eager steps of each batch shape before its graph is captured
 
 
 def uses_graphs(device: torch.device | str, optimizer: str = "adam") -> bool:
-    """Whether a run whose `graph` is None replays its steps as CUDA graphs:
+    """Whether a run whose `TrainOptions.graph` is None replays its steps as CUDA graphs:
     HW1_CUDA_GRAPH set, a CUDA device, and Adam (SGD, a multiverse variant, stays eager)."""
     return torch.device(device).type == "cuda" and optimizer == "adam" and provenance.cuda_graphs()
 

@@ -1,7 +1,7 @@
-"""When members stop before their epochs: `stop_below`, and non-finite losses.
+"""When members stop before their epochs: `TrainOptions.stop_below`, and non-finite losses.
 
 Both keep their state on the device and look at it only when `train_ensemble` reads the host
-(every `sync_every` epochs), so nothing in the loop waits for the device.
+(every `TrainOptions.sync_every` epochs), so nothing in the loop waits for the device.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class FiniteGuard:
 
 
 class Stopper:
-    """train_ensemble's `stop_below`: which members have stopped, their parameters as they were.
+    """`TrainOptions.stop_below`: which members have stopped, their parameters as they were.
     Every update is a masked select on the device (no host read); `all_stopped` reads the device."""
 
     def __init__(self, params: dict, stop_below: float | None, device):

@@ -1,6 +1,6 @@
 """One training loop for an ensemble of seeds trained at once (torch.func), and a plain reference loop.
 
-`train_ensemble(build, seeds, x, y, epochs=..., lr=...)` trains the K members as one:
+`train_ensemble(build, seeds, x, y, TrainOptions(epochs=..., lr=...))` trains the K members as one:
 their parameters stacked (`hw1.ensemble`), one pure loss mapped over them with `vmap`. Adam on the
 stacked tensors is K independent Adams (it is elementwise), and the sum of the K losses has the
 gradient of each model's own loss in its slice, so the ensemble is K separate trainings done in one
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -73,7 +74,7 @@ def share_gpu(device: torch.device | str, processes: int) -> float | None:
 
 
 def _graph_backend(graph, device: torch.device, optimizer: str):
-    """train_ensemble's `graph` argument -> a backend (CudaGraphs or a stand-in), or None (eager)."""
+    """`TrainOptions.graph` -> a backend (CudaGraphs or a stand-in), or None (eager)."""
     if graph is None:
         graph = uses_graphs(device, optimizer)
     if graph is True:
@@ -136,7 +137,7 @@ def _has_conv(net: nn.Module) -> bool:
 
 
 def vectorizes(build: Callable[[], nn.Module], device: torch.device | str) -> bool:
-    """The one rule for `train_ensemble(vectorize="auto")`: vmap the members, except conv nets on
+    """The one rule for `TrainOptions(vectorize="auto")`: vmap the members, except conv nets on
     CPU, where vmapped convolutions become grouped convolutions that PyTorch's CPU kernels run
     slower than K ordinary ones (the members then train one after another, the same result)."""
     return not _has_conv(build()) or torch.device(device).type != "cpu"
@@ -191,87 +192,83 @@ def predict(build, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Te
         return ensemble_forward(build)(params, x.expand(K, *x.shape)).cpu()
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How `train_ensemble` trains: the schedule, what it evaluates and when, where it runs.
+
+    epochs: passes over the training set (a cap with stop_below). lr: the learning rate.
+    loss: 'mse' or 'ce' (LOSSES). batch_size: examples per step (None, or >= N: full batch).
+    optimizer: 'adam' or 'sgd' (OPTIMIZERS, `make_optimizer`).
+    stop_below: a member whose epoch's mean training loss falls to this or below stops after that
+    epoch: its parameters stay as they were, its history after that epoch is nan, and the last
+    evaluation column holds its final parameters' values, with its own stop epoch in 'eval_epoch'.
+    The loop ends when every member has stopped. A member's result does not depend on its
+    companions (the history keeps its full length, nan-padded).
+    eval_every: evaluate the eval sets after every this many epochs (and after the last);
+    eval_first: also after the first. name: the run's name in progress lines and errors.
+    device: 'cpu', 'cuda', 'cuda:N' or a torch.device.
+    vectorize: True vmaps the members, False trains them one after another (same orders, same
+    result), "auto" follows `vectorizes` (conv nets on CPU one after another).
+    sync_every: the host reads the device (non-finite losses, every member stopped) every this many
+    epochs and after the last; nothing else in the loop waits for the device. None: on CUDA every
+    25; on CPU every epoch with stop_below (an early end saves epochs), else every 50. A non-finite
+    loss names its first epoch, whenever it is read.
+    graph: each step as a CUDA graph (`CudaGraphs`, with fused capturable Adam): None follows
+    HW1_CUDA_GRAPH on CUDA with Adam (`uses_graphs`), True asks for it, False never; a backend
+    object with `warm(fn)` and `capture(fn) -> graph` replaces CUDA's (the CPU tests' stand-in).
+    """
+
+    epochs: int
+    lr: float
+    loss: str = "mse"
+    batch_size: int | None = None
+    optimizer: str = "adam"
+    stop_below: float | None = None
+    eval_every: int = 1
+    eval_first: bool = False
+    name: str = "run"
+    device: torch.device | str = "cpu"
+    vectorize: bool | str = "auto"
+    sync_every: int | None = None
+    graph: object = None
+
+
 def train_ensemble(
     build: Callable[[], nn.Module],
     seeds: list[int],
     x: torch.Tensor,
     y,
+    options: TrainOptions,
     *,
-    epochs: int,
-    lr: float,
-    loss: str = "mse",
-    batch_size: int | None = None,
-    device: torch.device | str = "cpu",
     eval_sets: dict | None = None,
-    eval_every: int = 1,
-    eval_first: bool = False,
     params: dict[str, torch.Tensor] | None = None,
-    name: str = "run",
     on_epoch: Callable[[int, dict], dict] | None = None,
-    vectorize: bool | str = "auto",
     tracker: progress.Task | None = None,
-    stop_below: float | None = None,
-    sync_every: int | None = None,
-    optimizer: str = "adam",
-    graph=None,
 ) -> Ensemble:
-    """Train one model per seed on (x, y) with Adam (or `optimizer`, see OPTIMIZERS), all at once.
+    """Train one model per seed on (x, y) as `options` say, all at once.
 
     x: (N, ...) shared data; y: (N, ...) shared labels, or a sequence of K label tensors, one per
     member (each seed its own random labels); so may an eval set's labels be. Each seed draws its
-    own minibatch order (`batch_order`).
+    own minibatch order (`batch_order`). params: {name: (K, ...)} to start from (default:
+    `init_params` of the seeds).
     history['loss'] (K, epochs): mean training loss over the epoch's steps (and 'acc' for 'ce'), so
     its last column is measured *before* the last update; `final` {'loss' (, 'acc')}: (K,) on all of
     (x, y) *after* it. With eval_sets {name: (x, y)}, history[f'{name}_loss'] (and _acc) after every
     `eval_every`-th epoch and the last (and the first, with eval_first), at history['eval_epoch'].
     on_epoch(epoch, params) may return {metric: (K,) tensor} to record (snapshots, norms...).
-    vectorize: True vmaps the members, False trains them one after another (same orders, same
-    result), "auto" follows `vectorizes` (conv nets on CPU one after another).
-    tracker: where progress goes (default: a new `progress` task called `name`).
-    stop_below: a member whose epoch's mean training loss falls to this or below stops after that
-    epoch (`epochs` is then a cap): its parameters stay as they were, its history after that epoch
-    is nan, and the last evaluation column holds its final parameters' values, with its own stop
-    epoch in 'eval_epoch'. The loop ends when every member has stopped. A member's result does not
-    depend on its companions (the history keeps its full length, nan-padded).
-    sync_every: the host reads the device (non-finite losses, every member stopped) every this many
-    epochs and after the last; nothing else in the loop waits for the device. Default: on CUDA
-    every 25; on CPU every epoch with stop_below (an early end saves epochs), else every 50. A
-    non-finite loss names its first epoch, whenever it is read.
-    graph: each step as a CUDA graph (`CudaGraphs`, with fused capturable Adam): None follows
-    HW1_CUDA_GRAPH on CUDA with Adam (`uses_graphs`), True asks for it, False never; a backend
-    object with `warm(fn)` and `capture(fn) -> graph` replaces CUDA's (the CPU tests' stand-in).
+    tracker: where progress goes (default: a new `progress` task called `options.name`).
     """
-    if stop_below is not None and on_epoch is not None:
+    o = options
+    if o.stop_below is not None and on_epoch is not None:
         raise ValueError(
             "stop_below with on_epoch is not supported: a stopped member's recordings would stop"
         )
-    device = torch.device(device)
+    device = torch.device(o.device)
     set_precision(device)
-    if vectorize == "auto":
-        vectorize = vectorizes(build, device)
+    vectorize = vectorizes(build, device) if o.vectorize == "auto" else o.vectorize
     if not vectorize and len(seeds) > 1:
-        return _train_one_by_one(
-            build,
-            seeds,
-            x,
-            y,
-            epochs=epochs,
-            lr=lr,
-            loss=loss,
-            batch_size=batch_size,
-            device=device,
-            eval_sets=eval_sets,
-            eval_every=eval_every,
-            eval_first=eval_first,
-            params=params,
-            name=name,
-            on_epoch=on_epoch,
-            stop_below=stop_below,
-            sync_every=sync_every,
-            optimizer=optimizer,
-            graph=graph,
-        )
-    graphs = _graph_backend(graph, device, optimizer)
+        return _train_one_by_one(build, seeds, x, y, o, eval_sets=eval_sets, params=params, on_epoch=on_epoch)
+    graphs = _graph_backend(o.graph, device, o.optimizer)
     params = {
         n: p.detach().clone().to(device).requires_grad_(True)
         for n, p in (params or init_params(build, seeds)).items()
@@ -279,32 +276,22 @@ def train_ensemble(
     data = _Data(x, y, len(seeds), device)
     evals = {n: (xe.to(device), _to(ye, device)) for n, (xe, ye) in (eval_sets or {}).items()}
     train_set = next((n for n, (xe, ye) in (eval_sets or {}).items() if xe is x and ye is y), None)
-    run = _Run(
-        build,
-        seeds,
-        params,
-        loss,
-        make_optimizer(optimizer, list(params.values()), lr, graphed=isinstance(graphs, CudaGraphs)),
-        data,
-        stop_below,
-        name,
-        sync_every,
-        graphs,
-    )
-    regular = eval_epochs(epochs, eval_every, eval_first)
+    opt = make_optimizer(o.optimizer, list(params.values()), o.lr, graphed=isinstance(graphs, CudaGraphs))
+    run = _Run(build, seeds, params, o.loss, opt, data, o.stop_below, o.name, o.sync_every, graphs)
+    regular = eval_epochs(o.epochs, o.eval_every, o.eval_first)
     due = set(regular)
-    task = tracker or progress.start(name, epochs)
-    for epoch in range(epochs):
-        run.epoch(epoch, batch_size)
+    task = tracker or progress.start(o.name, o.epochs)
+    for epoch in range(o.epochs):
+        run.epoch(epoch, o.batch_size)
         if evals and epoch in due:
             run.evaluate(evals, epoch)
         if on_epoch is not None:
             for metric, v in on_epoch(epoch, params).items():
                 run.rec.setdefault(metric, []).append(v.detach())
         task.update(epoch + 1)
-        if run.read_due(epoch, epochs) and run.check():
+        if run.read_due(epoch, o.epochs) and run.check():
             break
-    history = run.finish(evals, epochs, regular)
+    history = run.finish(evals, o.epochs, regular)
     task.close()
     if train_set is not None:  # the training set was just evaluated: reuse it, no second pass
         final = {
@@ -313,9 +300,9 @@ def train_ensemble(
             if f"{train_set}_{m}" in history
         }
     else:
-        final = {m: v.cpu() for m, v in evaluate(build, params, data.x, _to(y, device), loss).items()}
+        final = {m: v.cpu() for m, v in evaluate(build, params, data.x, _to(y, device), o.loss).items()}
     return Ensemble(
-        build, list(seeds), {n: p.detach().cpu() for n, p in params.items()}, history, loss, final
+        build, list(seeds), {n: p.detach().cpu() for n, p in params.items()}, history, o.loss, final
     )
 
 
@@ -454,39 +441,28 @@ def _member(v, k: int):
 
 
 def _train_one_by_one(
-    build,
-    seeds: list[int],
-    x,
-    y,
-    *,
-    epochs: int,
-    params=None,
-    name: str,
-    eval_sets: dict | None = None,
-    graph=None,
-    **kw,
+    build, seeds: list[int], x, y, options: TrainOptions, *, eval_sets=None, params=None, on_epoch=None
 ) -> Ensemble:
     """train_ensemble member by member (the same orders and result), as one progress task."""
     start = params or init_params(build, seeds)
-    task = progress.start(name, epochs * len(seeds))
+    epochs, one = options.epochs, replace(options, vectorize=False)
+    task = progress.start(options.name, epochs * len(seeds))
     parts = []
     for k, s in enumerate(seeds):
         yk = _member(y, k)  # the training set's labels stay the same object in the eval sets
         sets = {n: (xe, yk if ye is y else _member(ye, k)) for n, (xe, ye) in (eval_sets or {}).items()}
+        member = {n: p[k : k + 1] for n, p in start.items()}
         parts.append(
             train_ensemble(
                 build,
                 [s],
                 x,
                 yk,
-                epochs=epochs,
-                name=name,
-                tracker=task.offset(k * epochs),
-                params={n: p[k : k + 1] for n, p in start.items()},
+                one,
                 eval_sets=sets or None,
-                vectorize=False,
-                graph=graph,
-                **kw,
+                params=member,
+                on_epoch=on_epoch,
+                tracker=task.offset(k * epochs),
             )
         )
     task.close()
