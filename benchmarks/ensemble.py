@@ -12,7 +12,7 @@ import torch
 
 from hw1.data import sample_target
 from hw1.models import Arch, dnn_arch
-from hw1.train import train_ensemble, train_model
+from hw1.train import TrainOptions, train_ensemble, train_model
 
 from .common import spread, timed
 
@@ -39,7 +39,7 @@ def bench_ensemble(device: torch.device, ks=(8, 32, 100), steps: int = 30, repea
     x, y = x.to(device), y.to(device)
     rows = []
     for name, arch in networks().items():
-        train_ensemble(arch, [0, 1], x, y, epochs=2, lr=1e-3, device=device)  # warm-up
+        train_ensemble(arch, [0, 1], x, y, TrainOptions(epochs=2, lr=1e-3, device=device))  # warm-up
         _loop(arch, [0], x, y, 2, device)
         for K in ks:
             seeds = list(range(K))
@@ -48,7 +48,8 @@ def bench_ensemble(device: torch.device, ks=(8, 32, 100), steps: int = 30, repea
                 box = {}
                 run_loop = lambda: box.__setitem__("loop", _loop(arch, seeds, x, y, steps, device))
                 run_ens = lambda: box.__setitem__(
-                    "ens", train_ensemble(arch, seeds, x, y, epochs=steps, lr=1e-3, device=device)
+                    "ens",
+                    train_ensemble(arch, seeds, x, y, TrainOptions(epochs=steps, lr=1e-3, device=device)),
                 )
                 if r % 2 == 0:
                     a, b = timed(run_loop, device), timed(run_ens, device)
@@ -91,10 +92,10 @@ def profile_ensemble(
 
     x, y = sample_target("sincos", 256)
     arch, seeds = dnn_arch(depth, 1000), list(range(K))
-    train_ensemble(arch, seeds, x, y, epochs=2, lr=1e-3, device=device)  # warm-up
+    train_ensemble(arch, seeds, x, y, TrainOptions(epochs=2, lr=1e-3, device=device))  # warm-up
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=acts) as prof:
-        train_ensemble(arch, seeds, x, y, epochs=steps, lr=1e-3, device=device)
+        train_ensemble(arch, seeds, x, y, TrainOptions(epochs=steps, lr=1e-3, device=device))
     events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
     total = sum(e.self_cpu_time_total for e in events) or 1.0
     events.sort(key=lambda e: -e.self_cpu_time_total)

@@ -11,7 +11,7 @@ import torch
 
 from hw1 import generalization as G
 from hw1.config import CI
-from hw1.train import train_ensemble
+from hw1.train import TrainOptions, train_ensemble
 
 from .common import spread, timed
 
@@ -27,19 +27,17 @@ def bench_eval_cadence(device, repeats: int = 3, seeds: int = 6) -> list[dict]:
         out = {}
 
         def run(k):
-            out[k] = train_ensemble(
-                arch,
-                list(range(seeds)),
-                x,
-                y,
+            opts = TrainOptions(
                 epochs=epochs,
                 lr=cfg.lr,
                 loss=G.task_loss(task),
                 batch_size=batch,
-                device=device,
-                eval_sets={"train": (x, y), "test": (xt, yt)},
                 eval_every=k,
                 name=f"bench {task} {batch}",
+                device=device,
+            )
+            out[k] = train_ensemble(
+                arch, list(range(seeds)), x, y, opts, eval_sets={"train": (x, y), "test": (xt, yt)}
             )
 
         base, ours = [], []

@@ -32,7 +32,16 @@ from hw1 import generalization as G, landscape
 from hw1.config import PAPER
 from hw1.data import load_mnist, sample_target
 from hw1.experiments import fit_runs, mnist_arch
-from hw1.train import Ensemble, eval_epochs, evaluate, init_params, train_ensemble, uses_graphs, vectorizes
+from hw1.train import (
+    Ensemble,
+    TrainOptions,
+    eval_epochs,
+    evaluate,
+    init_params,
+    train_ensemble,
+    uses_graphs,
+    vectorizes,
+)
 
 from .common import PeakRSS, timed
 
@@ -99,19 +108,10 @@ def _minibatch_run(arch, seeds, x, y, batch, device, vectorize, loss="ce"):
     start, n = init_params(arch, seeds), 2 * batch
 
     def run(epochs):
-        train_ensemble(
-            arch,
-            seeds,
-            x[:n],
-            y[:n],
-            epochs=epochs,
-            lr=1e-3,
-            loss=loss,
-            batch_size=batch,
-            device=device,
-            params=start,
-            vectorize=vectorize,
+        opts = TrainOptions(
+            epochs=epochs, lr=1e-3, loss=loss, batch_size=batch, device=device, vectorize=vectorize
         )
+        train_ensemble(arch, seeds, x[:n], y[:n], opts, params=start)
 
     return run
 
@@ -350,7 +350,10 @@ def _ratio(device, repeats) -> tuple[list, list]:
     arch = landscape.ratio_arch(cfg)
     x, y = sample_target(cfg.ratio_target, cfg.n_points)
     mse = _per_step(
-        lambda e: train_ensemble(arch, seeds, x, y, epochs=e, lr=cfg.lr, device=device), 5, repeats, device
+        lambda e: train_ensemble(arch, seeds, x, y, TrainOptions(epochs=e, lr=cfg.lr, device=device)),
+        5,
+        repeats,
+        device,
     )
     ens = Ensemble(arch, seeds, init_params(arch, seeds), {}, "mse")
     gn = _per_step(

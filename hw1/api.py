@@ -24,8 +24,9 @@ import torch
 
 from . import cache
 from .data import load_mnist, sample_target
+from .ensemble import ensemble_of, flat_params, grad_norms
 from .models import Arch, ConvDenseArch
-from .train import ensemble_of, flat_params, grad_norms, train_ensemble
+from .train import TrainOptions, train_ensemble
 
 __all__ = ["dnn", "cnn", "fit_target", "fit_mnist"]
 
@@ -89,20 +90,17 @@ def fit_target(
     'snapshot_epoch' (K, T); and final_loss (K,): the MSE after the last update.
     """
     x, y = sample_target(target, n_points)
-    return train_ensemble(
-        arch,
-        seeds,
-        x,
-        y,
+    options = TrainOptions(
         epochs=epochs,
         lr=lr,
         loss="mse",
         batch_size=batch_size,
-        device=device,
-        name=f"fit {target} {_describe(arch)}",
-        on_epoch=_recorder(epochs, record_grad_norm, snapshot_every, len(seeds)),
         optimizer=optimizer,
+        name=f"fit {target} {_describe(arch)}",
+        device=device,
     )
+    on_epoch = _recorder(epochs, record_grad_norm, snapshot_every, len(seeds))
+    return train_ensemble(arch, seeds, x, y, options, on_epoch=on_epoch)
 
 
 @cache.per_seed(result=ensemble_of("ce"))
@@ -132,18 +130,14 @@ def fit_mnist(
     xt, yt = load_mnist(False, limit=test_size)
     if isinstance(arch, Arch) and arch.kind == "dnn":  # models.Arch DNNs take flat images
         x, xt = x.flatten(1), xt.flatten(1)
-    return train_ensemble(
-        arch,
-        seeds,
-        x,
-        y,
+    options = TrainOptions(
         epochs=epochs,
         lr=lr,
         loss="ce",
         batch_size=batch_size,
-        device=device,
-        eval_sets={"train": (x, y), "test": (xt, yt)},
+        optimizer=optimizer,
         eval_every=eval_every or epochs,
         name=f"mnist {_describe(arch)}",
-        optimizer=optimizer,
+        device=device,
     )
+    return train_ensemble(arch, seeds, x, y, options, eval_sets={"train": (x, y), "test": (xt, yt)})

@@ -58,7 +58,7 @@ from .provenance import knobs
 
 # The training path every run depends on; per_seed adds the function's own module and the modules
 # of its dataclass arguments, callers may name more (`modules=`).
-CORE_MODULES = ("train", "models", "data")
+CORE_MODULES = ("train", "ensemble", "stopping", "graphs", "models", "data")
 PACKAGE_DIR = Path(__file__).resolve().parent
 SOURCE_DIR = PACKAGE_DIR  # where the modules named above live (tests point it elsewhere)
 FORMAT = 3  # the layout of an entry; bumping it invalidates every entry

@@ -24,9 +24,10 @@ from torch.func import functional_call, jacrev, vmap
 from . import cache
 from .config import BS_LR_SCALINGS, GenConfig
 from .data import load_mnist, sample_target
+from .ensemble import Ensemble, ensemble_of
 from .landscape import as_double, flat_loss_fn
 from .models import ConvDenseArch, dnn_arch
-from .train import LOSSES, Ensemble, ensemble_of, evaluate, train_ensemble
+from .train import LOSSES, TrainOptions, evaluate, train_ensemble
 
 MODULES = ("generalization", "landscape")  # landscape: the flat-parameter loss of the sharpness
 
@@ -66,22 +67,18 @@ def random_label_runs(cfg: GenConfig, seeds: list[int], device="cpu") -> Ensembl
     arch = random_label_arch(cfg)
     (x, y), (xt, yt) = mnist_sets(cfg.rl_train_size, cfg.rl_test_size)
     yp = [permute_labels(y, s) for s in seeds]  # each seed its own permutation: independent replicates
-    return train_ensemble(
-        arch,
-        seeds,
-        x,
-        yp,
+    options = TrainOptions(
         epochs=cfg.rl_epochs,
         lr=cfg.lr,
         loss="ce",
         batch_size=cfg.rl_batch,
-        device=device,
-        eval_sets={"train": (x, yp), "test": (xt, yt)},
+        optimizer=cfg.optimizer,
         eval_every=cfg.rl_eval_every,
         eval_first=True,
         name="random labels",
-        optimizer=cfg.optimizer,
+        device=device,
     )
+    return train_ensemble(arch, seeds, x, yp, options, eval_sets={"train": (x, yp), "test": (xt, yt)})
 
 
 def predict_classes(run: Ensemble, x: torch.Tensor) -> torch.Tensor:
@@ -104,21 +101,17 @@ def size_runs(cfg: GenConfig, width: int, seeds: list[int], device="cpu") -> Ens
     evaluations (`eval_every`; the last after the last epoch), at the epochs in 'eval_epoch'."""
     arch = size_arch(cfg, width)
     (x, y), (xt, yt) = mnist_sets(cfg.pg_train_size, cfg.pg_test_size)
-    return train_ensemble(
-        arch,
-        seeds,
-        x,
-        y,
+    options = TrainOptions(
         epochs=cfg.pg_epochs,
         lr=cfg.lr,
         loss="ce",
         batch_size=cfg.pg_batch,
-        device=device,
-        eval_every=eval_every(cfg.pg_epochs),
-        eval_sets={"train": (x, y), "test": (xt, yt)},
-        name=f"size {width}",
         optimizer=cfg.optimizer,
+        eval_every=eval_every(cfg.pg_epochs),
+        name=f"size {width}",
+        device=device,
     )
+    return train_ensemble(arch, seeds, x, y, options, eval_sets={"train": (x, y), "test": (xt, yt)})
 
 
 # ---------------------------------------------------------------- batch-size runs
@@ -203,22 +196,18 @@ def batch_runs(cfg: GenConfig, task: str, batch: int, seeds: list[int], device="
     if target is not None:  # trained to the target loss, the epochs rule times bs_cap a cap
         epochs *= cfg.bs_cap
     (x, y), (xt, yt) = task_data(cfg, task)
-    return train_ensemble(
-        arch,
-        seeds,
-        x,
-        y,
+    options = TrainOptions(
         epochs=epochs,
         lr=batch_lr(cfg, batch),
         loss=task_loss(task),
         batch_size=batch,
-        device=device,
-        eval_sets={"train": (x, y), "test": (xt, yt)},
-        eval_every=eval_every(epochs),
-        stop_below=target,
-        name=f"{task} batch {batch}",
         optimizer=cfg.optimizer,
+        stop_below=target,
+        eval_every=eval_every(epochs),
+        name=f"{task} batch {batch}",
+        device=device,
     )
+    return train_ensemble(arch, seeds, x, y, options, eval_sets={"train": (x, y), "test": (xt, yt)})
 
 
 # ---------------------------------------------------------------- interpolation

@@ -18,8 +18,9 @@ from torch.func import functional_call, grad, hessian, vmap
 from . import cache, progress
 from .config import OptConfig
 from .data import sample_target
+from .ensemble import Ensemble, flat_params
 from .models import Arch, dnn_arch
-from .train import LOSSES, Ensemble, flat_params, train_ensemble
+from .train import LOSSES, TrainOptions, train_ensemble
 
 
 # ------------------------------------------------------------------------------ flat parameters
@@ -284,18 +285,15 @@ def ratio_runs(cfg: OptConfig, seeds: list[int], device="cpu") -> dict[str, torc
     """
     arch = ratio_arch(cfg)
     x, y = sample_target(cfg.ratio_target, cfg.n_points)
-    ens = train_ensemble(
-        arch,
-        seeds,
-        x,
-        y,
+    options = TrainOptions(
         epochs=cfg.mse_epochs,
         lr=cfg.lr,
         loss="mse",
-        device=device,
-        name="minimal-ratio MSE phase",
         optimizer=cfg.optimizer,
+        name="minimal-ratio MSE phase",
+        device=device,
     )
+    ens = train_ensemble(arch, seeds, x, y, options)
     params, hist = minimize_grad_norm(ens, x, y, epochs=cfg.gn_epochs, lr=cfg.gn_lr, device=device)
     final = Ensemble(arch, list(seeds), params, {}, "mse")
     out = {f"param.{n}": p for n, p in params.items()}

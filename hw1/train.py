@@ -1,29 +1,30 @@
 """One training loop for an ensemble of seeds trained at once (torch.func), and a plain reference loop.
 
-The ensemble stacks K models' parameters (`stack_module_state`) and maps one pure loss over them
-with `vmap`. Adam on the stacked tensors is K independent Adams (it is elementwise), and the sum of
-the K losses has the gradient of each model's own loss in its slice, so the ensemble is K separate
-trainings done in one pass. `train_model` is the same training as a plain loop over one nn.Module:
-the baseline of the benchmarks and the reference of the equality test.
+`train_ensemble(build, seeds, x, y, TrainOptions(epochs=..., lr=...))` trains the K members as one:
+their parameters stacked (`hw1.ensemble`), one pure loss mapped over them with `vmap`. Adam on the
+stacked tensors is K independent Adams (it is elementwise), and the sum of the K losses has the
+gradient of each model's own loss in its slice, so the ensemble is K separate trainings done in one
+pass. When members stop early is `hw1.stopping`'s; replaying the steps as CUDA graphs, `hw1.graphs`'.
+`train_model` is the same training as a plain loop over one nn.Module: the baseline of the
+benchmarks and the reference of the equality test.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import vmap
 
 from . import progress, provenance
 from .config import OPTIMIZERS
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the message names the run, the seed and the epoch."""
+from .ensemble import Ensemble, ensemble_forward, init_params
+from .graphs import CudaGraphs, StepGraphs, uses_graphs
+from .stopping import FiniteGuard, Stopper
 
 
 class DeviceError(RuntimeError):
@@ -72,17 +73,8 @@ def share_gpu(device: torch.device | str, processes: int) -> float | None:
     return fraction
 
 
-GRAPH_WARMUP = 3  # eager steps of each batch shape before its graph is captured
-
-
-def uses_graphs(device: torch.device | str, optimizer: str = "adam") -> bool:
-    """Whether `train_ensemble(graph=None)` replays its steps as CUDA graphs: HW1_CUDA_GRAPH set,
-    a CUDA device, and Adam (SGD, a multiverse variant, stays eager)."""
-    return torch.device(device).type == "cuda" and optimizer == "adam" and provenance.cuda_graphs()
-
-
 def _graph_backend(graph, device: torch.device, optimizer: str):
-    """train_ensemble's `graph` argument -> a backend (CudaGraphs or a stand-in), or None (eager)."""
+    """`TrainOptions.graph` -> a backend (CudaGraphs or a stand-in), or None (eager)."""
     if graph is None:
         graph = uses_graphs(device, optimizer)
     if graph is True:
@@ -92,78 +84,6 @@ def _graph_backend(graph, device: torch.device, optimizer: str):
             raise ValueError(f"CUDA graphs are made for Adam's capturable step, not {optimizer!r}")
         return CudaGraphs(device)
     return graph or None
-
-
-class CudaGraphs:
-    """Capture and replay on one CUDA device: warm-up steps and captures on one side stream (lazy
-    library handles are made on the stream that captures). Each graph has its own memory pool: a
-    shared pool is safe only for graphs replayed in their capture order, and the batch and tail
-    graphs of an epoch are not (the tail's is captured later but replayed after the batch's)."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.stream = torch.cuda.Stream(device)
-
-    def warm(self, fn: Callable[[], None]) -> None:
-        self.stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(self.stream):
-            fn()
-        torch.cuda.current_stream(self.device).wait_stream(self.stream)
-
-    def capture(self, fn: Callable[[], None]):
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=self.stream):
-            fn()  # recorded, not run
-        return graph
-
-
-class _Graphs:
-    """A training step replayed as one graph per batch shape (`HW1_CUDA_GRAPH=1`, Adam on CUDA).
-
-    Each shape's first GRAPH_WARMUP steps run eagerly on the backend's stream (lazy set-up: cuBLAS
-    handles, the optimizer's state); the next is captured (capture runs nothing) and replayed, and
-    so is every later step of that shape, after its indices are copied into the graph's own index
-    tensor. So the steps, their data and their order are the eager loop's, one for one. A minibatch
-    epoch has at most two shapes (the batch and the tail), a full-batch run one.
-
-    A replay reads and writes the addresses it was captured with, so every tensor the step uses
-    must keep its storage for the whole run (updated in place, never rebound): `verify`, run at
-    each host read, checks that against the tensors' storage at capture."""
-
-    def __init__(self, step: Callable, backend, fixed: Callable[[], list[torch.Tensor]]):
-        self.step, self.backend, self.fixed = step, backend, fixed
-        self.seen: dict = {}
-        self.graphs: dict = {}
-        self.storage: list[int] | None = None
-
-    def __call__(self, idx: torch.Tensor | None) -> None:
-        shape = None if idx is None else tuple(idx.shape)
-        if shape in self.graphs:
-            graph, own = self.graphs[shape]
-            if own is not None:
-                own.copy_(idx)
-            graph.replay()
-            return
-        self.seen[shape] = self.seen.get(shape, 0) + 1
-        if self.seen[shape] <= GRAPH_WARMUP:
-            self.backend.warm(lambda: self.step(idx))
-            return
-        own = None if idx is None else idx.clone()
-        graph = self.backend.capture(lambda: self.step(own))
-        self.graphs[shape] = (graph, own)
-        self.storage = self.storage or self._storage()
-        graph.replay()
-
-    def _storage(self) -> list[int]:
-        return [t.untyped_storage().data_ptr() for t in self.fixed()]
-
-    def verify(self) -> None:
-        """Raise if a tensor the captured steps use has been given other storage since capture."""
-        if self.storage is not None and self._storage() != self.storage:
-            raise RuntimeError(
-                "a tensor of the captured training step was rebound after capture: its graph would "
-                "read stale memory (update it in place)"
-            )
 
 
 def make_optimizer(
@@ -192,84 +112,6 @@ def ce_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 LOSSES = {"mse": mse_loss, "ce": ce_loss}
 
 
-@dataclass
-class Ensemble:
-    """K trained models of one architecture.
-
-    params: name -> (K, ...) tensors. history: name -> (K, T), measured during training; e.g.
-    history['loss'][:, -1] is the mean loss over the last epoch's steps, i.e. for full batch the loss
-    *before* the last update. final: name -> (K,), the training-set 'loss' (and 'acc') of the
-    returned parameters, *after* the last update (see `final_loss`).
-    """
-
-    build: Callable[[], nn.Module]
-    seeds: list[int]
-    params: dict[str, torch.Tensor]
-    history: dict[str, torch.Tensor] = field(default_factory=dict)
-    loss: str = "mse"
-    final: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    @property
-    def final_loss(self) -> torch.Tensor:
-        """(K,) training loss of the final parameters: after the last update."""
-        return self.final["loss"]
-
-    def model(self, k: int) -> nn.Module:
-        """The k-th member as a plain nn.Module (CPU copy)."""
-        m = self.build()
-        m.load_state_dict({n: p[k].detach().cpu() for n, p in self.params.items()})
-        return m
-
-    def to_tensors(self) -> dict[str, torch.Tensor]:
-        """Flat dict of (K, ...) tensors for the run cache ('param.<name>', 'hist.<name>', 'final.<name>')."""
-        out = {f"param.{n}": p for n, p in self.params.items()}
-        out.update({f"hist.{n}": h for n, h in self.history.items()})
-        out.update({f"final.{n}": v for n, v in self.final.items()})
-        return out
-
-    @classmethod
-    def from_tensors(cls, build, seeds, tensors: dict[str, torch.Tensor], loss: str) -> "Ensemble":
-        part = {
-            prefix: {n[len(prefix) :]: t for n, t in tensors.items() if n.startswith(prefix)}
-            for prefix in ("param.", "hist.", "final.")
-        }
-        return cls(build, list(seeds), part["param."], part["hist."], loss, part["final."])
-
-    def flat(self) -> torch.Tensor:
-        """(K, P) all parameters of each member, in named_parameters order."""
-        return flat_params(self.params)
-
-
-def ensemble_of(loss: str, arch: Callable[[dict], Callable] | None = None) -> Callable:
-    """The `result` of a `cache.per_seed` function that trains an Ensemble: rebuilds it from the
-    cached tensors and the call's arguments (the architecture is args['arch'], or arch(args))."""
-
-    def result(tensors: dict[str, torch.Tensor], args: dict) -> Ensemble:
-        return Ensemble.from_tensors(arch(args) if arch else args["arch"], args["seeds"], tensors, loss)
-
-    return result
-
-
-def grad_norms(params: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(K,) Euclidean norm of each member's last gradient (read after a step)."""
-    return torch.sqrt(sum((p.grad.flatten(1) ** 2).sum(1) for p in params.values()))
-
-
-def flat_params(params: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(K, P) the stacked parameters of each member, flattened in named_parameters order."""
-    return torch.cat([p.detach().flatten(1) for p in params.values()], 1)
-
-
-def init_params(build: Callable[[], nn.Module], seeds: list[int]) -> dict[str, torch.Tensor]:
-    """Stacked initial parameters: member k is build() under torch.manual_seed(seeds[k])."""
-    models = []
-    for s in seeds:
-        torch.manual_seed(s)
-        models.append(build())
-    params, _ = stack_module_state(models)
-    return {n: p.detach().clone() for n, p in params.items()}
-
-
 def _permutation(seed: int, n: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
@@ -290,23 +132,12 @@ def epoch_orders(seeds: list[int], n: int, epoch: int, device: torch.device) -> 
     return perms.to(device)
 
 
-def ensemble_forward(build: Callable[[], nn.Module], base: nn.Module | None = None) -> Callable:
-    """f(params, x) with params stacked (K, ...) and x (K, B, ...) -> (K, B, out). base: the
-    net as a parameter-free (meta) module, if the caller already built one."""
-    base = base if base is not None else copy.deepcopy(build()).to("meta")
-
-    def one(p, x):
-        return functional_call(base, p, (x,))
-
-    return vmap(one)
-
-
 def _has_conv(net: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in net.modules())
 
 
 def vectorizes(build: Callable[[], nn.Module], device: torch.device | str) -> bool:
-    """The one rule for `train_ensemble(vectorize="auto")`: vmap the members, except conv nets on
+    """The one rule for `TrainOptions(vectorize="auto")`: vmap the members, except conv nets on
     CPU, where vmapped convolutions become grouped convolutions that PyTorch's CPU kernels run
     slower than K ordinary ones (the members then train one after another, the same result)."""
     return not _has_conv(build()) or torch.device(device).type != "cpu"
@@ -361,87 +192,83 @@ def predict(build, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Te
         return ensemble_forward(build)(params, x.expand(K, *x.shape)).cpu()
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How `train_ensemble` trains: the schedule, what it evaluates and when, where it runs.
+
+    epochs: passes over the training set (a cap with stop_below). lr: the learning rate.
+    loss: 'mse' or 'ce' (LOSSES). batch_size: examples per step (None, or >= N: full batch).
+    optimizer: 'adam' or 'sgd' (OPTIMIZERS, `make_optimizer`).
+    stop_below: a member whose epoch's mean training loss falls to this or below stops after that
+    epoch: its parameters stay as they were, its history after that epoch is nan, and the last
+    evaluation column holds its final parameters' values, with its own stop epoch in 'eval_epoch'.
+    The loop ends when every member has stopped. A member's result does not depend on its
+    companions (the history keeps its full length, nan-padded).
+    eval_every: evaluate the eval sets after every this many epochs (and after the last);
+    eval_first: also after the first. name: the run's name in progress lines and errors.
+    device: 'cpu', 'cuda', 'cuda:N' or a torch.device.
+    vectorize: True vmaps the members, False trains them one after another (same orders, same
+    result), "auto" follows `vectorizes` (conv nets on CPU one after another).
+    sync_every: the host reads the device (non-finite losses, every member stopped) every this many
+    epochs and after the last; nothing else in the loop waits for the device. None: on CUDA every
+    25; on CPU every epoch with stop_below (an early end saves epochs), else every 50. A non-finite
+    loss names its first epoch, whenever it is read.
+    graph: each step as a CUDA graph (`CudaGraphs`, with fused capturable Adam): None follows
+    HW1_CUDA_GRAPH on CUDA with Adam (`uses_graphs`), True asks for it, False never; a backend
+    object with `warm(fn)` and `capture(fn) -> graph` replaces CUDA's (the CPU tests' stand-in).
+    """
+
+    epochs: int
+    lr: float
+    loss: str = "mse"
+    batch_size: int | None = None
+    optimizer: str = "adam"
+    stop_below: float | None = None
+    eval_every: int = 1
+    eval_first: bool = False
+    name: str = "run"
+    device: torch.device | str = "cpu"
+    vectorize: bool | str = "auto"
+    sync_every: int | None = None
+    graph: object = None
+
+
 def train_ensemble(
     build: Callable[[], nn.Module],
     seeds: list[int],
     x: torch.Tensor,
     y,
+    options: TrainOptions,
     *,
-    epochs: int,
-    lr: float,
-    loss: str = "mse",
-    batch_size: int | None = None,
-    device: torch.device | str = "cpu",
     eval_sets: dict | None = None,
-    eval_every: int = 1,
-    eval_first: bool = False,
     params: dict[str, torch.Tensor] | None = None,
-    name: str = "run",
     on_epoch: Callable[[int, dict], dict] | None = None,
-    vectorize: bool | str = "auto",
     tracker: progress.Task | None = None,
-    stop_below: float | None = None,
-    sync_every: int | None = None,
-    optimizer: str = "adam",
-    graph=None,
 ) -> Ensemble:
-    """Train one model per seed on (x, y) with Adam (or `optimizer`, see OPTIMIZERS), all at once.
+    """Train one model per seed on (x, y) as `options` say, all at once.
 
     x: (N, ...) shared data; y: (N, ...) shared labels, or a sequence of K label tensors, one per
     member (each seed its own random labels); so may an eval set's labels be. Each seed draws its
-    own minibatch order (`batch_order`).
+    own minibatch order (`batch_order`). params: {name: (K, ...)} to start from (default:
+    `init_params` of the seeds).
     history['loss'] (K, epochs): mean training loss over the epoch's steps (and 'acc' for 'ce'), so
     its last column is measured *before* the last update; `final` {'loss' (, 'acc')}: (K,) on all of
     (x, y) *after* it. With eval_sets {name: (x, y)}, history[f'{name}_loss'] (and _acc) after every
     `eval_every`-th epoch and the last (and the first, with eval_first), at history['eval_epoch'].
     on_epoch(epoch, params) may return {metric: (K,) tensor} to record (snapshots, norms...).
-    vectorize: True vmaps the members, False trains them one after another (same orders, same
-    result), "auto" follows `vectorizes` (conv nets on CPU one after another).
-    tracker: where progress goes (default: a new `progress` task called `name`).
-    stop_below: a member whose epoch's mean training loss falls to this or below stops after that
-    epoch (`epochs` is then a cap): its parameters stay as they were, its history after that epoch
-    is nan, and the last evaluation column holds its final parameters' values, with its own stop
-    epoch in 'eval_epoch'. The loop ends when every member has stopped. A member's result does not
-    depend on its companions (the history keeps its full length, nan-padded).
-    sync_every: the host reads the device (non-finite losses, every member stopped) every this many
-    epochs and after the last; nothing else in the loop waits for the device. Default: on CUDA
-    every 25; on CPU every epoch with stop_below (an early end saves epochs), else every 50. A
-    non-finite loss names its first epoch, whenever it is read.
-    graph: each step as a CUDA graph (`CudaGraphs`, with fused capturable Adam): None follows
-    HW1_CUDA_GRAPH on CUDA with Adam (`uses_graphs`), True asks for it, False never; a backend
-    object with `warm(fn)` and `capture(fn) -> graph` replaces CUDA's (the CPU tests' stand-in).
+    tracker: where progress goes (default: a new `progress` task called `options.name`).
     """
-    if stop_below is not None and on_epoch is not None:
+    o = options
+    if o.stop_below is not None and on_epoch is not None:
         raise ValueError(
             "stop_below with on_epoch is not supported: a stopped member's recordings would stop"
         )
-    device = torch.device(device)
+    device = torch.device(o.device)
     set_precision(device)
-    if vectorize == "auto":
-        vectorize = vectorizes(build, device)
+    vectorize = vectorizes(build, device) if o.vectorize == "auto" else o.vectorize
     if not vectorize and len(seeds) > 1:
-        return _train_one_by_one(
-            build,
-            seeds,
-            x,
-            y,
-            epochs=epochs,
-            lr=lr,
-            loss=loss,
-            batch_size=batch_size,
-            device=device,
-            eval_sets=eval_sets,
-            eval_every=eval_every,
-            eval_first=eval_first,
-            params=params,
-            name=name,
-            on_epoch=on_epoch,
-            stop_below=stop_below,
-            sync_every=sync_every,
-            optimizer=optimizer,
-            graph=graph,
-        )
-    graphs = _graph_backend(graph, device, optimizer)
+        return _train_one_by_one(build, seeds, x, y, o, eval_sets=eval_sets, params=params, on_epoch=on_epoch)
+    graphs = _graph_backend(o.graph, device, o.optimizer)
     params = {
         n: p.detach().clone().to(device).requires_grad_(True)
         for n, p in (params or init_params(build, seeds)).items()
@@ -449,32 +276,22 @@ def train_ensemble(
     data = _Data(x, y, len(seeds), device)
     evals = {n: (xe.to(device), _to(ye, device)) for n, (xe, ye) in (eval_sets or {}).items()}
     train_set = next((n for n, (xe, ye) in (eval_sets or {}).items() if xe is x and ye is y), None)
-    run = _Run(
-        build,
-        seeds,
-        params,
-        loss,
-        make_optimizer(optimizer, list(params.values()), lr, graphed=isinstance(graphs, CudaGraphs)),
-        data,
-        stop_below,
-        name,
-        sync_every,
-        graphs,
-    )
-    regular = eval_epochs(epochs, eval_every, eval_first)
+    opt = make_optimizer(o.optimizer, list(params.values()), o.lr, graphed=isinstance(graphs, CudaGraphs))
+    run = _Run(build, seeds, params, o.loss, opt, data, o.stop_below, o.name, o.sync_every, graphs)
+    regular = eval_epochs(o.epochs, o.eval_every, o.eval_first)
     due = set(regular)
-    task = tracker or progress.start(name, epochs)
-    for epoch in range(epochs):
-        run.epoch(epoch, batch_size)
+    task = tracker or progress.start(o.name, o.epochs)
+    for epoch in range(o.epochs):
+        run.epoch(epoch, o.batch_size)
         if evals and epoch in due:
             run.evaluate(evals, epoch)
         if on_epoch is not None:
             for metric, v in on_epoch(epoch, params).items():
                 run.rec.setdefault(metric, []).append(v.detach())
         task.update(epoch + 1)
-        if run.read_due(epoch, epochs) and run.check():
+        if run.read_due(epoch, o.epochs) and run.check():
             break
-    history = run.finish(evals, epochs, regular)
+    history = run.finish(evals, o.epochs, regular)
     task.close()
     if train_set is not None:  # the training set was just evaluated: reuse it, no second pass
         final = {
@@ -483,9 +300,9 @@ def train_ensemble(
             if f"{train_set}_{m}" in history
         }
     else:
-        final = {m: v.cpu() for m, v in evaluate(build, params, data.x, _to(y, device), loss).items()}
+        final = {m: v.cpu() for m, v in evaluate(build, params, data.x, _to(y, device), o.loss).items()}
     return Ensemble(
-        build, list(seeds), {n: p.detach().cpu() for n, p in params.items()}, history, loss, final
+        build, list(seeds), {n: p.detach().cpu() for n, p in params.items()}, history, o.loss, final
     )
 
 
@@ -531,11 +348,11 @@ class _Run:
         self.fwd, self.batch_loss = ensemble_forward(build), vmap(LOSSES[loss])  # (K, B, out), (K, B) -> (K,)
         self.opt = opt
         self.K = len(seeds)
-        self.stop = _Stopper(params, stop_below, device)
+        self.stop = Stopper(params, stop_below, device)
         # the epoch's sums, updated in place by every step (a graphed step writes these addresses)
         self.total, self.hits = torch.zeros(self.K, device=device), torch.zeros(self.K, device=device)
-        self.graphs = _Graphs(self.step, graphs, self.fixed) if graphs is not None else None
-        self.guard = _FiniteGuard(name, seeds)
+        self.graphs = StepGraphs(self.step, graphs, self.fixed) if graphs is not None else None
+        self.guard = FiniteGuard(name, seeds)
         # on CPU a read costs nothing but its few operations: every epoch where stopping can end the
         # run early, every 50th (and the last) otherwise; on CUDA every 25th
         self.sync_every = sync_every or (25 if device.type != "cpu" else 1 if stop_below is not None else 50)
@@ -545,7 +362,7 @@ class _Run:
     def step(self, idx: torch.Tensor | None) -> None:
         """One training step of every member on its minibatch idx (K, B) (None: the full batch).
         It reads and writes only tensors that keep their storage for the whole run (`fixed`), so
-        on CUDA it can be captured once and replayed (`_Graphs`)."""
+        on CUDA it can be captured once and replayed (`StepGraphs`)."""
         xs, ys = self.data.full if idx is None else self.data.batch(idx)
         out = self.fwd(self.params, xs)
         losses = self.batch_loss(out, ys)
@@ -618,131 +435,34 @@ class _Run:
         return {k: torch.stack(v, 1).cpu() for k, v in self.rec.items()}
 
 
-class _FiniteGuard:
-    """Non-finite training losses: each epoch's (K,) mean losses are kept as they are (no work per
-    epoch); `check`, a host read, looks at those since the last one and raises on the first
-    non-finite value (earliest epoch, then first member)."""
-
-    def __init__(self, name: str, seeds: list[int]):
-        self.name, self.seeds = name, seeds
-        self.pending: list[tuple[int, torch.Tensor]] = []
-
-    def see(self, losses: torch.Tensor, epoch: int) -> None:
-        self.pending.append((epoch, losses))
-
-    def check(self) -> None:
-        if not self.pending:
-            return
-        losses = torch.stack([v for _, v in self.pending])  # (epochs, K)
-        epochs, self.pending = [e for e, _ in self.pending], []
-        if bool(torch.isfinite(losses).all()):
-            return
-        e, k = (int(i) for i in (~torch.isfinite(losses)).nonzero()[0])  # row-major: earliest epoch first
-        raise NonFiniteLossError(
-            f"run {self.name!r}, seed {self.seeds[k]}: the training loss became {losses[e, k].item()} at "
-            f"epoch {epochs[e]}; lower the learning rate or check the data"
-        )
-
-
-class _Stopper:
-    """train_ensemble's `stop_below`: which members have stopped, their parameters as they were.
-    Every update is a masked select on the device (no host read); `all_stopped` reads the device."""
-
-    def __init__(self, params: dict, stop_below: float | None, device):
-        K = next(iter(params.values())).shape[0]
-        self.below = stop_below
-        self.frozen = torch.zeros(K, dtype=torch.bool, device=device)
-        self.stop_epoch = torch.full((K,), -1.0, device=device)  # -1: still training
-        self.keep = None if stop_below is None else {n: p.detach().clone() for n, p in params.items()}
-
-    @staticmethod
-    def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return mask.view((-1,) + (1,) * (like.ndim - 1))
-
-    def hold(self, params: dict) -> None:
-        """Put the stopped members' parameters back after a step moved them."""
-        if self.keep is not None:
-            with torch.no_grad():
-                for n, p in params.items():
-                    p.copy_(torch.where(self._rows(self.frozen, p), self.keep[n], p))
-
-    def mask(self, v: torch.Tensor, before: torch.Tensor, fill: float = float("nan")) -> torch.Tensor:
-        """v with the members stopped before this epoch set to `fill`."""
-        if self.below is None:
-            return v
-        return torch.where(self._rows(before, v), torch.full_like(v, fill), v)
-
-    def update(self, mean: torch.Tensor, params: dict, epoch: int) -> None:
-        """In place: a graphed step (`hold`) reads these tensors' storage."""
-        if self.below is None:
-            return
-        newly = ~self.frozen & (mean <= self.below)
-        for n, p in params.items():
-            self.keep[n].copy_(torch.where(self._rows(newly, p), p.detach(), self.keep[n]))
-        self.frozen |= newly
-        self.stop_epoch.copy_(torch.where(newly, float(epoch), self.stop_epoch))
-
-    def tensors(self) -> list[torch.Tensor]:
-        return [self.frozen, self.stop_epoch, *(self.keep or {}).values()]
-
-    def all_stopped(self) -> bool:
-        return self.below is not None and bool(self.frozen.all())
-
-    def last_epochs(self, epochs: int) -> torch.Tensor:
-        return torch.where(self.stop_epoch < 0, float(epochs - 1), self.stop_epoch)
-
-    def pad(self, rec: dict, epochs: int, regular: list[int], eval_keys: list[str], K: int, device) -> None:
-        """After an early end, the history to its full length: nan for the epochs not run, and
-        for the regular evaluations not made (the last column is added after)."""
-        nan = torch.full((K,), float("nan"), device=device)
-        for key in [k for k in ("loss", "acc") if k in rec]:
-            rec[key] += [nan] * (epochs - len(rec[key]))
-        if eval_keys:
-            for e in regular[len(rec.get("eval_epoch", [])) :]:
-                for key in eval_keys:
-                    rec.setdefault(key, []).append(nan)
-                rec.setdefault("eval_epoch", []).append(torch.full((K,), float(e), device=device))
-
-
 def _member(v, k: int):
     """Member k's part of per-member data (a sequence of K tensors); shared data as it is."""
     return [v[k]] if isinstance(v, (list, tuple)) else v
 
 
 def _train_one_by_one(
-    build,
-    seeds: list[int],
-    x,
-    y,
-    *,
-    epochs: int,
-    params=None,
-    name: str,
-    eval_sets: dict | None = None,
-    graph=None,
-    **kw,
+    build, seeds: list[int], x, y, options: TrainOptions, *, eval_sets=None, params=None, on_epoch=None
 ) -> Ensemble:
     """train_ensemble member by member (the same orders and result), as one progress task."""
     start = params or init_params(build, seeds)
-    task = progress.start(name, epochs * len(seeds))
+    epochs, one = options.epochs, replace(options, vectorize=False)
+    task = progress.start(options.name, epochs * len(seeds))
     parts = []
     for k, s in enumerate(seeds):
         yk = _member(y, k)  # the training set's labels stay the same object in the eval sets
         sets = {n: (xe, yk if ye is y else _member(ye, k)) for n, (xe, ye) in (eval_sets or {}).items()}
+        member = {n: p[k : k + 1] for n, p in start.items()}
         parts.append(
             train_ensemble(
                 build,
                 [s],
                 x,
                 yk,
-                epochs=epochs,
-                name=name,
-                tracker=task.offset(k * epochs),
-                params={n: p[k : k + 1] for n, p in start.items()},
+                one,
                 eval_sets=sets or None,
-                vectorize=False,
-                graph=graph,
-                **kw,
+                params=member,
+                on_epoch=on_epoch,
+                tracker=task.offset(k * epochs),
             )
         )
     task.close()

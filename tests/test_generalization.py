@@ -122,21 +122,14 @@ def test_batch_runs_evaluate_less_often_without_changing_the_training(run_cache)
     """The cadence thins the curves; the parameters and the last evaluation (after the last epoch)
     are those of a run evaluated after every epoch."""
     from hw1.config import SMOKE, replace
-    from hw1.train import train_ensemble
+    from hw1.train import TrainOptions, train_ensemble
 
     cfg = replace(SMOKE.gen, fit_epochs=120, fit_min_steps=1, fit_points=40)  # batch 40: 1 step an epoch
     run = G.batch_runs(cfg, "fit", 40, [0, 1])
     (x, y), (xt, yt) = G.task_data(cfg, "fit")
+    opts = TrainOptions(epochs=120, lr=cfg.lr, batch_size=40, eval_every=1)
     every = train_ensemble(
-        G.batch_arch(cfg, "fit"),
-        [0, 1],
-        x,
-        y,
-        epochs=120,
-        lr=cfg.lr,
-        batch_size=40,
-        eval_sets={"train": (x, y), "test": (xt, yt)},
-        eval_every=1,
+        G.batch_arch(cfg, "fit"), [0, 1], x, y, opts, eval_sets={"train": (x, y), "test": (xt, yt)}
     )
     assert run.history["test_loss"].shape[1] == 120 // G.eval_every(120) < 120
     assert run.history["eval_epoch"][0, -1] == 119
@@ -169,14 +162,15 @@ def test_a_scaled_learning_rate_trains_each_batch_size_at_its_own_rate(run_cache
     """gen.bs_lr_scaling reaches the training (the run at batch b is the one trained at
     batch_lr(b)) and keys the runs apart from the fixed rate's."""
     from hw1.config import SMOKE, replace
-    from hw1.train import train_ensemble
+    from hw1.train import TrainOptions, train_ensemble
 
     fixed = replace(SMOKE.gen, fit_epochs=3, fit_min_steps=1, fit_points=40)
     scaled = replace(fixed, bs_lr_scaling="sqrt", bs_lr_ref=10)
     assert G.batch_runs.keys(fixed, "fit", 40, [0]) != G.batch_runs.keys(scaled, "fit", 40, [0])
     run = G.batch_runs(scaled, "fit", 40, [0])
     (x, y), _ = G.task_data(scaled, "fit")
-    at_rate = train_ensemble(G.batch_arch(scaled, "fit"), [0], x, y, epochs=3, lr=2 * fixed.lr, batch_size=40)
+    opts = TrainOptions(epochs=3, lr=2 * fixed.lr, batch_size=40)
+    at_rate = train_ensemble(G.batch_arch(scaled, "fit"), [0], x, y, opts)
     for name in run.params:
         assert torch.equal(run.params[name], at_rate.params[name])
 

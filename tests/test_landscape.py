@@ -7,8 +7,9 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from hw1 import landscape
+from hw1.ensemble import Ensemble, flat_params, init_params
 from hw1.models import Arch
-from hw1.train import Ensemble, flat_params, init_params, predict
+from hw1.train import predict
 
 TINY = Arch("dnn", (3, 2), activation="tanh")  # 1->3->2->1: 17 parameters, smooth
 

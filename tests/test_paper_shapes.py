@@ -21,7 +21,7 @@ from hw1 import generalization as G, landscape
 from hw1.config import PAPER
 from hw1.data import load_mnist, sample_target
 from hw1.experiments import fit_runs, mnist_arch, mnist_runs
-from hw1.train import Ensemble, evaluate, init_params, train_ensemble
+from hw1.train import Ensemble, TrainOptions, evaluate, init_params, train_ensemble
 
 SEEDS = [0, 1]  # K = 2
 N_MNIST = 256  # two real minibatches of 128
@@ -126,11 +126,9 @@ def test_vmapped_conv_path_of_a_gpu_trains_what_the_cpu_path_trains(arch):
     # lr x sign(gradient), so a weight whose gradient rounds to the other sign moves 2 lr apart.)
     x, y = load_mnist(True, limit=128)
     start = init_params(arch, SEEDS)
+    opts = TrainOptions(epochs=1, lr=1e-3, loss="ce", batch_size=128)
     runs = [
-        train_ensemble(
-            arch, SEEDS, x, y, epochs=1, lr=1e-3, loss="ce", batch_size=128, params=start, vectorize=v
-        )
-        for v in (True, False)
+        train_ensemble(arch, SEEDS, x, y, replace(opts, vectorize=v), params=start) for v in (True, False)
     ]
     torch.testing.assert_close(runs[0].history["loss"], runs[1].history["loss"], rtol=1e-5, atol=1e-6)
     after = [evaluate(arch, r.params, x, y, "ce")["loss"] for r in runs]

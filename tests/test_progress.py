@@ -13,7 +13,7 @@ import torch
 from hw1 import progress
 from hw1.data import sample_target
 from hw1.models import dnn_arch
-from hw1.train import train_ensemble
+from hw1.train import TrainOptions, train_ensemble
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,25 +90,15 @@ def test_a_folder_that_vanishes_never_stops_training(tmp_path, monkeypatch):
 
 def test_training_reports_its_epochs(folder):
     x, y = sample_target("sinc", 16)
-    train_ensemble(dnn_arch(1, 20), [0, 1], x, y, epochs=4, lr=1e-2, name="fit probe")
+    train_ensemble(dnn_arch(1, 20), [0, 1], x, y, TrainOptions(epochs=4, lr=1e-2, name="fit probe"))
     state = _state(folder)
     assert (state["name"], state["done"], state["total"], state["finished"]) == ("fit probe", 4, 4, True)
 
 
 def test_members_trained_one_by_one_report_as_one_task(folder):
     x, y = torch.randn(12, 1, 28, 28), torch.randint(0, 10, (12,))
-    train_ensemble(
-        dnn_arch(1, 20, n_in=784, n_out=10),
-        [0, 1, 2],
-        x.flatten(1),
-        y,
-        epochs=2,
-        lr=1e-3,
-        loss="ce",
-        batch_size=6,
-        vectorize=False,
-        name="mnist probe",
-    )
+    opts = TrainOptions(epochs=2, lr=1e-3, loss="ce", batch_size=6, vectorize=False, name="mnist probe")
+    train_ensemble(dnn_arch(1, 20, n_in=784, n_out=10), [0, 1, 2], x.flatten(1), y, opts)
     state = _state(folder)
     assert (state["done"], state["total"], state["finished"]) == (6, 6, True)
 

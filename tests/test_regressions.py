@@ -15,7 +15,7 @@ from hw1 import stats
 from hw1.generalization import keskar_sharpness
 from hw1.landscape import hessian_eigenvalues
 from hw1.models import Arch, dnn_arch
-from hw1.train import Ensemble, batch_order, init_params, train_ensemble
+from hw1.train import Ensemble, TrainOptions, batch_order, init_params, train_ensemble
 
 
 # ------------------------------------------------------------------------ Keskar sharpness
@@ -114,9 +114,9 @@ def test_each_member_follows_its_own_seeds_batch_order():
     x, y = torch.randn(40, 3, generator=g), torch.randn(40, 1, generator=g)
     arch = Arch("dnn", (6,), n_in=3)
     start = {n: p[[0, 0]] for n, p in init_params(arch, [7]).items()}
-    kw = dict(epochs=2, lr=1e-2, batch_size=8)
-    both = train_ensemble(arch, [3, 4], x, y, params=start, **kw)
-    alone = train_ensemble(arch, [3], x, y, params={n: p[:1] for n, p in start.items()}, **kw)
+    opts = TrainOptions(epochs=2, lr=1e-2, batch_size=8)
+    both = train_ensemble(arch, [3, 4], x, y, opts, params=start)
+    alone = train_ensemble(arch, [3], x, y, opts, params={n: p[:1] for n, p in start.items()})
     assert not torch.allclose(both.flat()[0], both.flat()[1])
     torch.testing.assert_close(both.flat()[:1], alone.flat())
 

@@ -1,20 +1,20 @@
 """The vmapped ensemble is K separate trainings; bad runs and devices fail loudly."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from hw1 import progress
 from hw1.data import sample_target
+from hw1.ensemble import Ensemble, ensemble_of, grad_norms, init_params
 from hw1.models import Arch, dnn_arch
+from hw1.stopping import NonFiniteLossError
 from hw1.train import (
     DeviceError,
-    Ensemble,
-    NonFiniteLossError,
+    TrainOptions,
     batch_order,
-    ensemble_of,
     evaluate,
-    grad_norms,
-    init_params,
     predict,
     resolve_device,
     train_ensemble,
@@ -39,7 +39,7 @@ def test_vmapped_ensemble_equals_loop_full_batch(depth):
     try:
         arch, seeds = dnn_arch(depth, 300), [0, 1, 2]
         x, y = sample_target("sincos", 64)
-        ens = train_ensemble(arch, seeds, x, y, epochs=30, lr=1e-2)
+        ens = train_ensemble(arch, seeds, x, y, TrainOptions(epochs=30, lr=1e-2))
         flat, curves = _loop(arch, seeds, x, y, epochs=30, lr=1e-2)
         torch.testing.assert_close(ens.flat(), flat, rtol=1e-9, atol=1e-10)
         torch.testing.assert_close(ens.history["loss"], curves, rtol=1e-9, atol=1e-12)
@@ -53,7 +53,7 @@ def test_vmapped_ensemble_equals_loop_minibatch_classification():
         g = torch.Generator().manual_seed(0)
         x, y = torch.randn(40, 5, generator=g), torch.randint(0, 3, (40,), generator=g)
         arch, seeds = Arch("dnn", (8, 8), n_in=5, n_out=3), [3, 4]
-        ens = train_ensemble(arch, seeds, x, y, epochs=3, lr=1e-2, loss="ce", batch_size=16)
+        ens = train_ensemble(arch, seeds, x, y, TrainOptions(epochs=3, lr=1e-2, loss="ce", batch_size=16))
         flat, curves = _loop(arch, seeds, x, y, epochs=3, lr=1e-2, loss="ce", batch_size=16)
         torch.testing.assert_close(ens.flat(), flat, rtol=1e-9, atol=1e-10)
         torch.testing.assert_close(ens.history["loss"], curves, rtol=1e-9, atol=1e-12)
@@ -65,9 +65,9 @@ def test_sequential_members_equal_vectorized_members_for_cnns():
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(24, 1, 28, 28, generator=g), torch.randint(0, 10, (24,), generator=g)
     arch = Arch("cnn", (2, 3), n_out=10)
-    kw = dict(epochs=2, lr=1e-3, loss="ce", batch_size=8, eval_sets={"train": (x, y)})
-    a = train_ensemble(arch, [0, 1], x, y, vectorize=True, **kw)
-    b = train_ensemble(arch, [0, 1], x, y, vectorize=False, **kw)
+    opts, sets = TrainOptions(epochs=2, lr=1e-3, loss="ce", batch_size=8), {"train": (x, y)}
+    a = train_ensemble(arch, [0, 1], x, y, replace(opts, vectorize=True), eval_sets=sets)
+    b = train_ensemble(arch, [0, 1], x, y, replace(opts, vectorize=False), eval_sets=sets)
     torch.testing.assert_close(a.flat(), b.flat(), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(a.history["train_acc"], b.history["train_acc"])
 
@@ -83,7 +83,7 @@ def test_non_finite_loss_names_the_run_and_seed():
     y = y.clone()
     y[3] = float("nan")
     with pytest.raises(NonFiniteLossError, match=r"run 'broken', seed 7: .*epoch 0"):
-        train_ensemble(dnn_arch(1, 50), [7], x, y, epochs=3, lr=1e-3, name="broken")
+        train_ensemble(dnn_arch(1, 50), [7], x, y, TrainOptions(epochs=3, lr=1e-3, name="broken"))
 
 
 def test_devices():
@@ -98,7 +98,7 @@ def test_devices():
 def test_cache_tensors_round_trip_and_rebuild_the_ensemble():
     x, y = sample_target("sincos", 16)
     arch = dnn_arch(1, 30)
-    ens = train_ensemble(arch, [1, 2], x, y, epochs=2, lr=1e-2)
+    ens = train_ensemble(arch, [1, 2], x, y, TrainOptions(epochs=2, lr=1e-2))
     tensors = ens.to_tensors()
     assert set(tensors) == (
         {f"param.{n}" for n in ens.params}
@@ -118,7 +118,7 @@ def test_cache_tensors_round_trip_and_rebuild_the_ensemble():
 
 def test_final_loss_is_the_loss_after_the_last_update_and_model_k_is_member_k():
     x, y = sample_target("sincos", 32)
-    ens = train_ensemble(dnn_arch(2, 60), [0, 1], x, y, epochs=3, lr=1e-2)
+    ens = train_ensemble(dnn_arch(2, 60), [0, 1], x, y, TrainOptions(epochs=3, lr=1e-2))
     for k in (0, 1):
         m = ens.model(k)
         torch.testing.assert_close(torch.cat([p.detach().flatten() for p in m.parameters()]), ens.flat()[k])
@@ -179,9 +179,9 @@ def test_final_metrics_reuse_only_an_eval_set_that_is_the_training_data():
     g = torch.Generator().manual_seed(3)
     x, y = torch.randn(20, 4, generator=g), torch.randint(0, 3, (20,), generator=g)
     x2, y2 = torch.randn(20, 4, generator=g), torch.randint(0, 3, (20,), generator=g)
-    arch, kw = Arch("dnn", (5,), n_in=4, n_out=3), dict(epochs=3, lr=1e-2, loss="ce")
+    arch, opts = Arch("dnn", (5,), n_in=4, n_out=3), TrainOptions(epochs=3, lr=1e-2, loss="ce")
     for sets in ({"train": (x, y)}, {"a": (x, y2), "b": (x2, y)}, {"a": (x, y2), "train": (x, y)}):
-        ens = train_ensemble(arch, [0, 1], x, y, eval_sets=sets, **kw)
+        ens = train_ensemble(arch, [0, 1], x, y, opts, eval_sets=sets)
         ref = evaluate(arch, ens.params, x, y, "ce")
         assert set(ens.final) == {"loss", "acc"}
         for m in ("loss", "acc"):
@@ -195,9 +195,9 @@ def test_members_one_after_another_from_given_parameters(monkeypatch, tmp_path):
     x, y = torch.randn(24, 3, generator=g), torch.randint(0, 3, (24,), generator=g)
     arch = Arch("dnn", (6,), n_in=3, n_out=3)
     start = {n: p[[0, 0]] for n, p in init_params(arch, [9]).items()}
-    kw = dict(epochs=2, lr=1e-2, loss="ce", batch_size=8, params=start)
-    a = train_ensemble(arch, [3, 4], x, y, vectorize=True, **kw)
-    b = train_ensemble(arch, [3, 4], x, y, vectorize=False, name="one-by-one", **kw)
+    opts = TrainOptions(epochs=2, lr=1e-2, loss="ce", batch_size=8)
+    a = train_ensemble(arch, [3, 4], x, y, replace(opts, vectorize=True), params=start)
+    b = train_ensemble(arch, [3, 4], x, y, replace(opts, vectorize=False, name="one-by-one"), params=start)
     (state,) = progress.read_states(tmp_path)
     assert (state["name"], state["done"], state["total"], state["finished"]) == ("one-by-one", 4, 4, True)
     assert b.build is arch and b.seeds == [3, 4] and b.loss == "ce"
@@ -211,7 +211,8 @@ def test_non_finite_loss_one_member_at_a_time_names_the_run():
     y = y.clone()
     y[3] = float("nan")
     with pytest.raises(NonFiniteLossError, match=r"run 'broken', seed 7"):
-        train_ensemble(dnn_arch(1, 50), [7, 8], x, y, epochs=2, lr=1e-3, name="broken", vectorize=False)
+        opts = TrainOptions(epochs=2, lr=1e-3, name="broken", vectorize=False)
+        train_ensemble(dnn_arch(1, 50), [7, 8], x, y, opts)
 
 
 def test_batch_orders_are_the_recorded_ones():
@@ -258,8 +259,9 @@ def test_history_of_a_classifier(vectorize, monkeypatch, tmp_path):
         seen.append(epoch)
         return {"epoch": torch.full((params[first].shape[0],), float(epoch)), "w": params[first][:, 0, 0]}
 
-    kw = dict(epochs=epochs, lr=1e-2, loss="ce", batch_size=8, eval_sets={"test": (x[:10], y[:10])})
-    ens = train_ensemble(arch, seeds, x, y, eval_every=2, on_epoch=on_epoch, vectorize=vectorize, **kw)
+    opts, sets = TrainOptions(epochs=epochs, lr=1e-2, loss="ce", batch_size=8), {"test": (x[:10], y[:10])}
+    every_2nd = replace(opts, eval_every=2, vectorize=vectorize)
+    ens = train_ensemble(arch, seeds, x, y, every_2nd, eval_sets=sets, on_epoch=on_epoch)
     assert (ens.build, ens.seeds, ens.loss) == (arch, seeds, "ce") and set(ens.final) == {"loss", "acc"}
     assert set(ens.history) == {"loss", "acc", "test_loss", "test_acc", "eval_epoch", "epoch", "w"}
     assert ens.history["eval_epoch"].tolist() == [[1.0, 3.0, 4.0]] * 2
@@ -276,7 +278,7 @@ def test_history_of_a_classifier(vectorize, monkeypatch, tmp_path):
         epochs * (1 if vectorize else 2),
         epochs * (1 if vectorize else 2),
     )
-    default = train_ensemble(arch, seeds, x, y, **kw)
+    default = train_ensemble(arch, seeds, x, y, opts, eval_sets=sets)
     assert default.history["eval_epoch"].tolist() == [list(map(float, range(epochs)))] * 2
     assert progress.read_states(tmp_path)[0]["total"] == epochs  # vectorized unless asked otherwise
 
@@ -294,17 +296,8 @@ def _poison_after_first_epoch(epoch, params):
 def test_a_non_finite_loss_names_its_first_epoch_whenever_the_host_reads_it(epochs, batch_size, sync_every):
     x, y = sample_target("sincos", 16)
     with pytest.raises(NonFiniteLossError, match=r"seed 7: the training loss became nan at epoch 1;"):
-        train_ensemble(
-            dnn_arch(1, 50),
-            [7],
-            x,
-            y,
-            epochs=epochs,
-            lr=1e-3,
-            batch_size=batch_size,
-            on_epoch=_poison_after_first_epoch,
-            sync_every=sync_every,
-        )
+        opts = TrainOptions(epochs=epochs, lr=1e-3, batch_size=batch_size, sync_every=sync_every)
+        train_ensemble(dnn_arch(1, 50), [7], x, y, opts, on_epoch=_poison_after_first_epoch)
 
 
 def test_predict_gives_every_members_outputs():
@@ -320,7 +313,8 @@ def test_predict_gives_every_members_outputs():
 
 def test_eval_every_third_epoch_and_the_last():
     x, y = sample_target("sincos", 16)
-    ens = train_ensemble(dnn_arch(1, 30), [0], x, y, epochs=7, lr=1e-3, eval_every=3, eval_sets={"t": (x, y)})
+    opts = TrainOptions(epochs=7, lr=1e-3, eval_every=3)
+    ens = train_ensemble(dnn_arch(1, 30), [0], x, y, opts, eval_sets={"t": (x, y)})
     assert ens.history["eval_epoch"].tolist() == [[2.0, 5.0, 6.0]]
 
 
@@ -330,11 +324,12 @@ def test_training_and_evaluation_on_cuda_match_the_cpu():
     g = torch.Generator().manual_seed(7)
     x, y = torch.randn(24, 3, generator=g), torch.randint(0, 3, (24,), generator=g)
     arch = Arch("dnn", (6,), n_in=3, n_out=3)
-    kw = dict(
-        epochs=3, lr=1e-2, loss="ce", batch_size=8, eval_sets={"train": (x, y), "half": (x[:12], y[:12])}
+    opts, sets = (
+        TrainOptions(epochs=3, lr=1e-2, loss="ce", batch_size=8),
+        {"train": (x, y), "half": (x[:12], y[:12])},
     )
-    cpu = train_ensemble(arch, [0, 1], x, y, device="cpu", **kw)
-    gpu = train_ensemble(arch, [0, 1], x, y, device="cuda", **kw)
+    cpu = train_ensemble(arch, [0, 1], x, y, replace(opts, device="cpu"), eval_sets=sets)
+    gpu = train_ensemble(arch, [0, 1], x, y, replace(opts, device="cuda"), eval_sets=sets)
     torch.testing.assert_close(gpu.flat(), cpu.flat(), rtol=1e-3, atol=1e-4)
     for name in cpu.history:
         torch.testing.assert_close(gpu.history[name], cpu.history[name], rtol=1e-3, atol=1e-4)
@@ -344,7 +339,7 @@ def test_training_and_evaluation_on_cuda_match_the_cpu():
     torch.testing.assert_close(got["loss"].cpu(), cpu.final["loss"], rtol=1e-4, atol=1e-5)
 
 
-# ------------------------------------------------------------------ training to a target loss (issue 16, fix 9)
+# ------------------------------------------------------------------ training to a target loss (stop_below)
 def _mnist_small():
     from hw1.data import load_mnist
     from hw1.models import Arch
@@ -354,16 +349,14 @@ def _mnist_small():
 
 
 def test_a_member_stops_at_the_target_loss_and_keeps_those_parameters():
-    from hw1.train import train_ensemble
-
     arch, x, y = _mnist_small()
-    kw = dict(lr=3e-3, loss="ce", batch_size=50, eval_sets={"train": (x, y)}, eval_every=4)
-    run = train_ensemble(arch, [0, 1, 2], x, y, epochs=40, stop_below=0.3, **kw)
+    opts, sets = TrainOptions(epochs=40, lr=3e-3, loss="ce", batch_size=50, eval_every=4), {"train": (x, y)}
+    run = train_ensemble(arch, [0, 1, 2], x, y, replace(opts, stop_below=0.3), eval_sets=sets)
     stop = run.history["eval_epoch"][:, -1].long()
     assert (stop < 39).all() and (run.history["loss"][torch.arange(3), stop] <= 0.3).all()
     for k in range(3):  # the loss is nan after its stop, and the same run without the rule agrees
         assert torch.isnan(run.history["loss"][k, stop[k] + 1 :]).all()
-        plain = train_ensemble(arch, [k], x, y, epochs=int(stop[k]) + 1, **kw)
+        plain = train_ensemble(arch, [k], x, y, replace(opts, epochs=int(stop[k]) + 1), eval_sets=sets)
         for n, p in plain.params.items():
             torch.testing.assert_close(run.params[n][k : k + 1], p, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(
@@ -372,38 +365,18 @@ def test_a_member_stops_at_the_target_loss_and_keeps_those_parameters():
 
 
 def test_a_stopped_members_result_does_not_depend_on_its_companions():
-    from hw1.train import train_ensemble
-
     arch, x, y = _mnist_small()
-    kw = dict(
-        epochs=40,
-        lr=3e-3,
-        loss="ce",
-        batch_size=50,
-        eval_sets={"train": (x, y)},
-        eval_every=4,
-        stop_below=0.3,
-    )
-    group, alone = train_ensemble(arch, [0, 1, 2], x, y, **kw), train_ensemble(arch, [1], x, y, **kw)
+    opts = TrainOptions(epochs=40, lr=3e-3, loss="ce", batch_size=50, eval_every=4, stop_below=0.3)
+    sets = {"train": (x, y)}
+    group = train_ensemble(arch, [0, 1, 2], x, y, opts, eval_sets=sets)
+    alone = train_ensemble(arch, [1], x, y, opts, eval_sets=sets)
     for key, v in alone.history.items():
         assert v.shape == group.history[key][1:2].shape, key
         torch.testing.assert_close(group.history[key][1:2], v, rtol=1e-4, atol=1e-6, equal_nan=True)
 
 
 def test_stop_below_refuses_per_epoch_recordings():
-    from hw1.train import train_ensemble
-
     arch, x, y = _mnist_small()
+    opts = TrainOptions(epochs=2, lr=1e-3, loss="ce", batch_size=50, stop_below=0.1)
     with pytest.raises(ValueError, match="stop_below"):
-        train_ensemble(
-            arch,
-            [0],
-            x,
-            y,
-            epochs=2,
-            lr=1e-3,
-            loss="ce",
-            batch_size=50,
-            stop_below=0.1,
-            on_epoch=lambda e, p: {},
-        )
+        train_ensemble(arch, [0], x, y, opts, on_epoch=lambda e, p: {})

@@ -1,7 +1,9 @@
-"""The training loop's device contract (issue 17): per-member labels, batch orders sliced on the
-device, no host read inside the loop, and the same bits as the loop it replaced."""
+"""The training loop's device contract: per-member labels, batch orders sliced on the device, no
+host read inside the loop, and the same bits as the loop it replaced."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,8 +14,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from hw1 import train as T
 from hw1.api import _recorder
 from hw1.data import sample_target
+from hw1.ensemble import init_params
 from hw1.models import Arch, ConvDenseArch, dnn_arch
-from hw1.train import batch_order, epoch_orders, evaluate, init_params, train_ensemble
+from hw1.stopping import Stopper
+from hw1.train import TrainOptions, batch_order, epoch_orders, evaluate, train_ensemble
 
 
 @settings(max_examples=60, deadline=None)
@@ -44,11 +48,11 @@ def test_per_member_labels_train_each_member_as_if_alone(batch_size):
     arch, seeds = Arch("dnn", (7,), n_in=5, n_out=3), [0, 1, 2]
     labels = _labels_for(seeds, y)
     xt, yt = _classes(seed=1)
-    kw = dict(epochs=4, lr=1e-2, loss="ce", batch_size=batch_size)
-    ens = train_ensemble(arch, seeds, x, labels, eval_sets={"train": (x, labels), "test": (xt, yt)}, **kw)
+    opts = TrainOptions(epochs=4, lr=1e-2, loss="ce", batch_size=batch_size)
+    ens = train_ensemble(arch, seeds, x, labels, opts, eval_sets={"train": (x, labels), "test": (xt, yt)})
     for k, s in enumerate(seeds):
         alone = train_ensemble(
-            arch, [s], x, labels[k], eval_sets={"train": (x, labels[k]), "test": (xt, yt)}, **kw
+            arch, [s], x, labels[k], opts, eval_sets={"train": (x, labels[k]), "test": (xt, yt)}
         )
         for name in alone.params:
             torch.testing.assert_close(ens.params[name][k], alone.params[name][0], rtol=1e-5, atol=1e-6)
@@ -63,9 +67,9 @@ def test_per_member_labels_train_each_member_as_if_alone(batch_size):
 def test_a_seeds_run_with_its_labels_does_not_depend_on_its_companions():
     x, y = _classes()
     arch = Arch("dnn", (6, 6), n_in=5, n_out=3)
-    kw = dict(epochs=3, lr=1e-2, loss="ce", batch_size=10)
-    a = train_ensemble(arch, [0, 1, 2], x, _labels_for([0, 1, 2], y), **kw)
-    b = train_ensemble(arch, [2, 5], x, _labels_for([2, 5], y), **kw)
+    opts = TrainOptions(epochs=3, lr=1e-2, loss="ce", batch_size=10)
+    a = train_ensemble(arch, [0, 1, 2], x, _labels_for([0, 1, 2], y), opts)
+    b = train_ensemble(arch, [2, 5], x, _labels_for([2, 5], y), opts)
     for name in a.params:
         torch.testing.assert_close(a.params[name][2], b.params[name][0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(a.history["loss"][2], b.history["loss"][0], rtol=1e-5, atol=1e-6)
@@ -75,9 +79,12 @@ def test_per_member_labels_one_member_at_a_time_is_the_vectorized_run():
     x, y = _classes()
     arch = Arch("dnn", (6,), n_in=5, n_out=3)
     labels = _labels_for([3, 4], y)
-    kw = dict(epochs=3, lr=1e-2, loss="ce", batch_size=16, eval_sets={"train": (x, labels), "test": (x, y)})
-    a = train_ensemble(arch, [3, 4], x, labels, vectorize=True, **kw)
-    b = train_ensemble(arch, [3, 4], x, labels, vectorize=False, **kw)
+    opts, sets = (
+        TrainOptions(epochs=3, lr=1e-2, loss="ce", batch_size=16),
+        {"train": (x, labels), "test": (x, y)},
+    )
+    a = train_ensemble(arch, [3, 4], x, labels, replace(opts, vectorize=True), eval_sets=sets)
+    b = train_ensemble(arch, [3, 4], x, labels, replace(opts, vectorize=False), eval_sets=sets)
     assert a.history.keys() == b.history.keys()
     for key in a.history:
         torch.testing.assert_close(a.history[key], b.history[key], rtol=1e-5, atol=1e-6)
@@ -142,7 +149,7 @@ class HostReads(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-def _reads_in_training(epochs, monkeypatch, **kw) -> int:
+def _reads_in_training(epochs, monkeypatch, **options) -> int:
     steps = []
     real = torch.optim.Adam
 
@@ -154,17 +161,10 @@ def _reads_in_training(epochs, monkeypatch, **kw) -> int:
     monkeypatch.setattr(torch.optim, "Adam", adam)
     x, y = sample_target("sinc", 40)
     mode = HostReads(lambda: [s["step"] for o in steps for s in o.state.values()])
+    opts = TrainOptions(epochs=epochs, lr=1e-2, sync_every=10**6, **options)
     with mode:
         train_ensemble(
-            dnn_arch(2, 60),
-            [0, 1, 2],
-            x,
-            y,
-            epochs=epochs,
-            lr=1e-2,
-            sync_every=10**6,
-            eval_sets={"train": (x, y), "test": (x[::3], y[::3])},
-            **kw,
+            dnn_arch(2, 60), [0, 1, 2], x, y, opts, eval_sets={"train": (x, y), "test": (x[::3], y[::3])}
         )
     return mode.count
 
@@ -201,7 +201,8 @@ def test_the_counter_sees_the_reads_it_must_count():
 
 
 def _old_loop(build, seeds, x, y, *, epochs, lr, loss, batch_size):
-    """The training loop before issue 17 (main at 89c4819), without stopping or evaluations."""
+    """The training loop before batch orders were drawn on the device and host reads were batched
+    (main at 89c4819), without stopping or evaluations."""
     params = {n: p.detach().clone().requires_grad_(True) for n, p in init_params(build, seeds).items()}
     base = build().to("meta")
     fwd = vmap(lambda p, xb: functional_call(base, p, (xb,)))
@@ -238,7 +239,7 @@ def test_the_loop_trains_the_same_bits_as_the_loop_it_replaced(loss, batch_size)
         arch = Arch("dnn", (9, 9), n_in=5, n_out=3)
     kw = dict(epochs=5, lr=1e-2, loss=loss, batch_size=batch_size)
     params, history = _old_loop(arch, [0, 4], x, y, **kw)
-    ens = train_ensemble(arch, [0, 4], x, y, **kw)
+    ens = train_ensemble(arch, [0, 4], x, y, TrainOptions(**kw))
     assert all(torch.equal(ens.params[n], params[n]) for n in params)
     assert torch.equal(ens.history["loss"], history)
 
@@ -271,9 +272,9 @@ def test_tf32_is_off_on_cuda_unless_asked_and_then_keyed_and_listed(value, on, m
 
 def test_sgd_with_momentum_is_the_other_optimizer_and_a_bad_name_is_refused():
     x, y = sample_target("sinc", 32)
-    kw = dict(epochs=3, lr=1e-2)
-    adam = train_ensemble(dnn_arch(2, 60), [0, 1], x, y, **kw)
-    sgd = train_ensemble(dnn_arch(2, 60), [0, 1], x, y, optimizer="sgd", **kw)
+    opts = TrainOptions(epochs=3, lr=1e-2)
+    adam = train_ensemble(dnn_arch(2, 60), [0, 1], x, y, opts)
+    sgd = train_ensemble(dnn_arch(2, 60), [0, 1], x, y, replace(opts, optimizer="sgd"))
     assert not torch.equal(adam.flat(), sgd.flat())
     model = dnn_arch(2, 60)
     torch.manual_seed(1)
@@ -286,7 +287,7 @@ def test_sgd_with_momentum_is_the_other_optimizer_and_a_bad_name_is_refused():
     flat = torch.cat([p.detach().flatten() for p in ref.parameters()])
     torch.testing.assert_close(sgd.flat()[1], flat, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
-        train_ensemble(dnn_arch(1, 20), [0], x, y, optimizer="rmsprop", **kw)
+        train_ensemble(dnn_arch(1, 20), [0], x, y, replace(opts, optimizer="rmsprop"))
 
 
 def test_xdist_workers_on_one_gpu_each_get_a_share_of_its_memory(monkeypatch):
@@ -325,29 +326,39 @@ class Recorder:
 
 
 def _graph_cases():
+    """name -> (build, seeds, x, y, options, the other arguments of train_ensemble)."""
     x, y = sample_target("sincos", 60)
     xc, yc = _classes(n=50)
     g = torch.Generator().manual_seed(3)
     ys = [torch.randint(0, 3, (50,), generator=g) for _ in range(2)]
     dense = Arch("dnn", (9, 9), n_in=5, n_out=3)
     return {
-        "full-batch": (dnn_arch(3, 120), [0, 3], x, y, dict(epochs=8, lr=1e-2)),
-        "minibatch-tail": (dnn_arch(3, 120), [0, 3, 5], x, y, dict(epochs=6, lr=1e-2, batch_size=7)),
+        "full-batch": (dnn_arch(3, 120), [0, 3], x, y, TrainOptions(epochs=8, lr=1e-2), {}),
+        "minibatch-tail": (
+            dnn_arch(3, 120),
+            [0, 3, 5],
+            x,
+            y,
+            TrainOptions(epochs=6, lr=1e-2, batch_size=7),
+            {},
+        ),
         "stop-below": (
             dnn_arch(2, 60),
             [0, 1],
             x,
             y,
-            dict(epochs=40, lr=3e-2, batch_size=11, stop_below=0.05, sync_every=1),
+            TrainOptions(epochs=40, lr=3e-2, batch_size=11, stop_below=0.05, sync_every=1),
+            {},
         ),
         "ce-own-labels": (
             dense,
             [0, 4],
             xc,
             ys,
-            dict(loss="ce", epochs=6, lr=1e-2, batch_size=8, eval_sets={"train": (xc, ys)}, eval_every=2),
+            TrainOptions(loss="ce", epochs=6, lr=1e-2, batch_size=8, eval_every=2),
+            dict(eval_sets={"train": (xc, ys)}),
         ),
-        "ce-shared": (dense, [0, 4], xc, yc, dict(loss="ce", epochs=5, lr=1e-2, batch_size=16)),
+        "ce-shared": (dense, [0, 4], xc, yc, TrainOptions(loss="ce", epochs=5, lr=1e-2, batch_size=16), {}),
         # reads the gradients after each epoch's last step (a replayed tail from epoch 4 on): on a
         # GPU, p.grad must be the tensor the replayed graph writes
         "grad-norm-recorder": (
@@ -355,7 +366,8 @@ def _graph_cases():
             [0, 1],
             x,
             y,
-            dict(epochs=8, lr=1e-2, batch_size=7, on_epoch=_recorder(8, True, 0, 2)),
+            TrainOptions(epochs=8, lr=1e-2, batch_size=7),
+            dict(on_epoch=_recorder(8, True, 0, 2)),
         ),
     }
 
@@ -365,10 +377,10 @@ def test_the_graphed_step_replays_the_eager_steps_bit_for_bit(case):
     # the graph path's bookkeeping (warm-up, capture per shape, indices copied into the graph's
     # own tensor, sums and stopper updated in place), with a stand-in for CUDA's capture: on CPU
     # it must train the same bits as the eager loop, and it must really replay
-    build, seeds, x, y, kw = _graph_cases()[case]
-    eager = train_ensemble(build, seeds, x, y, **kw)
+    build, seeds, x, y, opts, kw = _graph_cases()[case]
+    eager = train_ensemble(build, seeds, x, y, opts, **kw)
     rec = Recorder()
-    graphed = train_ensemble(build, seeds, x, y, graph=rec, **kw)
+    graphed = train_ensemble(build, seeds, x, y, replace(opts, graph=rec), **kw)
     assert rec.captured >= 1 and rec.replays > rec.warmed
     for field in ("params", "history", "final"):
         a, b = getattr(eager, field), getattr(graphed, field)
@@ -384,10 +396,10 @@ def test_a_tensor_rebound_after_capture_is_caught(monkeypatch):
         newly = ~self.frozen & (mean <= self.below)
         self.frozen = self.frozen | newly
 
-    build, seeds, x, y, kw = _graph_cases()["stop-below"]
-    monkeypatch.setattr(T._Stopper, "update", rebinding_update)
+    build, seeds, x, y, opts, kw = _graph_cases()["stop-below"]
+    monkeypatch.setattr(Stopper, "update", rebinding_update)
     with pytest.raises(RuntimeError, match="rebound after capture"):
-        train_ensemble(build, seeds, x, y, graph=Recorder(), **kw)
+        train_ensemble(build, seeds, x, y, replace(opts, graph=Recorder()), **kw)
 
 
 def test_graphs_are_asked_for_on_cuda_with_adam_only(monkeypatch):
@@ -400,9 +412,10 @@ def test_graphs_are_asked_for_on_cuda_with_adam_only(monkeypatch):
     assert provenance.cuda_graphs() and "HW1_CUDA_GRAPH" in provenance.knobs()
     assert cache.run_key({"fn": "f"}, "cpu") != base_key  # recorded and keyed, like HW1_TF32
     assert T.uses_graphs("cuda") and not T.uses_graphs("cpu") and not T.uses_graphs("cuda", "sgd")
-    train_ensemble(dnn_arch(1, 10), [0], x, y, epochs=2, lr=1e-2)  # CPU: the knob changes nothing
+    opts = TrainOptions(epochs=2, lr=1e-2)
+    train_ensemble(dnn_arch(1, 10), [0], x, y, opts)  # CPU: the knob changes nothing
     with pytest.raises(T.DeviceError, match="CUDA graphs need a CUDA device"):
-        train_ensemble(dnn_arch(1, 10), [0], x, y, epochs=2, lr=1e-2, graph=True)
+        train_ensemble(dnn_arch(1, 10), [0], x, y, replace(opts, graph=True))
     monkeypatch.setenv("HW1_CUDA_GRAPH", "0")
     assert not provenance.cuda_graphs() and "HW1_CUDA_GRAPH" not in provenance.knobs()
 
@@ -420,11 +433,11 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def test_cuda_graphs_replay_the_same_kernels_as_eager_fused_adam(case, monkeypatch):
     # on a GPU: the captured step and the same step run eagerly with the same (fused, capturable)
     # Adam launch the same kernels on the same data, so they must give the same bits
-    build, seeds, x, y, kw = _graph_cases()[case]
-    graphed = train_ensemble(build, seeds, x, y, device="cuda", graph=True, **kw)
+    build, seeds, x, y, opts, kw = _graph_cases()[case]
+    graphed = train_ensemble(build, seeds, x, y, replace(opts, device="cuda", graph=True), **kw)
     real = T.make_optimizer
     monkeypatch.setattr(T, "make_optimizer", lambda n, p, lr, graphed=False: real(n, p, lr, graphed=True))
-    eager = train_ensemble(build, seeds, x, y, device="cuda", graph=False, **kw)
+    eager = train_ensemble(build, seeds, x, y, replace(opts, device="cuda", graph=False), **kw)
     assert all(torch.equal(eager.params[n], graphed.params[n]) for n in eager.params)
     torch.testing.assert_close(eager.history, graphed.history, rtol=0, atol=0, equal_nan=True)
 
@@ -433,8 +446,8 @@ def test_cuda_graphs_replay_the_same_kernels_as_eager_fused_adam(case, monkeypat
 @pytest.mark.parametrize("case", list(_graph_cases()))
 def test_cuda_graphs_train_what_the_eager_loop_trains_to_float_rounding(case):
     # fused Adam rounds differently from foreach Adam: the same training to a stated tolerance
-    build, seeds, x, y, kw = _graph_cases()[case]
-    graphed = train_ensemble(build, seeds, x, y, device="cuda", graph=True, **kw)
-    eager = train_ensemble(build, seeds, x, y, device="cuda", graph=False, **kw)
+    build, seeds, x, y, opts, kw = _graph_cases()[case]
+    graphed = train_ensemble(build, seeds, x, y, replace(opts, device="cuda", graph=True), **kw)
+    eager = train_ensemble(build, seeds, x, y, replace(opts, device="cuda", graph=False), **kw)
     torch.testing.assert_close(graphed.final, eager.final, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(graphed.flat(), eager.flat(), rtol=1e-3, atol=1e-5)
