@@ -368,6 +368,14 @@ def is_measured(item, scale) -> bool:
     return scale.name in LEDGER_SCALES or any(m.args[0] == scale.name for m in item.iter_markers("expect"))
 
 
+def declared_figures(item) -> tuple[str, ...]:
+    """The figure files the case `item` writes: its module's FIGURES[test function], each
+    "{param}" filled from the case's parameters."""
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    table = getattr(item.module, "FIGURES", {})
+    return tuple(t.format(**params) for t in table.get(item.originalname, ()))
+
+
 class ClaimFiler:
     """Files a claim case: decides it over staged seeds, files its figures, its outcome and its
     ledger entry, then asserts the outcome.
@@ -395,6 +403,7 @@ class ClaimFiler:
             expectations_on(config),
             is_measured(item, scale),
             split_of(config, item),
+            declared_figures(item),
         )
 
     def close(self) -> None:
@@ -413,8 +422,10 @@ class ClaimFiler:
         strict: bool,
         measured: bool,
         split: frozenset[str] | None = None,
+        figures: tuple[str, ...] | None = None,
     ):
         self.record, self.out = record, out
+        self.declared = figures  # the figure files this case may write (None: not checked)
         self.split = split  # a fragile case's measured outcomes (figures/stability.json), else None
         self.scale, self.offset = scale, offset
         self.snapshot = snapshot  # the ledger fixture (syrupy), or None when the ledger is off
@@ -441,6 +452,11 @@ class ClaimFiler:
     def draw(self, name: str, producer, *args, **kwargs) -> Path:
         """File a figure drawn by another producer: producer(png, *args, **kwargs) -> its structure
         (e.g. plots.draw_trajectories, plots.draw_contour)."""
+        if self.declared is not None and name not in self.declared:
+            raise ValueError(
+                f"figure {name!r} is not among this case's declared figures {list(self.declared)}: "
+                "name it in its module's FIGURES (one producer per figure file)"
+            )
         png = self.out / f"{name}.png"
         self.structures[name] = producer(png, *args, **kwargs)
         self.record.figures.append(FigureFile(name=name, png=png.name, data=png.with_suffix(".json").name))

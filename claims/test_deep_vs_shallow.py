@@ -337,3 +337,13 @@ def test_dnn_depth(scale, device, claim):
     verdict, s, runs = claim.stage(measure, cfg.seeds)
     _mnist_figures(claim, runs, "dnn", len(s))
     claim.conclude(verdict, s)
+
+
+# The figure files each test writes ({param} filled from its case): one producer per file
+# (tests/test_figure_names.py; the harness refuses a figure that is not declared here).
+FIGURES = {
+    "test_function_depth": ("function-depth-{target}-loss", "function-depth-{target}-prediction"),
+    "test_small_budget_crossover": ("small-budget-crossover-{target}",),
+    "test_cnn_depth": ("cnn-depth-loss", "cnn-depth-accuracy"),
+    "test_dnn_depth": ("dnn-depth-loss", "dnn-depth-accuracy"),
+}

@@ -427,3 +427,13 @@ def test_error_surface(scale, device, claim):
             f"Hessian's trace is positive: it confirms the report's curve rather than testing much."
         ),
     )
+
+
+# The figure files each test writes ({param} filled from its case): one producer per file
+# (tests/test_figure_names.py; the harness refuses a figure that is not declared here).
+FIGURES = {
+    "test_trajectories_diverge": ("trajectories-diverge-layer", "trajectories-diverge-model"),
+    "test_gradient_norm": ("gradient-norm",),
+    "test_minimal_ratio": ("minimal-ratio",),
+    "test_error_surface": ("error-surface-radius", "error-surface-2d"),
+}
