@@ -88,7 +88,7 @@ def heatmap(cases: list[str], fields: list[str], cells: dict) -> dict:
     """Cases x settings, coloured by the outcome with that setting moved: the spec that
     hw1.plots_grids.draw_outcome_grid draws (and departures.json keeps as its "figure")."""
     marks = [
-        [y, x, "flip", "black"] if cell.get("flip") else [y, x, "·", "#bbbbbb"]
+        [y, x, "·", "#bbbbbb"] if cell is None else [y, x, "flip", "black"]
         for y, c in enumerate(cases)
         for x, f in enumerate(fields)
         if (cell := cells.get((c, f))) is None or cell.get("flip")

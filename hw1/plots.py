@@ -418,7 +418,7 @@ def redraw(json_path: Path, png: Path | None = None) -> dict:
         raise NotAFigure(
             f"{json_path} is not a figure JSON: its 'kind' is {kind!r}, not one of {', '.join(KINDS)}. "
             "Figure JSONs lie beside their PNG; one written before figures recorded their kind "
-            "redraws after the run that wrote it is repeated."
+            "cannot be redrawn: run again what wrote it."
         )
     render, arguments = KINDS[kind]
     try:

@@ -160,3 +160,11 @@ def test_a_json_that_is_not_a_figure_is_a_clear_error(tmp_path, capsys, text, sa
         plots.redraw(path)
     assert plots.main(["redraw", str(path)]) == 1
     assert says in capsys.readouterr().err
+
+
+def test_the_departures_heatmap_marks_flips_and_cells_that_are_no_departure():
+    from hw1 import departures_report
+
+    grid = departures_report.heatmap(["a"], ["f", "g"], {("a", "f"): {"outcome": "reproduced", "flip": True}})
+    assert grid["marks"] == [[0, 0, "flip", "black"], [0, 1, "·", "#bbbbbb"]]
+    assert grid["cells"] == [["reproduced", "not run"]]
