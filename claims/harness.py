@@ -413,6 +413,12 @@ def is_measured(item, scale) -> bool:
     return expected_outcome(item, scale)[2]
 
 
+def declared_figures(item) -> tuple[str, ...]:
+    """The figure files the case `item` writes: its catalogue entry's `files`, each "{param}"
+    filled from the case's parameters."""
+    return claim_entry(item).figure_files(item.callspec.params if hasattr(item, "callspec") else {})
+
+
 class ClaimFiler:
     """Files a claim case: decides it over staged seeds, files its figures, its outcome and its
     ledger entry, then asserts the outcome.
@@ -440,6 +446,7 @@ class ClaimFiler:
             expectations_on(config),
             is_measured(item, scale),
             split_of(config, item),
+            declared_figures(item),
         )
 
     def close(self) -> None:
@@ -458,8 +465,10 @@ class ClaimFiler:
         strict: bool,
         measured: bool,
         split: frozenset[str] | None = None,
+        figures: tuple[str, ...] | None = None,
     ):
         self.record, self.out = record, out
+        self.declared = figures  # the figure files this case may write (None: not checked)
         self.split = split  # a fragile case's measured outcomes (figures/stability.json), else None
         self.scale, self.offset = scale, offset
         self.snapshot = snapshot  # the ledger fixture (syrupy), or None when the ledger is off
@@ -486,6 +495,11 @@ class ClaimFiler:
     def draw(self, name: str, producer, *args, **kwargs) -> Path:
         """File a figure drawn by another producer: producer(png, *args, **kwargs) -> its structure
         (e.g. plots.draw_trajectories, plots.draw_contour)."""
+        if self.declared is not None and name not in self.declared:
+            raise ValueError(
+                f"figure {name!r} is not among this case's declared figures {list(self.declared)}: "
+                "name it in the claim's `files` in claims/catalogue.toml (one producer per figure file)"
+            )
         png = self.out / f"{name}.png"
         self.structures[name] = producer(png, *args, **kwargs)
         self.record.figures.append(FigureFile(name=name, png=png.name, data=png.with_suffix(".json").name))

@@ -133,15 +133,15 @@ def _final(cfg, runs):
     return final
 
 
-def _size_figures(claim, n_params, final, n_seeds):
-    """The size family's figures over the first n_seeds seeds (rows) of `final`."""
+def _size_figures(claim, part, n_params, final, n_seeds):
+    """The size family's figures over the first n_seeds seeds (rows) of `final`, filed as `part`'s."""
 
     def first(key):
         return final(key)[:n_seeds]
 
     what = f"median, IQR over the first {n_seeds} seeds"
     claim.figure(
-        "params-vs-generalization-loss",
+        f"params-vs-generalization-{part}-loss",
         [
             Panel(
                 "Loss vs number of parameters",
@@ -158,7 +158,7 @@ def _size_figures(claim, n_params, final, n_seeds):
         ],
     )
     claim.figure(
-        "params-vs-generalization-accuracy",
+        f"params-vs-generalization-{part}-accuracy",
         [
             Panel(
                 "Accuracy vs number of parameters",
@@ -218,10 +218,9 @@ def test_params_vs_generalization(part, scale, device, claim):
         return verdict, (runs, n_params, final)
 
     verdict, s, (runs, n_params, final) = claim.stage(measure, cfg.pg_seeds)
-    # The three parts file the same figures: drawn from the first stage's seeds (the seed sets are
-    # nested, so the first rows), whatever seeds a part went on to, so that every part writes the
-    # same files (else the last to finish wins).
-    _size_figures(claim, n_params, final, cfg.pg_seeds)
+    # The three parts draw the same figures, each into its own files: from the first stage's seeds
+    # (the seed sets are nested, so the first rows), whatever seeds a part went on to.
+    _size_figures(claim, part, n_params, final, cfg.pg_seeds)
     claim.conclude(
         verdict,
         s,
@@ -459,11 +458,11 @@ def test_sharpness(task, definition, scale, device, claim):
     labels = {
         k: v.format(n=cfg.sharp_n, sigma=cfg.sharp_sigma, eps=cfg.keskar_eps) for k, v in SHARPNESS.items()
     }
-    # Both definitions file the same figure: drawn from the first stage's seeds, the first rows
-    # (see params-vs-generalization).
+    # Both definitions draw the same figure, each into its own file: from the first stage's seeds,
+    # the first rows (see params-vs-generalization).
     f = {k: v if k == "batch" else v[: cfg.seeds] for k, v in m.items()}
     claim.figure(
-        f"sharpness-{task}",
+        f"sharpness-{task}-{definition}",
         [
             _vs_batch(
                 f,

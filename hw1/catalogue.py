@@ -52,6 +52,7 @@ class Claim:
     test: str
     settings: tuple[str, ...]
     shard: str
+    files: tuple[str, ...] = ()  # the figure files its cases write, "{param}" filled from the case
     family: str = ""
     multiverse: str = ""
     report_words: str = ""
@@ -62,6 +63,10 @@ class Claim:
         """The settings (globs) the case reads: its task's, else the claim's."""
         task = self.tasks.get(case.split("-")[0], {})
         return tuple(task.get("settings", self.settings))
+
+    def figure_files(self, params: dict) -> tuple[str, ...]:
+        """The figure files of the case with these parameters (one producer per file)."""
+        return tuple(f.format(**params) for f in self.files)
 
     def family_of(self, case: str = "") -> str:
         """The group of claims whose trained runs the case shares."""
@@ -198,6 +203,8 @@ def _entry(c: Claim) -> list[str]:
         f"- cases: {', '.join(f'`{x}`' for x in c.cases) if c.cases else 'one'}",
         f"- test: `{c.test}`",
     ]
+    if c.files:
+        lines.append(f"- figure files: {', '.join(f'`{f}.png`' for f in c.files)}")
     for r in c.revisions:
         lines.append(f"- revised after data was seen ({r.date}): {_md(r.what)} Why: {_md(r.why)}")
     return lines + [""]

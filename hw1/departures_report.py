@@ -119,45 +119,43 @@ def _shown(cell: dict) -> str:
     return cell.get("flipped_to") or cell.get("outcome", NOT_RUN)
 
 
-def draw_heatmap(png: Path, cases: list[str], fields: list[str], cells: dict) -> dict:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
-    names = list(COLOURS)
-    grid = [[names.index(_shown(cells.get((c, f), {}))) for f in fields] for c in cases]
-    fig, ax = plt.subplots(figsize=(3.5 + 0.42 * len(fields), 1.8 + 0.32 * max(len(cases), 1)))
-    ax.imshow(
-        grid or [[0]], cmap=ListedColormap(list(COLOURS.values())), vmin=0, vmax=len(names) - 1, aspect="auto"
-    )
-    ax.set_xticks(range(len(fields)), fields, rotation=90, fontsize=8)
-    ax.set_yticks(range(len(cases)), cases, fontsize=8)
+def heatmap(cases: list[str], fields: list[str], cells: dict) -> dict:
+    """Cases x settings, coloured by the outcome with that setting moved: the spec that
+    hw1.plots_grids.draw_outcome_grid draws (and departures.json keeps as its "figure")."""
+    marks = []
     for y, c in enumerate(cases):
         for x, f in enumerate(fields):
             cell = cells.get((c, f))
-            if cell and cell.get("flip"):
-                ax.text(x, y, "flip", ha="center", va="center", fontsize=6, color="black")
-            elif cell and cell.get("outcome") == NOT_MEASURED:
-                ax.text(x, y, "over\ncap", ha="center", va="center", fontsize=5, color="white")
-            elif cell is None:
-                ax.text(x, y, "·", ha="center", va="center", fontsize=6, color="#bbbbbb")
-    ax.set_xlabel("setting moved to the report's value (or a stated step toward it), the rest at ci")
-    ax.set_ylabel("claim case")
-    title = "Departures measured one at a time: the case's outcome with that setting moved"
-    ax.set_title(title, fontsize=10)
-    legend = {
-        NOT_RUN: "not a departure of the case (·)",
-        NOT_YET: "not run yet (under the cap)",
-        NOT_MEASURED: "not measured (over the cap\nat every step)",
+            if cell is None:
+                marks.append([y, x, "·", "#bbbbbb"])
+            elif cell.get("flip"):
+                marks.append([y, x, "flip", "black"])
+            elif cell.get("outcome") == NOT_MEASURED:
+                marks.append([y, x, "over\ncap", "white"])
+    return {
+        "title": "Departures measured one at a time: the case's outcome with that setting moved",
+        "x": "setting",
+        "y": "claim case",
+        "xlabel": "setting moved to the report's value (or a stated step toward it), the rest at ci",
+        "ylabel": "claim case",
+        "columns": fields,
+        "rows": cases,
+        "xticks": fields,
+        "cells": [[_shown(cells.get((c, f), {})) for f in fields] for c in cases],
+        "colours": COLOURS,
+        "legend": {
+            NOT_RUN: "not a departure of the case (·)",
+            NOT_YET: "not run yet (under the cap)",
+            NOT_MEASURED: "not measured (over the cap\nat every step)",
+        },
+        "blank": NOT_RUN,
+        "marks": marks,
+        "row_notes": None,
+        "divider": None,
+        "cell_width": 0.42,
+        "lines": False,
+        "legend_x": 1.02,
     }
-    handles = [Patch(facecolor=c, edgecolor="#888888", label=legend.get(n, n)) for n, c in COLOURS.items()]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, title="outcome")
-    fig.savefig(png, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return {"title": title, "x": "setting", "y": "claim case", "columns": fields, "rows": cases}
 
 
 def ladder_data(out: Path, grid: dict, runs: dict) -> dict[str, list[dict]]:
@@ -207,55 +205,6 @@ def _point(r: report.ClaimRecord, fraction, step) -> dict:
     }
 
 
-def draw_ladder(png: Path, family: str, rows: list[dict]) -> dict:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, max(len(rows), 1), figsize=(4.8 * max(len(rows), 1), 3.6), squeeze=False)
-    for ax, row in zip(axes[0], rows):
-        pts = [p for p in row["points"] if p.get("effect") is not None]
-        xs = [p["fraction"] for p in pts]
-        ax.plot(xs, [p["effect"] for p in pts], color="#555555", linewidth=1, label="effect")
-        for p in pts:
-            ax.errorbar(
-                p["fraction"],
-                p["effect"],
-                yerr=[[p["effect"] - p["low"]], [p["high"] - p["effect"]]],
-                fmt="o",
-                color=COLOURS.get(p["status"], "#000000"),
-                capsize=3,
-            )
-        for p in row["points"]:
-            if p.get("effect") is None and p.get("fraction"):
-                ax.axvline(p["fraction"], color="#bbbbbb", linestyle=":", linewidth=1)
-        ax.axhline(0, color="black", linewidth=0.6)
-        ax.set_xscale("log")
-        ticks = sorted({p["fraction"] for p in row["points"] if p.get("fraction")} | {1.0})
-        ax.minorticks_off()
-        ax.set_xticks(ticks, [f"{100 * t:.3g}%" for t in ticks], fontsize=8)
-        ax.set_xlim(min(ticks) / 1.6, 1.6)
-        ax.set_xlabel("training set, % of the report's 60000 images")
-        ax.set_ylabel(pts[0]["effect_name"] if pts else "effect", fontsize=8)
-        ax.set_title(row["case"], fontsize=9)
-    handles = [
-        plt.Line2D([], [], marker="o", linestyle="", color=c, label=n)
-        for n, c in COLOURS.items()
-        if n in ("reproduced", "not shown", "contradicted", "inconclusive")
-    ]
-    handles.append(
-        plt.Line2D([], [], linestyle=":", color="#bbbbbb", label="rung not run (too dear / not yet)")
-    )
-    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, bbox_to_anchor=(0.5, 0.0))
-    title = f"{family}: the standardized effect (95% interval) as the training set grows toward the report's"
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(png, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return {"title": title, "x": "fraction of the report's training set", "panels": [r["case"] for r in rows]}
-
-
 def coverage(records: list, meas: dict) -> dict:
     """How many of the cases' departures, and of their plausibly decisive (⚠) ones, have a
     measured outcome at the report's value or at a stated step toward it."""
@@ -273,6 +222,8 @@ def coverage(records: list, meas: dict) -> dict:
 def write_tables(out: Path, grid: dict | None = None) -> Path:
     """DEPARTURES.md, departures.png/.json and departures-ladder-<family>.png/.json in `out`; then
     the index (its departure lines read this)."""
+    from .plots_grids import draw_ladder, draw_outcome_grid
+
     out = Path(out)
     grid = grid or load_grid()
     runs = collect(out, grid)
@@ -281,12 +232,14 @@ def write_tables(out: Path, grid: dict | None = None) -> Path:
     cases = [r.label for r in default if r.label in meas]
     fields = sorted({f for m in meas.values() for f in m})
     cells = {(c, f): meas[c][f] for c in cases for f in meas[c]}
-    fig = draw_heatmap(out / "departures.png", cases, fields, cells)
+    fig = heatmap(cases, fields, cells)
+    draw_outcome_grid(out / "departures.png", fig)
     ladders = ladder_data(out, grid, runs)
-    ladder_figs = {}
     for fam, rows in ladders.items():
-        ladder_figs[fam] = draw_ladder(out / f"departures-ladder-{fam}.png", fam, rows)
-        report.write_json(out / f"departures-ladder-{fam}.json", {"figure": ladder_figs[fam], "rows": rows})
+        png = out / f"departures-ladder-{fam}.png"
+        structure = draw_ladder(png, fam, rows, COLOURS)
+        spec = {"kind": "ladder", "figure": structure, "family": fam, "rows": rows, "colours": COLOURS}
+        report.write_json(png.with_suffix(".json"), spec)
     variants = []
     for v in grid["variants"]:
         r = runs[v.name]
@@ -304,6 +257,7 @@ def write_tables(out: Path, grid: dict | None = None) -> Path:
             }
         )
     data = {
+        "kind": "outcome-grid",
         "grid": grid["name"],
         "date": grid["date"],
         "figure": fig,

@@ -312,60 +312,34 @@ def estimate_seconds(chosen: list[Variant], records: list[report.ClaimRecord], w
 
 
 # ------------------------------------------------------------------------------ writing
-def draw_heatmap(png: Path, data: dict) -> dict:
-    """Cases x (default + variants), coloured by outcome. -> its structure (axes, labels)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
-    names = list(COLOURS)
+def heatmap(data: dict) -> dict:
+    """The heatmap of cases x (default + variants), coloured by outcome: the spec that
+    hw1.plots_grids.draw_outcome_grid draws (and multiverse.json keeps as its "figure")."""
     cols = ["default"] + [v["name"] for v in data["variants"]]
-    xlabels = ["default"] + [v["item"].replace("=*", " ×") for v in data["variants"]]
     rows = data["cases"]
-    grid = [
-        [names.index(c["default"])] + [names.index(c["outcomes"].get(n, NOT_RUN)) for n in cols[1:]]
-        for c in rows
-    ]
-    fig, ax = plt.subplots(figsize=(3.5 + 0.32 * len(cols), 1.8 + 0.32 * max(len(rows), 1)))
-    ax.imshow(
-        grid or [[names.index(NOT_RUN)]],
-        cmap=ListedColormap(list(COLOURS.values())),
-        vmin=0,
-        vmax=len(names) - 1,
-        aspect="auto",
-    )
-    ax.set_xticks(range(len(cols)), xlabels, rotation=90, fontsize=8)
-    ax.set_yticks(range(len(rows)), [c["label"] for c in rows], fontsize=8)
-    ax.set_xticks([x - 0.5 for x in range(1, len(cols))], minor=True)
-    ax.set_yticks([y - 0.5 for y in range(1, len(rows))], minor=True)
-    ax.grid(which="minor", color="#dddddd", linewidth=0.6)
-    ax.tick_params(which="minor", length=0)
-    ax.axvline(0.5, color="black", linewidth=1.5)
-    for y, c in enumerate(rows):  # same outcome in k of n, at the end of each row
-        ax.text(len(cols) - 0.35, y, f"{c['same']}/{c['n']}" if c["n"] else "—", va="center", fontsize=8)
-    ax.set_xlabel(
-        "variant: one choice changed from the default point (one --set item; & joins an optimizer and its rate)"
-    )
-    ax.set_ylabel("claim case")
-    title = (
-        f"Multiverse ({data['scale']} scale, grids of {data['date']}): outcome per case and variant;\n"
-        "right: same outcome as the default in k/n variants"
-    )
-    ax.set_title(title, fontsize=10)
-    legend = {NOT_RUN: "not run (or not in the\ncase's family)"}
-    handles = [Patch(facecolor=c, edgecolor="#888888", label=legend.get(n, n)) for n, c in COLOURS.items()]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.1, 1), fontsize=8, title="outcome")
-    fig.savefig(png, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return {
-        "title": title,
+        "title": (
+            f"Multiverse ({data['scale']} scale, grids of {data['date']}): outcome per case and variant;\n"
+            "right: same outcome as the default in k/n variants"
+        ),
         "x": "variant",
         "y": "claim case",
+        "xlabel": "variant: one choice changed from the default point (one --set item; & joins an optimizer "
+        "and its rate)",
+        "ylabel": "claim case",
         "columns": cols,
         "rows": [c["label"] for c in rows],
+        "xticks": ["default"] + [v["item"].replace("=*", " ×") for v in data["variants"]],
+        "cells": [[c["default"]] + [c["outcomes"].get(n, NOT_RUN) for n in cols[1:]] for c in rows],
+        "colours": COLOURS,
+        "legend": {NOT_RUN: "not run (or not in the\ncase's family)"},
+        "blank": NOT_RUN,
+        "marks": [],
+        "row_notes": [f"{c['same']}/{c['n']}" if c["n"] else "—" for c in rows],  # same outcome in k of n
+        "divider": 0,
+        "cell_width": 0.32,
+        "lines": True,
+        "legend_x": 1.1,
     }
 
 
@@ -434,7 +408,11 @@ def markdown(data: dict, estimate: float | None) -> str:
 def write(out: Path, data: dict, estimate: float | None = None) -> Path:
     """out/MULTIVERSE.md, multiverse.png and multiverse.json; then the index's robust column."""
     out = Path(out)
-    data = {**data, "figure": draw_heatmap(out / "multiverse.png", data), "estimate_seconds": estimate}
+    from .plots_grids import draw_outcome_grid
+
+    grid = heatmap(data)
+    draw_outcome_grid(out / "multiverse.png", grid)
+    data = {"kind": "outcome-grid", **data, "figure": grid, "estimate_seconds": estimate}
     report.write_json(out / "multiverse.json", data)
     path = out / "MULTIVERSE.md"
     path.write_text(markdown(data, estimate))

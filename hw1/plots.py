@@ -1,12 +1,18 @@
 """Figures: each producer draws from plain arrays, saves the PNG and the data behind it (JSON)
 side by side, and returns the figure's structure (titles, axes, series) for the snapshot ledger.
 
+Every figure JSON names its drawer (`"kind"`) and holds all that drawer reads, so the PNG can be
+redrawn from the JSON alone:
+
+    python -m hw1.plots redraw figures/interpolation.json [more.json ...]   # or a folder: all in it
+
 Plotting never imports the statistics: it draws what it is given.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +21,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from .plots_grids import draw_ladder, draw_outcome_grid  # noqa: E402
 
 
 @dataclass
@@ -73,8 +81,13 @@ def draw(path: Path, panels: list[Panel], suptitle: str = "") -> dict:
     -> structure {'suptitle', 'panels': [{title, xlabel, ylabel, xscale, yscale, series: [labels]}]}
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.6), squeeze=False)
+    structure = _render_panels(path, panels, suptitle)
+    _save(path, "panels", structure, {"suptitle": suptitle, "panels": [_panel_data(p) for p in panels]})
+    return structure
+
+
+def _render_panels(path: Path, panels: list[Panel], suptitle: str) -> dict:
+    fig, axes = _figure(path, len(panels), (6.4 * len(panels), 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, p in zip(axes[0], panels):
         i = 0  # the truth is drawn in black and takes no colour: series keep their colours across figures
@@ -95,12 +108,8 @@ def draw(path: Path, panels: list[Panel], suptitle: str = "") -> dict:
                 va="bottom",
                 bbox=dict(facecolor="white", alpha=0.8, edgecolor="0.8"),
             )
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    structure = {
+    _finish(fig, path, suptitle)
+    return {
         "suptitle": suptitle,
         "panels": [
             {
@@ -114,30 +123,68 @@ def draw(path: Path, panels: list[Panel], suptitle: str = "") -> dict:
             for p in panels
         ],
     }
-    data = {
-        "structure": structure,
-        "panels": [
+
+
+_PANEL_KEYS = ("title", "xlabel", "ylabel", "xscale", "yscale", "text")
+
+
+def _panel_data(p: Panel) -> dict:
+    return {
+        **{k: getattr(p, k) for k in _PANEL_KEYS},
+        **p.extra,
+        "series": [
             {
-                "title": p.title,
-                "text": p.text,
-                **p.extra,
-                "series": [
-                    {
-                        "label": s.label,
-                        "x": _jsonable(s.x),
-                        "y": _jsonable(s.y),
-                        "lo": _jsonable(s.lo),
-                        "hi": _jsonable(s.hi),
-                        "notes": s.notes,
-                    }
-                    for s in p.series
-                ],
+                "label": s.label,
+                "x": _jsonable(s.x),
+                "y": _jsonable(s.y),
+                "lo": _jsonable(s.lo),
+                "hi": _jsonable(s.hi),
+                "style": s.style,
+                "notes": s.notes,
             }
-            for p in panels
+            for s in p.series
         ],
     }
-    path.with_suffix(".json").write_text(json.dumps(data))
-    return structure
+
+
+def _panel_from(d: dict) -> Panel:
+    """The Panel that _panel_data saved (None in the arrays back to NaN)."""
+    series = [
+        Series(
+            s["label"],
+            _array(s["x"]),
+            _array(s["y"]),
+            _array(s["lo"]),
+            _array(s["hi"]),
+            s["style"],
+            s["notes"],
+        )
+        for s in d["series"]
+    ]
+    extra = {k: v for k, v in d.items() if k not in (*_PANEL_KEYS, "series")}
+    return Panel(**{k: d[k] for k in _PANEL_KEYS}, series=series, extra=extra)
+
+
+def _array(a) -> np.ndarray | None:
+    return None if a is None else np.asarray(a, dtype=float)
+
+
+def _figure(path: Path, n: int, size: tuple[float, float], **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return plt.subplots(1, n, figsize=size, squeeze=False, **kw)
+
+
+def _finish(fig, path: Path, suptitle: str = "") -> None:
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _save(path: Path, kind: str, structure: dict, data: dict, **dumps) -> None:
+    """path.with_suffix('.json'): the drawer's `kind`, the structure it returned, and its inputs."""
+    path.with_suffix(".json").write_text(json.dumps({"kind": kind, "structure": structure, **data}, **dumps))
 
 
 def band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -168,8 +215,20 @@ def draw_trajectories(
     every `note_every` snapshots and at the end. -> the structure dict of `draw`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(projections), figsize=(6.8 * len(projections), 5.6), squeeze=False)
+    structure = _render_trajectories(path, projections, losses, labels, suptitle, note_every)
+    data = {
+        "projections": {m: _jsonable(np.asarray(z).reshape(len(z), -1)) for m, z in projections.items()},
+        "loss": _jsonable(losses),
+        "labels": list(labels),
+        "suptitle": suptitle,
+        "note_every": note_every,
+    }
+    _save(path, "trajectories", structure, data)
+    return structure
+
+
+def _render_trajectories(path, projections, losses, labels, suptitle, note_every) -> dict:
+    fig, axes = _figure(path, len(projections), (6.8 * len(projections), 5.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     meta = []
     for ax, (method, z) in zip(axes[0], projections.items()):
@@ -195,23 +254,13 @@ def draw_trajectories(
                 "series": list(labels),
             }
         )
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    structure = _structure(suptitle, meta)
-    path.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "structure": structure,
-                "projections": {m: _jsonable(z.reshape(len(z), -1)) for m, z in projections.items()},
-                "loss": _jsonable(losses),
-                "labels": list(labels),
-            }
-        )
-    )
-    return structure
+    _finish(fig, path, suptitle)
+    return _structure(suptitle, meta)
+
+
+def _trajectories_from(d: dict) -> tuple:
+    proj = {m: _array(z).reshape(len(z), -1, 2) for m, z in d["projections"].items()}
+    return proj, _array(d["loss"]), d["labels"], d["suptitle"], d["note_every"]
 
 
 def draw_contour(
@@ -226,12 +275,20 @@ def draw_contour(
 ) -> dict:
     """A filled contour of values (n, n) (indexed [y, x]) over coords (n,) x coords, log-coloured,
     with the centre marked. -> the structure dict of `draw`."""
+    path = Path(path)
+    structure = _render_contour(path, coords, values, title, xlabel, ylabel, label, suptitle)
+    data = {"coords": _jsonable(coords), "values": _jsonable(values)}
+    labels = {"title": title, "xlabel": xlabel, "ylabel": ylabel, "label": label, "suptitle": suptitle}
+    _save(path, "contour", structure, {**data, **labels})
+    return structure
+
+
+def _render_contour(path, coords, values, title, xlabel, ylabel, label, suptitle) -> dict:
     from matplotlib.colors import LogNorm
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     v = np.asarray(values, float)
-    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+    fig, axes = _figure(path, 1, (6.4, 5.4))
+    ax = axes[0][0]
     levels = np.geomspace(max(v.min(), 1e-12), v.max(), 25)
     cs = ax.contourf(coords, coords, v, levels=levels, norm=LogNorm(), cmap="viridis")
     ax.contour(coords, coords, v, levels=levels[::3], colors="white", linewidths=0.5, alpha=0.6)
@@ -239,18 +296,13 @@ def draw_contour(
     fig.colorbar(cs, ax=ax, label=label, format="%.2g")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.legend(fontsize=8, loc="upper right")
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    structure = _structure(
-        suptitle, [{"title": title, "xlabel": xlabel, "ylabel": ylabel, "series": [label]}]
-    )
-    path.with_suffix(".json").write_text(
-        json.dumps({"structure": structure, "coords": _jsonable(coords), "values": _jsonable(v)})
-    )
-    return structure
+    _finish(fig, path, suptitle)
+    return _structure(suptitle, [{"title": title, "xlabel": xlabel, "ylabel": ylabel, "series": [label]}])
+
+
+def _contour_from(d: dict) -> tuple:
+    names = ("title", "xlabel", "ylabel", "label", "suptitle")
+    return (_array(d["coords"]), _array(d["values"]), *(d[k] for k in names))
 
 
 # ============================================================================ the report's overview
@@ -292,11 +344,16 @@ def draw_overview(
     claimed direction is positive; groups: (cases,) e.g. the report section of each row, ruled
     off from the next. Saves the PNG and the data (JSON). -> the structure."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    structure = _render_overview(path, labels, columns, groups)
+    data = {"labels": list(labels), "groups": groups, "columns": columns}
+    _save(path, "overview", structure, data, indent=1, default=lambda x: None)
+    return structure
+
+
+def _render_overview(path, labels, columns, groups) -> dict:
     height = 1.2 + 0.32 * len(labels)
-    fig, axes = plt.subplots(
-        1, len(columns), figsize=(4.2 * len(columns) + 3.2, height), sharex=True, sharey=True, squeeze=False
-    )
+    size = (4.2 * len(columns) + 3.2, height)
+    fig, axes = _figure(path, len(columns), size, sharex=True, sharey=True)
     for ax, (name, rows) in zip(axes[0], columns.items()):
         _overview_panel(ax, rows, f"{name} scale")
     ends = [
@@ -318,7 +375,7 @@ def draw_overview(
     fig.tight_layout(rect=(0, 0.35 / height, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    structure = _structure(
+    return _structure(
         "",
         [
             {
@@ -330,11 +387,81 @@ def draw_overview(
             for name in columns
         ],
     )
-    path.with_suffix(".json").write_text(
-        json.dumps(
-            {"structure": structure, "labels": list(labels), "groups": groups, "columns": columns},
-            indent=1,
-            default=lambda x: None,
+
+
+# ============================================================================ redrawing from the JSON
+class NotAFigure(ValueError):
+    """A JSON that no drawer can redraw: not JSON, no known "kind", or missing what its drawer reads."""
+
+
+# kind -> (the drawer that renders the PNG only, the drawer's arguments read back from its JSON)
+KINDS = {
+    "panels": (_render_panels, lambda d: ([_panel_from(p) for p in d["panels"]], d["suptitle"])),
+    "trajectories": (_render_trajectories, _trajectories_from),
+    "contour": (_render_contour, _contour_from),
+    "overview": (_render_overview, lambda d: (d["labels"], d["columns"], d["groups"])),
+    "outcome-grid": (draw_outcome_grid, lambda d: (d["figure"],)),
+    "ladder": (draw_ladder, lambda d: (d["family"], d["rows"], d["colours"])),
+}
+
+
+def redraw(json_path: Path, png: Path | None = None) -> dict:
+    """Draw the PNG of a figure JSON again from the JSON alone, into png (default: beside it, the
+    same name .png). The JSON is only read. -> the figure's structure, as its drawer returned it."""
+    json_path = Path(json_path)
+    try:
+        data = json.loads(json_path.read_text())
+    except (OSError, ValueError) as e:
+        raise NotAFigure(f"{json_path}: cannot be read as JSON ({e})") from None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind not in KINDS:
+        raise NotAFigure(
+            f"{json_path} is not a figure JSON: its 'kind' is {kind!r}, not one of {', '.join(KINDS)}. "
+            "Figure JSONs lie beside their PNG; one written before figures recorded their kind "
+            "cannot be redrawn: run again what wrote it."
         )
-    )
-    return structure
+    render, arguments = KINDS[kind]
+    try:
+        args = arguments(data)
+    except (KeyError, TypeError, ValueError) as e:
+        raise NotAFigure(
+            f"{json_path}: a {kind!r} figure JSON without what its drawer reads ({e!r})"
+        ) from None
+    return render(Path(png) if png else json_path.with_suffix(".png"), *args)
+
+
+def figure_jsons(folder: Path) -> list[Path]:
+    """The figure JSONs under folder, recursively (the JSONs that name a known kind)."""
+    out = []
+    for p in sorted(Path(folder).rglob("*.json")):
+        try:
+            data = json.loads(p.read_text())
+        except ValueError:
+            continue
+        if isinstance(data, dict) and data.get("kind") in KINDS:
+            out.append(p)
+    return out
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m hw1.plots", description="Redraw figures from their JSON.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    cmd = sub.add_parser("redraw", help="redraw each PNG beside its figure JSON from the JSON alone")
+    cmd.add_argument("paths", nargs="+", type=Path, help="figure JSONs, or folders to search for them")
+    args = ap.parse_args(argv)
+    failed = 0
+    for given in args.paths:
+        for path in figure_jsons(given) if given.is_dir() else [given]:
+            try:
+                redraw(path)
+                print(f"redrew {path.with_suffix('.png')}")
+            except NotAFigure as e:
+                print(f"error: {e}", file=sys.stderr)
+                failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

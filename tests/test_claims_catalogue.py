@@ -98,6 +98,7 @@ setting = "the fit task of HW1-1"
 figures = ["training loss per depth"]
 cases = []
 test = "claims/test_toy.py::test_toy_depth"
+files = ["toy-depth-loss"]
 settings = ["fit.epochs", "fit.seeds", "fit.budget"]
 shard = "toy"
 family = "fit"
