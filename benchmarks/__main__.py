@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--device cpu|cuda] [--only ensemble,cache,evals,claims,paper,structure] [--quick]`.
+"""`python -m benchmarks [--device cpu|cuda] [--only ensemble,cache,evals,claims,paper] [--quick]`.
 
 Measures, stores benchmarks/results/<cpu|cuda>.json and rewrites benchmarks/README.md.
 """
@@ -15,14 +15,13 @@ import torch
 from .common import machine
 from .report import HERE, write_readme
 
-PARTS = ("ensemble", "cache", "evals", "claims", "paper", "structure")
+PARTS = ("ensemble", "cache", "evals", "claims", "paper")
 PART_KEYS = {
     "ensemble": "ensemble",
     "cache": "cold_warm",
     "evals": "evals",
     "claims": "claim_times",
     "paper": "paper",
-    "structure": "structure",
 }
 
 
@@ -95,16 +94,6 @@ def main(argv=None) -> None:
         print("paper-scale cost from per-step times", flush=True)
         res["paper"] = estimate_paper(device, repeats=1 if args.quick else args.repeats)
         lap("paper")
-    if "paper" in parts or "structure" in parts:  # the paper estimate from the steps' structure
-        from .structure import estimate
-
-        print("paper-scale GPU estimate from the structure of the steps (counted on CPU)", flush=True)
-        gpu = HERE / "results" / "cuda.json"
-        res["structure"] = {
-            **estimate(json.loads(gpu.read_text()) if gpu.exists() else {}, quick=args.quick),
-            **here,
-        }
-        lap("structure")
     res["wall_s"] = sum(part_s.values())  # of the parts' latest runs
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(res, indent=1))

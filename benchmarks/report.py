@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent
 
 HEADER = """# Benchmarks
 
-Regenerate everything on this machine (about 6 minutes on 2 CPU cores, half of it the paper estimate;
+Regenerate everything on this machine (about 8 minutes on 2 CPU cores;
 this file is rewritten):
 
     python -m benchmarks                 # CPU, 1 torch thread: ensemble vs loop, cold vs warm cache,
@@ -20,11 +20,7 @@ this file is rewritten):
                                          # (from figures/records), paper-scale estimate
     python -m benchmarks --only evals    # just the evaluation cadence (about 2 minutes)
     python -m benchmarks --device cuda --only ensemble,paper   # the same measurements on a GPU
-    python -m benchmarks --only paper    # the paper-scale cost and memory, then the structural
-                                         # GPU estimate (about 3 + 4 minutes)
-    python -m benchmarks --only structure   # just the structural GPU estimate: every step,
-                                         # evaluation and measurement counted (operations, FLOPs,
-                                         # bytes) at paper shapes, priced on an H100
+    python -m benchmarks --only paper    # the paper-scale cost and memory (about 3 minutes)
 
 Each result is stored in `benchmarks/results/<cpu|cuda>.json` and this file is rebuilt from all of
 them, so a GPU run adds its rows beside the CPU ones. Ratios are baseline time / our time, measured
@@ -549,21 +545,11 @@ def write_readme(path: Path = HERE / "README.md") -> Path:
     lines += ["", "## What `paper` scale costs", ""] + _paper_table(results)
     lines += ["### Measured: the paper cases run on a CPU", ""] + _paper_measured(results)
     lines += ["## channels_last for the MNIST CNNs", ""] + _channels_last_lines()
-    structure = next((r["structure"] for r in results if r.get("structure")), None)
-    lines += ["## The paper suite on one GPU, from the structure of its steps", ""]
-    gpu = next((r for r in results if r["kind"] == "cuda"), {})
-    lines += _structure_lines(structure, gpu.get("paper"))
     lines += ["## Peak memory at `paper` scale", ""] + _memory_table(results)
     lines += ["", "## Same bits on every CPU?", ""] + _digest_section()
     lines += ["", "## The whole suite, dated runs", ""] + _suite_log()
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def _structure_lines(res: dict | None, gpu_paper: dict | None) -> list[str]:
-    from .structure import report_lines
-
-    return report_lines(res, gpu_paper)
 
 
 def _suite_log(path: Path = HERE / "results" / "suite_log.json") -> list[str]:
