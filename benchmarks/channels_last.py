@@ -97,13 +97,11 @@ def main(argv=None) -> int:
     rows = bench(budget=args.budget, steps=args.steps, repeats=args.repeats)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-    print(f"{label(info)}, load {info['load_avg_start']:.1f} at start")
+    print(f"{label(info)}, load {info['load_avg_start']:.1f} at start; wrote {OUT}")
     for r in rows:
+        train, ev = fmt_spread(r["train_ratio"], "x", 2), fmt_spread(r["eval_ratio"], "x", 2)
         print(
-            f"depth {r['depth']} ({r['params']} params): train step default "
-            f"{r['train_default_s']['median'] * 1e3:.0f} ms, channels_last "
-            f"{r['train_channels_last_s']['median'] * 1e3:.0f} ms, ratio {fmt_spread(r['train_ratio'], 'x', 2)}; "
-            f"eval of 2000 ratio {fmt_spread(r['eval_ratio'], 'x', 2)}; same loss: {r['same_first_loss']}"
+            f"depth {r['depth']}: NCHW / channels_last train {train}, eval {ev}; same loss {r['same_first_loss']}"
         )
     return 0
 

@@ -35,19 +35,8 @@ def _pytest(args: list[str], cache: Path, figures: Path) -> tuple[float, int, st
     # trainings several times slower (thread synchronisation on every tiny operation)
     env = {**os.environ, "HW1_RUN_CACHE": str(cache), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("HW1_NO_CACHE", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *args,
-        "-p",
-        "no:randomly",
-        "-q",
-        "--device",
-        "cpu",
-        "--figures-dir",
-        str(figures),
-    ]
+    opts = ["-p", "no:randomly", "-q", "--device", "cpu", "--figures-dir", str(figures)]
+    cmd = [sys.executable, "-m", "pytest", *args, *opts]
     t = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     last = (done.stdout.strip().splitlines() or [""])[-1]

@@ -5,7 +5,7 @@
     python -m benchmarks.digest --all --repeats 3 --record   # every setting, timed; store this machine's
 
 Each setting runs in a fresh interpreter (the knobs are read when torch loads), one torch thread,
-with the run cache off. The runs are the three of issue 15:
+with the run cache off. The runs are the three of the first cross-CPU digest experiment:
 
 - fit:  fit_target(dnn([14, 14, 8]), "sinc", seeds=[0, 1], epochs=300)
 - dnn:  fit_mnist(dnn([64, 64], n_in=784, n_out=10), seeds=[0], train_size=500, test_size=100, epochs=2)
