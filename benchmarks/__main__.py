@@ -12,49 +12,37 @@ from datetime import datetime, timezone
 
 import torch
 
+from .claims_cache import bench_cold_warm, claim_times
 from .common import machine
+from .ensemble import bench_ensemble, profile_ensemble
+from .evals import bench_eval_cadence
+from .paper_cost import estimate_paper
 from .report import HERE, write_readme
+
+CACHE_RUN = ["claims/test_deep_vs_shallow.py", "--scale", "smoke", "-k", "function_depth or small_budget"]
 
 
 def _ensemble(device, a) -> dict:
-    from .ensemble import bench_ensemble, profile_ensemble
-
     ks, steps = ((8,), 10) if a.quick else ((8, 32, 100), 30)
     return {"ensemble": bench_ensemble(device, ks, steps, a.repeats), "profile": profile_ensemble(device)}
-
-
-def _cache(device, a) -> dict:
-    from .claims_cache import bench_cold_warm
-
-    args = ["claims/test_deep_vs_shallow.py", "--scale", "smoke", "-k", "function_depth or small_budget"]
-    return {"cold_warm": bench_cold_warm(args, repeats=1 if a.quick else 2)}
-
-
-def _evals(device, a) -> dict:
-    from .evals import bench_eval_cadence
-
-    return {"evals": bench_eval_cadence(device, repeats=1 if a.quick else a.repeats)}
-
-
-def _claims(device, a) -> dict:
-    from .claims_cache import claim_times
-
-    return {"claim_times": claim_times()}
-
-
-def _paper(device, a) -> dict:
-    from .paper_cost import estimate_paper
-
-    return {"paper": estimate_paper(device, repeats=1 if a.quick else a.repeats)}
 
 
 # name -> (what it prints, the measurement: (device, args) -> the results' keys it fills)
 PARTS = {
     "ensemble": ("vmapped ensemble vs loop over K models", _ensemble),
-    "cache": ("claims run, cold vs warm run cache", _cache),
-    "evals": ("batch-size runs: evaluating every epoch vs about 50 times a run", _evals),
-    "claims": ("time per claim from figures/records", _claims),
-    "paper": ("paper-scale cost from per-step times", _paper),
+    "cache": (
+        "claims run, cold vs warm run cache",
+        lambda d, a: {"cold_warm": bench_cold_warm(CACHE_RUN, repeats=1 if a.quick else 2)},
+    ),
+    "evals": (
+        "batch-size runs: evaluating every epoch vs about 50 times a run",
+        lambda d, a: {"evals": bench_eval_cadence(d, repeats=1 if a.quick else a.repeats)},
+    ),
+    "claims": ("time per claim from figures/records", lambda d, a: {"claim_times": claim_times()}),
+    "paper": (
+        "paper-scale cost from per-step times",
+        lambda d, a: {"paper": estimate_paper(d, repeats=1 if a.quick else a.repeats)},
+    ),
 }
 
 

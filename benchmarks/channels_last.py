@@ -65,22 +65,11 @@ def bench(depths=(1, 2, 4), budget=90_000, steps=10, repeats=5, eval_n=2000) -> 
                 with torch.no_grad():
                     t["eval"][fmt].append(timed(lambda: m(xs), device))
         nchw, nhwc = torch.contiguous_format, torch.channels_last
-        rows.append(
-            {
-                "depth": d,
-                "params": sum(p.numel() for p in model.parameters()),
-                "same_first_loss": same,
-                **{
-                    f"{part}_{name}_s": spread(t[part][fmt])
-                    for part in t
-                    for name, fmt in (("default", nchw), ("channels_last", nhwc))
-                },
-                **{
-                    f"{part}_ratio": spread([a / b for a, b in zip(t[part][nchw], t[part][nhwc])])
-                    for part in t
-                },
-            }
-        )
+        row = {"depth": d, "params": sum(p.numel() for p in model.parameters()), "same_first_loss": same}
+        for part, arm in t.items():
+            row.update({f"{part}_default_s": spread(arm[nchw]), f"{part}_channels_last_s": spread(arm[nhwc])})
+            row[f"{part}_ratio"] = spread([a / b for a, b in zip(arm[nchw], arm[nhwc])])
+        rows.append(row)
     return rows
 
 

@@ -54,13 +54,8 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
 def spread(values) -> dict:
     """Median and inter-quartile range of repeated measurements."""
     v = np.asarray(values, float)
-    return {
-        "median": float(np.median(v)),
-        "q25": float(np.percentile(v, 25)),
-        "q75": float(np.percentile(v, 75)),
-        "n": len(v),
-        "values": [float(x) for x in v],
-    }
+    q25, median, q75 = (float(np.percentile(v, q)) for q in (25, 50, 75))
+    return {"median": median, "q25": q25, "q75": q75, "n": len(v), "values": [float(x) for x in v]}
 
 
 def fmt_spread(s: dict, unit: str = "x", digits: int = 1) -> str:

@@ -1,18 +1,13 @@
 """What `paper` scale (hw1.config.PAPER) costs on this device, claim case by claim case: measured
 time x count.
 
-Every run family is timed for a few steps with its real models on data of the real shapes (real
-MNIST images, the real batch sizes, the paper's seeds per ensemble, vmapped or seed after seed as
-the producers train them on this device); every dominant measurement at its real size, or at two
-smaller point counts and extrapolated linearly to the real one. Each time is multiplied by the
-paper's count (steps, evaluations, members x batch sizes, ...). Runs that several cases share are
-counted once, under one case; the others name it (`shares`).
-
-The measurements the library makes on CPU copies of the models (`host`: the Keskar sharpness, the
-projections) are timed on the CPU whatever the device, with their peak memory (`PeakRSS`). On CUDA
-the sensitivity, the Gaussian sharpness, the interpolation, the sphere losses and the Hessians run
-on the device, batched, so their CPU times here are upper bounds for a GPU run until one measures
-them.
+Every run family is timed for a few steps with its real models on data of the real shapes, vmapped
+or seed after seed as the producers train them here; every dominant measurement at its real size,
+or at two smaller point counts and extrapolated linearly. Each time is multiplied by the paper's
+count (steps, evaluations, members x batch sizes). Runs that several cases share are counted once,
+under one case; the others name it (`shares`). Measurements on CPU copies of the models (`host`)
+are timed on the CPU whatever the device, with their peak memory (`PeakRSS`); on CUDA several of
+them run on the device, so their CPU times are upper bounds there (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -81,15 +76,10 @@ def _no_run_cache():
         yield
 
 
-def _run(key: str, s_per_step: float, members: int, eval_s_per_image: float = 0.0, **kw) -> dict:
+def _run(key: str, s_per_step: float, members: int, eval_s_per_image=0.0, vectorized=True, **kw) -> dict:
     """A run family's measured seconds per step and per evaluated image (all seeds)."""
-    return {
-        "key": key,
-        "s_per_step": s_per_step,
-        "eval_s_per_image": eval_s_per_image,
-        "members": members,
-        **kw,
-    }
+    row = dict(key=key, s_per_step=s_per_step, eval_s_per_image=eval_s_per_image, members=members)
+    return {**row, "vectorized": vectorized, **kw}
 
 
 NO_CALLS = {"calls": 0, "s_per_call": 0.0, "host": False, "peak_bytes": None, "note": ""}
@@ -143,9 +133,7 @@ def _fit(device, repeats) -> tuple[list, list]:
     for b in budgets:
         for d in cfg.depths:
             run = lambda e, b=b, d=d: fit_runs(replace(cfg, epochs=e), "sinc", d, b, seeds, device)
-            runs.append(
-                _run(f"fit/d{d}/b{b}", _per_step(run, 10, repeats, device), len(seeds), vectorized=True)
-            )
+            runs.append(_run(f"fit/d{d}/b{b}", _per_step(run, 10, repeats, device), len(seeds)))
             print(f"  {runs[-1]['key']:34s} {runs[-1]['s_per_step'] * 1e3:9.2f} ms/step", flush=True)
     items = []
     for t in cfg.targets:
@@ -154,10 +142,8 @@ def _fit(device, repeats) -> tuple[list, list]:
         shares = "small-budget-crossover reads them at its largest budget"
         shares += "; trajectories-diverge and gradient-norm read them" if t == "sincos" else ""
         items.append(_item(f"function-depth [{t}]", "fit", what, largest, cfg.epochs, shares=shares))
-        what, keys = (
-            f"{len(cfg.depths)} depths x budgets {small}",
-            [f"fit/d{d}/b{b}" for b in small for d in cfg.depths],
-        )
+        keys = [f"fit/d{d}/b{b}" for b in small for d in cfg.depths]
+        what = f"{len(cfg.depths)} depths x budgets {small}"
         items.append(_item(f"small-budget-crossover [{t}]", "fit", what, keys, cfg.epochs))
     what = "reads function-depth [sincos]'s 1-layer runs; its own arithmetic is negligible"
     items += [_trajectories(cfg), _item("gradient-norm", "fit", what, shares="function-depth [sincos]")]
@@ -199,10 +185,8 @@ def _mnist(device, repeats) -> tuple[list, list]:
     for kind, depths in (("cnn", cfg.cnn_depths), ("dnn", cfg.dnn_depths)):
         data = (x if kind == "cnn" else x.flatten(1), y)
         keys = [f"mnist/{kind}/d{d}" for d in depths]
-        for key, d in zip(keys, depths):
-            runs.append(
-                _train_row(key, mnist_arch(cfg, kind, d), seeds, data, cfg.batch_size, device, repeats)
-            )
+        for key, arch in zip(keys, (mnist_arch(cfg, kind, d) for d in depths)):
+            runs.append(_train_row(key, arch, seeds, data, cfg.batch_size, device, repeats))
         budget = cfg.cnn_budget if kind == "cnn" else cfg.dnn_budget
         what = (
             f"{kind.upper()}s of {len(depths)} depths at ~{budget} params, {len(seeds)} seeds, "
@@ -221,31 +205,19 @@ def _ratio(device, repeats) -> tuple[list, list]:
     ens = Ensemble(arch, seeds, init_params(arch, seeds), {}, "mse")
     gn = lambda e: landscape.minimize_grad_norm(ens, x, y, epochs=e, lr=cfg.gn_lr, device=device)
     mse, gn = _per_step(mse, 5, repeats, device), _per_step(gn, 2, repeats, device)
-    runs = [
-        _run("ratio/mse", mse, len(seeds), vectorized=True),
-        _run("ratio/gn", gn, len(seeds), vectorized=True),
-    ]
+    runs = [_run(f"ratio/{k}", s, len(seeds)) for k, s in (("mse", mse), ("gn", gn))]
     one = Ensemble(arch, [0], init_params(arch, [0]), {}, "mse")
     # members hessian_eigenvalues computes at once (its default chunk, sized by memory)
     at_once = min(landscape.hessian_chunk(one.flat().shape[1], len(x)), len(seeds))
     hess, peak = _on_cpu(lambda: landscape.hessian_eigenvalues(one, x, y))
     print(
-        f"  ratio MSE {mse * 1e3:.1f} ms/step, gradient norm {gn * 1e3:.1f} ms/step, Hessian {hess:.1f} s",
-        flush=True,
+        f"  ratio MSE {mse * 1e3:.1f}, gradient norm {gn * 1e3:.1f} ms/step, Hessian {hess:.1f} s", flush=True
     )
     n = arch.n_params
-    items = [
-        _item(
-            "minimal-ratio",
-            group,
-            f"{len(seeds)} one-layer DNNs ({n} params) as one ensemble: {cfg.mse_epochs} MSE steps",
-            ["ratio/mse"],
-            cfg.mse_epochs,
-        ),
-        _item(
-            "minimal-ratio", group, f"then {cfg.gn_epochs} steps on ||grad L||^2", ["ratio/gn"], cfg.gn_epochs
-        ),
-    ]
+    what = f"{len(seeds)} one-layer DNNs ({n} params) as one ensemble: {cfg.mse_epochs} MSE steps"
+    items = [_item("minimal-ratio", group, what, ["ratio/mse"], cfg.mse_epochs)]
+    what = f"then {cfg.gn_epochs} steps on ||grad L||^2"
+    items.append(_item("minimal-ratio", group, what, ["ratio/gn"], cfg.gn_epochs))
     what = f"exact {n}x{n} Hessian (float64) and its eigenvalues, per member"
     note = f"memory: one member's {peak / 2**30:.1f} GiB x {at_once} (hessian_eigenvalues' chunk)"
     items.append(_host("minimal-ratio", group, what, len(seeds), hess, peak * at_once, note))
@@ -253,10 +225,8 @@ def _ratio(device, repeats) -> tuple[list, list]:
     radii = np.asarray(cfg.radii) * float(theta.norm())
     sph, peak = _on_cpu(lambda: landscape.sphere_losses(one, x, y, radii, cfg.n_dirs, seed=0))
     what = f"sphere losses: {len(cfg.radii)} radii x {cfg.n_dirs} directions, per member"
-    shares = "trains nothing: minimal-ratio's end points"
-    items.append(
-        _host("error-surface", group, what, min(cfg.seeds, cfg.ratio_runs), sph, peak, shares=shares)
-    )
+    calls, shares = min(cfg.seeds, cfg.ratio_runs), "trains nothing: minimal-ratio's end points"
+    items.append(_host("error-surface", group, what, calls, sph, peak, shares=shares))
     shapes = landscape.param_shapes(one.params)
     surf, peak = _on_cpu(lambda: landscape.surface_2d(arch, theta, x, y, shapes, cfg.span, cfg.grid, seed=0))
     items.append(_host("error-surface", group, f"2-D surface, {cfg.grid}x{cfg.grid} grid", 1, surf, peak))
@@ -269,11 +239,9 @@ def _random_labels_and_sizes(device, repeats) -> tuple[list, list]:
     cfg, pg = PAPER.gen, "params-vs-generalization"
     data = load_mnist(True, limit=2 * max(cfg.rl_batch, cfg.pg_batch))
     seeds, rl_seeds = list(range(cfg.pg_seeds)), list(range(cfg.seeds))
-    runs = [
-        _train_row("random-labels", G.random_label_arch(cfg), rl_seeds, data, cfg.rl_batch, device, repeats)
-    ]
-    for w in cfg.pg_widths:
-        runs.append(_train_row(f"size/w{w}", G.size_arch(cfg, w), seeds, data, cfg.pg_batch, device, repeats))
+    nets = [("random-labels", G.random_label_arch(cfg), rl_seeds, cfg.rl_batch)]
+    nets += [(f"size/w{w}", G.size_arch(cfg, w), seeds, cfg.pg_batch) for w in cfg.pg_widths]
+    runs = [_train_row(key, arch, k, data, batch, device, repeats) for key, arch, k, batch in nets]
     n_evals = len(eval_epochs(cfg.rl_epochs, cfg.rl_eval_every, first=True)) + 1
     what = (
         f"1 conv ({cfg.rl_channels[0]}) + dense {cfg.rl_widths[0]}, {cfg.seeds} seeds as one ensemble, "
@@ -294,10 +262,8 @@ def _random_labels_and_sizes(device, repeats) -> tuple[list, list]:
         "test-loss-rises and train-loss-falls read the same runs",
     )
     items.append(_item(case, pg, what, keys, steps, math.ceil(cfg.pg_epochs / every), n_eval, shares))
-    items += [
-        _item(f"{pg} [{part}]", pg, "reads the size family", shares=case)
-        for part in ("test-loss-rises", "train-loss-falls")
-    ]
+    for part in ("test-loss-rises", "train-loss-falls"):
+        items.append(_item(f"{pg} [{part}]", pg, "reads the size family", shares=case))
     return runs, items
 
 
@@ -307,14 +273,14 @@ def _batch_runs(device, repeats) -> tuple[list, list]:
     seeds, n_mnist = list(range(cfg.seeds)), cfg.bs_train_size or N_TRAIN
     mnist = load_mnist(True, limit=2 * max(cfg.batch_sizes))
     fit = sample_target(cfg.fit_target, 2 * max(cfg.batch_sizes), seed=1)
-    tasks = {
+    tasks = {  # task -> (data, training points, evaluated points, who else reads the runs)
         "mnist": (
             mnist,
             n_mnist,
             n_mnist + (cfg.bs_test_size or N_TEST),
             "interpolation and sharpness [mnist-*]",
         ),
-        "fit": (fit, cfg.fit_points, 2 * cfg.fit_points, "sharpness [fit-*] reads them"),
+        "fit": (fit, cfg.fit_points, 2 * cfg.fit_points, "sharpness [fit-*]"),
     }
     runs, items = [], []
     for task, (data, n_train, n_eval, readers) in tasks.items():
@@ -322,22 +288,15 @@ def _batch_runs(device, repeats) -> tuple[list, list]:
         for key, b in zip(keys, cfg.batch_sizes):
             runs.append(_train_row(key, arch, seeds, data, b, device, repeats, loss=G.task_loss(task)))
             epochs = G.batch_epochs(cfg, task, b)  # G.batch_runs' cadence
-            runs[-1].update(
-                steps=epochs * math.ceil(n_train / b), evals=math.ceil(epochs / G.eval_every(epochs))
-            )
+            evals = math.ceil(epochs / G.eval_every(epochs))
+            runs[-1].update(steps=epochs * math.ceil(n_train / b), evals=evals)
         what = (
             f"{len(cfg.batch_sizes)} batch sizes {list(cfg.batch_sizes)}, {len(seeds)} seeds, both sets "
             f"evaluated about {G.EVALS} times a run"
         )
+        shares = readers + (" read them" if task == "mnist" else " reads them")
         items.append(
-            _item(
-                f"sensitivity [{task}]",
-                "batch-size",
-                what,
-                keys,
-                eval_images=n_eval,
-                shares=readers,
-            )
+            _item(f"sensitivity [{task}]", "batch-size", what, keys, eval_images=n_eval, shares=shares)
         )
     return runs, items
 
@@ -358,27 +317,18 @@ def _measurements(repeats) -> list:
             n_sens, n_sharp = cfg.fit_points, min(cfg.sharp_points or cfg.fit_points, cfg.fit_points)
         sens = lambda n: G.sensitivity(model, xt[:n], yt[:n], loss)
         gauss = lambda n: G.gaussian_sharpness(model, x[:n], y[:n], loss, sigma=cfg.sharp_sigma, n=1, seed=0)
-        keskar = lambda n: G.keskar_sharpness(
-            model, x[:n], y[:n], loss, eps=cfg.keskar_eps, iters=cfg.keskar_iters
-        )
+        kw = dict(eps=cfg.keskar_eps, iters=cfg.keskar_iters)
+        keskar = lambda n: G.keskar_sharpness(model, x[:n], y[:n], loss, **kw)
         jac = " + softmax Jacobians" if task == "mnist" else ""
+        gauss_what = f"{cfg.sharp_n + 1} float64 losses on {n_sharp} training points"
+        keskar_what = f"L-BFGS-B, {cfg.keskar_iters} iterations, float64, on {n_sharp} training points"
         # name -> (fn(n): one call on n points; how many such calls the real one is worth in its
         # point-dependent part (the Gaussian sharpness is timed on 1 draw, 2 losses, of its 21); the
         # real point count; what it computes)
         probes = {
             "sensitivity": (sens, 1.0, n_sens, f"loss-gradient norms{jac} on {n_sens} test points"),
-            "gaussian": (
-                gauss,
-                (cfg.sharp_n + 1) / 2,
-                n_sharp,
-                f"{cfg.sharp_n + 1} float64 losses on {n_sharp} training points",
-            ),
-            "keskar": (
-                keskar,
-                1.0,
-                n_sharp,
-                f"L-BFGS-B, {cfg.keskar_iters} iterations, float64, on {n_sharp} training points",
-            ),
+            "gaussian": (gauss, (cfg.sharp_n + 1) / 2, n_sharp, gauss_what),
+            "keskar": (keskar, 1.0, n_sharp, keskar_what),
         }
         for name, (fn, per_point_x, n_real, what) in probes.items():
             sizes = (250, len(x)) if task == "mnist" else (n_real // 2, n_real)

@@ -35,10 +35,8 @@ def _machine_lines(res: dict) -> str:
     for (lab, torch_v, py, load, when), parts in by.items():
         secs = ", ".join(f"{p} {res['part_s'][p]:.0f} s" for p in parts if p in res.get("part_s", {}))
         secs = secs or (f"{res['wall_s']:.0f} s" if "wall_s" in res else "")
-        out.append(
-            f"{', '.join(parts)} on {lab}; torch {torch_v}, Python {py}, load average {load:.1f} at start, "
-            f"measured {when}" + (f" ({secs})" if secs else "")
-        )
+        head = f"{', '.join(parts)} on {lab}; torch {torch_v}, Python {py}, load average {load:.1f} at start"
+        out.append(f"{head}, measured {when}" + (f" ({secs})" if secs else ""))
     return f"- `{res['kind']}`: " + "; ".join(out) + "."
 
 
@@ -49,28 +47,14 @@ def _ratio_rows(res: dict) -> list[str]:
         what = f"train K={r['K']} × {r['net']} (widths {r['widths']}, {r['params']} params), "
         what += f"{r['steps']} full-batch Adam steps"
         base = f"loop of `train_model`: {r['loop_s_per_step']['median'] * 1e3:.1f} ms/step"
-        rows.append(
-            (
-                what,
-                base,
-                f"vmapped `train_ensemble`: {r['ens_s_per_step']['median'] * 1e3:.1f} ms/step",
-                r,
-                "ensemble",
-            )
-        )
+        ours = f"vmapped `train_ensemble`: {r['ens_s_per_step']['median'] * 1e3:.1f} ms/step"
+        rows.append((what, base, ours, r, "ensemble"))
     if c := res.get("cold_warm"):
         what = (
             f"`{c['command']}` ({c['entries']} trained runs; warm run retrained {c['retrained_when_warm']})"
         )
-        rows.append(
-            (
-                what,
-                f"cold cache: {fmt_spread(c['cold_s'], ' s')}",
-                f"warm cache: {fmt_spread(c['warm_s'], ' s')}",
-                c,
-                "cache",
-            )
-        )
+        base, ours = (f"{w} cache: {fmt_spread(c[f'{w}_s'], ' s')}" for w in ("cold", "warm"))
+        rows.append((what, base, ours, c, "cache"))
     for r in res.get("evals", []):
         same = "yes" if r["identical_params"] else "NO"
         what = f"train K={r['seeds']} × ci {r['task']} batch-size run, batch {r['batch']}, "
@@ -124,35 +108,29 @@ def _profile(res: dict) -> list[str]:
     ]
 
 
-def _claim_table(res: dict) -> list[str]:
+def _claim_table(res: dict) -> tuple[list[str], list[str]]:
+    """(the lines above the table of claim times, its rows)."""
     if not (ct := res.get("claim_times")):
-        return []
-    if not ct["rows"]:
-        return [
-            f"No records in `{ct['folder']}` yet: run `pytest claims/`, then `python -m benchmarks --only claims`."
-        ]
+        return [], []
     lines = []
     if s := res.get("suite"):
         lines += [
-            f"**The whole ci suite**, {s['what']}: {s['claims_s']} s of wall time ({s['claims_s'] / 60:.1f} min; the "
-            f"unit tests {s['unit_tests_s']} s more), {s['when']}, {s['machine']}.",
+            f"**The whole ci suite**, {s['what']}: {s['claims_s']} s of wall time ({s['claims_s'] / 60:.1f} min; "
+            f"the unit tests {s['unit_tests_s']} s more), {s['when']}, {s['machine']}.",
             "",
         ]
-    lines += [
-        f"From `{ct['folder']}/*.json` (`seconds`: wall time of each claim case in its last run, training included "
-        "unless its runs were already cached; `trained`: what training every run it read cost, cached or not, counted "
-        f"once per case, so runs shared between cases count in each). Total {ct['total_s']:.0f} s.",
-        "",
-        "| claim | case | scale | outcome | seeds used | seconds | trained (s) |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: |",
+    lines.append(
+        f"From `{ct['folder']}/*.json` (`seconds`: wall time of each claim case in its last run, training "
+        "included unless its runs were already cached; `trained`: what training every run it read cost, cached "
+        f"or not, counted once per case, so runs shared between cases count in each). Total {ct['total_s']:.0f} s."
+    )
+    rows = [
+        f"| {r['claim']} | {r['case']} | {r['scale']} | {r['verdict']} | {r.get('seeds', '')} | {r['seconds']:.1f} | "
+        + ("" if r.get("train_seconds") is None else f"{r['train_seconds']:.0f}")
+        + " |"
+        for r in ct["rows"]
     ]
-    for r in ct["rows"]:
-        trained = "" if r.get("train_seconds") is None else f"{r['train_seconds']:.0f}"
-        lines.append(
-            f"| {r['claim']} | {r['case']} | {r['scale']} | {r['verdict']} | {r.get('seeds', '')} | "
-            f"{r['seconds']:.1f} | {trained} |"
-        )
-    return lines
+    return lines, rows
 
 
 def _h(seconds: float) -> str:
@@ -173,15 +151,15 @@ def _count(it: dict, runs: dict) -> tuple[str, float]:
     return "—", 0.0
 
 
-def _paper_table(cpu: dict) -> list[str]:
-    paper, when = cpu["paper"], cpu.get("part_info", {}).get("paper", cpu)
-    lines = [
-        f"{part_label(cpu, 'paper')}, load average {when['machine']['load_avg_start']:.1f} at start, "
-        f"measured {when['when']}.",
-        "",
-        "| claim case | what dominates | count | CPU s per step or call | CPU h |",
-        "| --- | --- | --- | ---: | ---: |",
-    ]
+def _paper_machine(cpu: dict) -> str:
+    when = cpu.get("part_info", {}).get("paper", cpu)
+    return (
+        f"{part_label(cpu, 'paper')}, load {when['machine']['load_avg_start']:.1f} at start, {when['when']}:"
+    )
+
+
+def _paper_table(paper: dict) -> list[str]:
+    lines = []
     for it in paper["items"]:
         count, per = _count(it, paper["runs"])
         what = (
@@ -199,31 +177,16 @@ def _shards(paper: dict) -> list[str]:
         g = groups.setdefault(it["group"], [0.0, 0.0])
         g[0] += it["s"]
         g[1] += it["s"] if it["host"] else 0.0
-    lines = ["| shard | CPU h (1x) | CPU h (4x) | of which host (1x) |", "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {name} | {_h(c)} | {_h(4 * c)} | {_h(h)} |" for name, (c, h) in groups.items()]
+    lines = [f"| {name} | {_h(c)} | {_h(4 * c)} | {_h(h)} |" for name, (c, h) in groups.items()]
     c, h = (sum(g[i] for g in groups.values()) for i in (0, 1))
     return lines + [f"| **all claims, one machine** | **{_h(c)}** | **{_h(4 * c)}** | **{_h(h)}** |"]
-
-
-def gpu_steps(cuda: dict) -> dict[str, float]:
-    """Seconds per training step a GPU measured, by run key: a `--only paper` run on the GPU, or the
-    rows of the earlier HW1-1 estimate in results/cuda.json (the fit and MNIST runs)."""
-    paper = cuda.get("paper", {})
-    if "runs" in paper:
-        return {k: r["s_per_step"] for k, r in paper["runs"].items()}
-    out = {}
-    for r in paper.get("rows", []):
-        if m := re.match(r"DNN depth (\d+), budget (\d+), ", r["what"]):
-            out[f"fit/d{m[1]}/b{m[2]}"] = r["s_per_step"]
-        elif m := re.match(r"(CNN|DNN) depth (\d+), \d+ params", r["what"]):
-            out[f"mnist/{m[1].lower()}/d{m[2]}"] = r["s_per_step"]
-    return out
 
 
 def gpu_seconds(paper: dict, cuda: dict) -> dict[str, float | None]:
     """Per claim case that trains: measured GPU seconds per step x the paper's step counts; None
     where a GPU has not timed the steps of every one of its runs."""
-    steps, runs, out = gpu_steps(cuda), paper["runs"], {}
+    steps = {k: r["s_per_step"] for k, r in cuda.get("paper", {}).get("runs", {}).items()}
+    runs, out = paper["runs"], {}
     for it in paper["items"]:
         if it["runs"] and it["claim"] not in out:
             n = {k: runs[k].get("steps", it["steps"]) for k in it["runs"]}
@@ -231,24 +194,16 @@ def gpu_seconds(paper: dict, cuda: dict) -> dict[str, float | None]:
     return out
 
 
-def _gpu_table(cuda: dict, seconds: dict) -> list[str]:
-    lines = [
-        f"Steps timed on {part_label(cuda, 'paper')}, {cuda.get('when', '?')} (eager, the training loop of that time).",
-        "",
-        "| claim case | GPU min | steps |",
-        "| --- | ---: | --- |",
+def _gpu_table(seconds: dict) -> list[str]:
+    return [
+        f"| {c} | {'—' if s is None else f'{s / 60:.1f}'} | {'not ' * (s is None)}measured |"
+        for c, s in seconds.items()
     ]
-    for case, s in seconds.items():
-        lines.append(f"| {case} | {'—' if s is None else f'{s / 60:.1f}'} | {'not ' * (s is None)}measured |")
-    return lines
 
 
 def _paper_runs(folder: Path, table_s: dict[str, float | None]) -> list[str]:
     """The paper-scale cases that ran on one machine, from their records, beside the table's seconds."""
-    lines = [
-        "| case | outcome | seeds | wall s | training s | table s |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
-    ]
+    lines = []
     for f in sorted(folder.glob("*.json")):
         r = json.loads(f.read_text())
         status = (r.get("verdict") or {}).get("status", "stopped before its verdict")
@@ -264,28 +219,23 @@ def _memory(paper: dict) -> list[str]:
     for it in paper["items"]:
         if it["peak_bytes"] and it["peak_bytes"] > peaks.get(it["claim"], {}).get("peak_bytes", -1):
             peaks[it["claim"]] = it
-    lines = ["| claim case | peak host memory | dominated by | how obtained |", "| --- | ---: | --- | --- |"]
-    return lines + [
+    return [
         f"| {case} | {it['peak_bytes'] / 2**30:.2f} GiB | {it['what']} | {it['note'] or 'at real size'} |"
         for case, it in peaks.items()
     ]
 
 
-def _channels_last(path: Path = HERE / "results" / "channels_last.json") -> list[str]:
+def _channels_last(path: Path = HERE / "results" / "channels_last.json") -> tuple[str, list[str]]:
+    """(the machine it ran on, the table's rows)."""
     if not path.exists():
-        return ["Not measured yet: `python -m benchmarks.channels_last`."]
+        return "Not measured yet: `python -m benchmarks.channels_last`.", []
     res = json.loads(path.read_text())
-    lines = [
-        f"On {label(res['machine'])}, load {res['machine']['load_avg_start']:.1f} at start:",
-        "",
-        "| depth | params | train step NCHW ms | train ratio | evaluation ratio | same loss |",
-        "| ---: | ---: | ---: | --- | --- | --- |",
-    ]
-    return lines + [
+    rows = [
         f"| {r['depth']} | {r['params']} | {r['train_default_s']['median'] * 1e3:.0f} | "
         f"{fmt_spread(r['train_ratio'], 'x', 2)} | {fmt_spread(r['eval_ratio'], 'x', 2)} | {r['same_first_loss']} |"
         for r in res["rows"]
     ]
+    return f"On {label(res['machine'])}, load {res['machine']['load_avg_start']:.1f} at start:", rows
 
 
 def _digests(path: Path = HERE / "results" / "digests.json") -> list[str]:
@@ -354,14 +304,22 @@ def blocks(results: list[dict]) -> dict[str, list[str]]:
         or ["- not measured (run the ensemble part with K ≥ 32)"],
         "not_faster": slow or ["- nowhere in these runs"],
         "loop_cost": [x for r in results for x in _loop_cost(r)] + [x for r in results for x in _profile(r)],
-        "claim_times": [line for r in results for line in _claim_table(r)],
-        "paper": _paper_table(cpu) if paper else none,
+        "claim_times": [line for r in results for line in _claim_table(r)[0]],
+        "claim_rows": [line for r in results for line in _claim_table(r)[1]],
+        "paper_machine": [_paper_machine(cpu) if paper else none[0]],
+        "paper": _paper_table(paper) if paper else [],
         "shards": _shards(paper) if paper else none,
         "paper_cpu": _paper_runs(PAPER_RUNS["cpu"], cpu_s),
-        "gpu": _gpu_table(cuda, gpu_s) if gpu_s else ["No GPU has timed training steps yet."],
+        "gpu_machine": [
+            f"Timed on {part_label(cuda, 'paper')}, {cuda.get('when', '?')} (eager, the training loop of then):"
+            if gpu_s
+            else "No GPU has timed training steps yet."
+        ],
+        "gpu": _gpu_table(gpu_s),
         "paper_gpu": _paper_runs(PAPER_RUNS["gpu"], gpu_s),
         "memory": _memory(paper) if paper else none,
-        "channels_last": _channels_last(),
+        "channels_last_machine": [_channels_last()[0]],
+        "channels_last": _channels_last()[1],
         "digests": _digests(),
         "suite_log": _suite_log(),
     }
