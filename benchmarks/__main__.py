@@ -32,17 +32,14 @@ PARTS = {
     "ensemble": ("vmapped ensemble vs loop over K models", _ensemble),
     "cache": (
         "claims run, cold vs warm run cache",
-        lambda d, a: {"cold_warm": bench_cold_warm(CACHE_RUN, repeats=1 if a.quick else 2)},
+        lambda d, a: {"cold_warm": bench_cold_warm(CACHE_RUN, min(a.repeats, 2))},
     ),
     "evals": (
         "batch-size runs: evaluating every epoch vs about 50 times a run",
-        lambda d, a: {"evals": bench_eval_cadence(d, repeats=1 if a.quick else a.repeats)},
+        lambda d, a: {"evals": bench_eval_cadence(d, a.repeats)},
     ),
     "claims": ("time per claim from figures/records", lambda d, a: {"claim_times": claim_times()}),
-    "paper": (
-        "paper-scale cost from per-step times",
-        lambda d, a: {"paper": estimate_paper(d, repeats=1 if a.quick else a.repeats)},
-    ),
+    "paper": ("paper-scale cost from per-step times", lambda d, a: {"paper": estimate_paper(d, a.repeats)}),
 }
 
 
@@ -52,8 +49,11 @@ def main(argv=None) -> None:
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {tuple(PARTS)}")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (CI: 1 per xdist worker)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="K=8 only, fewer steps: a check that it runs")
+    ap.add_argument(
+        "--quick", action="store_true", help="K=8 only, fewer steps, 1 repeat: a check that it runs"
+    )
     args = ap.parse_args(argv)
+    args.repeats = 1 if args.quick else args.repeats
     parts = [p for p in args.only.split(",") if p]
     if unknown := set(parts) - set(PARTS):
         ap.error(f"unknown part(s) {sorted(unknown)}; choose from {tuple(PARTS)}")

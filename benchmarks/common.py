@@ -17,18 +17,12 @@ from hw1.provenance import cpu_model
 
 def machine(device: torch.device) -> dict:
     """What the numbers were measured on: CPU model and cores, threads, torch, GPU, load average."""
-    info = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": str(device),
-        "load_avg_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
+    info = dict(
+        cpu=cpu_model(), cores=os.cpu_count(), torch_threads=torch.get_num_threads(), torch=torch.__version__
+    )
+    info.update(python=platform.python_version(), device=str(device))
+    info["load_avg_start"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {**info, "gpu": torch.cuda.get_device_name(device)} if device.type == "cuda" else info
 
 
 def label(info: dict) -> str:

@@ -54,16 +54,12 @@ def _median(fn, repeats: int, device) -> float:
     return float(np.median([timed(fn, device) for _ in range(repeats)]))
 
 
-def _linear(fn, sizes: tuple[int, int]) -> tuple[dict, int]:
-    """fn(n) timed at two point counts: ({'a', 'b'} with seconds = a + b n, the peak memory growth
-    of the larger call)."""
-    t = []
-    for n in sizes:
-        with PeakRSS() as mem:
-            t.append(timed(lambda: fn(n), CPU))
-    (n1, n2) = sizes
-    b = (t[1] - t[0]) / (n2 - n1)
-    return {"a": max(t[0] - b * n1, 0.0), "b": max(b, 0.0), "sizes": list(sizes), "s": t}, mem.growth
+def _linear(fn, sizes: tuple[int, int]) -> tuple[float, float, int]:
+    """fn(n) timed at two point counts: (a, b) with seconds = a + b n, and the peak memory growth of
+    the larger call."""
+    (t1, _), (t2, grown) = (_on_cpu(lambda: fn(n)) for n in sizes)
+    b = (t2 - t1) / (sizes[1] - sizes[0])
+    return max(t1 - b * sizes[0], 0.0), max(b, 0.0), grown
 
 
 @contextmanager
@@ -125,8 +121,7 @@ def _train_row(name, arch, seeds, data, batch, device, repeats, loss="ce") -> di
 
 def _fit(device, repeats) -> tuple[list, list]:
     """HW1-1 and HW1-2: the fit runs of every depth and budget, full batch."""
-    cfg = PAPER.fit
-    seeds = list(range(cfg.seeds))
+    cfg, seeds = PAPER.fit, list(range(PAPER.fit.seeds))
     budgets = sorted(set(cfg.crossover_budgets) | {cfg.budget})
     small = [b for b in budgets if b != cfg.budget]
     runs = []
@@ -153,8 +148,7 @@ def _fit(device, repeats) -> tuple[list, list]:
 def _trajectories(cfg) -> dict:
     """PCA and t-SNE of (seeds x snapshots) points, for one layer and the whole model, plus the
     aligned end-point distances: at the real shape (a random walk stands in for training)."""
-    arch, K = dnn_arch(max(cfg.depths), cfg.budget), cfg.seeds
-    T = cfg.epochs // cfg.snapshot_every + 1
+    arch, K, T = dnn_arch(max(cfg.depths), cfg.budget), cfg.seeds, cfg.epochs // cfg.snapshot_every + 1
     start = Ensemble(arch, list(range(K)), init_params(arch, list(range(K)))).flat()
     g = torch.Generator().manual_seed(0)
     snap = start[:, None] + 0.01 * torch.randn(K, T, start.shape[1], generator=g).cumsum(1)
@@ -176,8 +170,7 @@ def _trajectories(cfg) -> dict:
 
 def _mnist(device, repeats) -> tuple[list, list]:
     """HW1-1 MNIST: CNNs and DNNs of every depth, evaluated once after the last epoch."""
-    cfg = PAPER.mnist
-    seeds = list(range(cfg.seeds))
+    cfg, seeds = PAPER.mnist, list(range(PAPER.mnist.seeds))
     x, y = load_mnist(True, limit=2 * cfg.batch_size)
     steps = cfg.epochs * math.ceil((cfg.train_size or N_TRAIN) / cfg.batch_size)
     n_eval = (cfg.train_size or N_TRAIN) + (cfg.test_size or N_TEST)
@@ -269,8 +262,7 @@ def _random_labels_and_sizes(device, repeats) -> tuple[list, list]:
 
 def _batch_runs(device, repeats) -> tuple[list, list]:
     """HW1-3 batch size: each batch size's run carries its own steps and evaluations."""
-    cfg = PAPER.gen
-    seeds, n_mnist = list(range(cfg.seeds)), cfg.bs_train_size or N_TRAIN
+    cfg, seeds, n_mnist = PAPER.gen, list(range(PAPER.gen.seeds)), PAPER.gen.bs_train_size or N_TRAIN
     mnist = load_mnist(True, limit=2 * max(cfg.batch_sizes))
     fit = sample_target(cfg.fit_target, 2 * max(cfg.batch_sizes), seed=1)
     tasks = {  # task -> (data, training points, evaluated points, who else reads the runs)
@@ -303,8 +295,7 @@ def _batch_runs(device, repeats) -> tuple[list, list]:
 
 def _measurements(repeats) -> list:
     """Per member and batch size, on CPU copies of the models (as batch_measurements does)."""
-    cfg = PAPER.gen
-    calls = cfg.seeds * len(cfg.batch_sizes)
+    cfg, calls = PAPER.gen, PAPER.gen.seeds * len(PAPER.gen.batch_sizes)
     items = []
     for task in ("mnist", "fit"):
         arch, loss = G.batch_arch(cfg, task), G.task_loss(task)
@@ -332,8 +323,8 @@ def _measurements(repeats) -> list:
         }
         for name, (fn, per_point_x, n_real, what) in probes.items():
             sizes = (250, len(x)) if task == "mnist" else (n_real // 2, n_real)
-            t, grown = _linear(fn, sizes)
-            s = t["a"] + t["b"] * per_point_x * n_real
+            a, b, grown = _linear(fn, sizes)
+            s = a + b * per_point_x * n_real
             peak = grown * n_real / sizes[1]  # the working set grows with the points
             case = f"sensitivity [{task}]" if name == "sensitivity" else f"sharpness [{task}-{name}]"
             how = f"timed at {sizes[0]} and {sizes[1]} points, linear; memory x {n_real / sizes[1]:g}"
@@ -347,8 +338,8 @@ def _measurements(repeats) -> list:
 
 
 def _interpolation(repeats) -> dict:
-    cfg = PAPER.gen
-    arch, K = G.batch_arch(cfg, "mnist"), cfg.seeds
+    cfg, K = PAPER.gen, PAPER.gen.seeds
+    arch = G.batch_arch(cfg, "mnist")
     params = init_params(arch, list(range(K)))  # CPU: the cached endpoints are CPU tensors
     x, y = load_mnist(False, limit=EVAL_IMAGES)
     with PeakRSS() as mem:

@@ -1,4 +1,4 @@
-"""benchmarks/README.md: README.template.md with each `{{name}}` line filled by its table, built from
+"""benchmarks/README.md: README.template.md with each `{{name}}` filled by its table or figures, from
 every results/*.json (one file per machine kind) and the records of the paper-scale runs.
 
     python -m benchmarks.report       # (any `python -m benchmarks` run ends with it)
@@ -10,13 +10,11 @@ import json
 import re
 from pathlib import Path
 
+from . import timing
 from .common import fmt_spread, label
 
 HERE = Path(__file__).resolve().parent
-PAPER_RUNS = {
-    "cpu": HERE.parent / "figures" / "paper" / "records",
-    "gpu": HERE / "results" / "paper-h100" / "records",
-}
+PAPER_RUNS = {"cpu": HERE.parent / "figures" / "paper", "gpu": HERE / "results" / "paper-h100"}
 
 
 def part_label(res: dict, part: str) -> str:
@@ -67,45 +65,38 @@ def _ratio_rows(res: dict) -> list[str]:
     ]
 
 
-def _target(res: dict) -> list[str]:
-    deep = [
-        r
-        for r in res.get("ensemble", [])
-        if r["K"] >= 32 and r["net"].startswith("HW1-1") and len(r["widths"]) >= 3
-    ]
-    if not deep:
-        return []
-    worst = min(deep, key=lambda r: r["ratio"]["median"])
-    met = "met" if all(r["ratio"]["median"] >= 5 for r in deep) else "NOT met"
-    return [
-        f"- {part_label(res, 'ensemble')}: **{met}** — lowest median ratio {worst['ratio']['median']:.1f}× "
-        f"(K={worst['K']}, {worst['net']}), over {len(deep)} (network, K) pairs."
-    ]
-
-
-def _loop_cost(res: dict) -> list[str]:
-    per = [r["loop_s_per_step"]["median"] / r["K"] * 1e3 for r in res.get("ensemble", [])]
-    where = part_label(res, "ensemble")
-    return (
-        [f"- Loop cost per member and step on {where}: {min(per):.2f} to {max(per):.2f} ms."] if per else []
-    )
-
-
-def _profile(res: dict) -> list[str]:
-    if not (p := res.get("profile")):
-        return []
-    lines = [
-        "",
-        f"Profile of the vmapped step, K={p['K']} × {p['net']} (widths {p['widths']}), "
-        f"{part_label(res, 'ensemble')} — share of operator self time (torch.profiler); building the minibatch "
-        f"indices (`batch_order`, stack, index) takes {100 * p['index_share']:.1f}%:",
-        "",
-        "| operator | share | calls per step |",
-        "| --- | ---: | ---: |",
-    ]
-    return lines + [
-        f"| `{r['op']}` | {100 * r['share']:.1f}% | {r['calls_per_step']:.0f} |" for r in p["rows"]
-    ]
+def _ensemble_notes(res: dict) -> dict[str, list[str]]:
+    """The ensemble rows' target (at least 5x for K >= 32 on the deep narrow DNNs), where they miss 5x,
+    the loop's cost per member, the equal-losses check and the profile of one vmapped step."""
+    rows, where, out = res.get("ensemble", []), part_label(res, "ensemble"), {}
+    if deep := [r for r in rows if r["K"] >= 32 and r["net"].startswith("HW1-1") and len(r["widths"]) >= 3]:
+        worst = min(deep, key=lambda r: r["ratio"]["median"])
+        met = "met" if all(r["ratio"]["median"] >= 5 for r in deep) else "NOT met"
+        out["target"] = [
+            f"- {where}: **{met}** — lowest median ratio {worst['ratio']['median']:.1f}× (K={worst['K']}, "
+            f"{worst['net']}), over {len(deep)} (network, K) pairs."
+        ]
+    ratio = lambda r: r["ratio"]["median"]
+    out["not_faster"] = [f"- {where}: K={r['K']}, {r['net']} — {ratio(r):.1f}x" for r in rows if ratio(r) < 5]
+    if per := [r["loop_s_per_step"]["median"] / r["K"] * 1e3 for r in rows]:
+        out["loop_cost"] = [
+            f"- Loop cost per member and step on {where}: {min(per):.2f} to {max(per):.2f} ms."
+        ]
+        out["diffs"] = [f"{max(r['max_rel_diff_final_loss'] for r in rows):.1e} on `{res['kind']}`"]
+    if p := res.get("profile"):
+        out["profile"] = [
+            "",
+            f"Profile of the vmapped step, K={p['K']} × {p['net']} (widths {p['widths']}), {where} — share of "
+            f"operator self time (torch.profiler); building the minibatch indices (`batch_order`, stack, index) "
+            f"takes {100 * p['index_share']:.1f}%:",
+            "",
+            "| operator | share | calls per step |",
+            "| --- | ---: | ---: |",
+        ]
+        out["profile"] += [
+            f"| `{r['op']}` | {100 * r['share']:.1f}% | {r['calls_per_step']:.0f} |" for r in p["rows"]
+        ]
+    return out
 
 
 def _claim_table(res: dict) -> tuple[list[str], list[str]]:
@@ -151,22 +142,12 @@ def _count(it: dict, runs: dict) -> tuple[str, float]:
     return "—", 0.0
 
 
-def _paper_machine(cpu: dict) -> str:
-    when = cpu.get("part_info", {}).get("paper", cpu)
-    return (
-        f"{part_label(cpu, 'paper')}, load {when['machine']['load_avg_start']:.1f} at start, {when['when']}:"
-    )
-
-
 def _paper_table(paper: dict) -> list[str]:
     lines = []
     for it in paper["items"]:
         count, per = _count(it, paper["runs"])
-        what = (
-            it["what"]
-            + (f" *(shares: {it['shares']})*" if it["shares"] else "")
-            + (f" — {it['note']}" if it["note"] else "")
-        )
+        what = it["what"] + (f" *(shares: {it['shares']})*" if it["shares"] else "")
+        what += f" — {it['note']}" if it["note"] else ""
         lines.append(f"| {it['claim']} | {what} | {count} | {per:.3g} | {_h(it['s'])} |")
     return lines
 
@@ -194,24 +175,16 @@ def gpu_seconds(paper: dict, cuda: dict) -> dict[str, float | None]:
     return out
 
 
-def _gpu_table(seconds: dict) -> list[str]:
-    return [
-        f"| {c} | {'—' if s is None else f'{s / 60:.1f}'} | {'not ' * (s is None)}measured |"
-        for c, s in seconds.items()
-    ]
-
-
 def _paper_runs(folder: Path, table_s: dict[str, float | None]) -> list[str]:
-    """The paper-scale cases that ran on one machine, from their records, beside the table's seconds."""
-    lines = []
-    for f in sorted(folder.glob("*.json")):
-        r = json.loads(f.read_text())
-        status = (r.get("verdict") or {}).get("status", "stopped before its verdict")
-        case = f"{r['claim']} [{r['case']}]" if r.get("case") else r["claim"]
-        est, train = table_s.get(case), r.get("train_seconds")
-        est, train = ("—" if v is None else f"{v:.0f}" for v in (est, train))
-        lines.append(f"| {case} | {status} | {len(r['seeds'])} | {r['seconds']:.0f} | {train} | {est} |")
-    return lines
+    """The paper-scale cases that ran on one machine (its records, slowest first), beside the table's seconds."""
+    out = []
+    for r in timing.rows(folder):
+        case = f"{r['claim']} [{r['case']}]" if r["case"] else r["claim"]
+        sec, train, est = (
+            "—" if v is None else f"{v:.0f}" for v in (r["seconds"], r["trained"], table_s.get(case))
+        )
+        out.append(f"| {case} | {r['outcome']} | {r['seeds']} | {sec} | {train} | {est} |")
+    return out
 
 
 def _memory(paper: dict) -> list[str]:
@@ -238,30 +211,25 @@ def _channels_last(path: Path = HERE / "results" / "channels_last.json") -> tupl
     return f"On {label(res['machine'])}, load {res['machine']['load_avg_start']:.1f} at start:", rows
 
 
-def _digests(path: Path = HERE / "results" / "digests.json") -> list[str]:
-    """Which settings train the same parameters on which machines, and what each costs."""
+def _digests(path: Path = HERE / "results" / "digests.json") -> tuple[str, list[str], str]:
+    """(what a digest is, the table's rows: which settings train the same parameters on which
+    machines and what each costs, the settings that agree on every machine)."""
     if not path.exists():
-        return ["Not measured: run `python -m benchmarks.digest --all --repeats 3 --record`."]
+        return "not measured: run `python -m benchmarks.digest --all --repeats 3 --record`", [], "?"
     known = json.loads(path.read_text())
     machines, runs = known["machines"], ("fit", "dnn", "cnn")
     settings = list(dict.fromkeys(name for m in machines for name in m["settings"]))
-    lines = [
-        f"A digest: {known.get('definition', '?')}.",
-        "",
-        "| setting | machine | fit | dnn | cnn | seconds (fit, dnn, cnn) |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
+    rows = []
     for name in settings:
         for m, s in ((m, m["settings"][name]) for m in machines if name in m["settings"]):
             cost = ", ".join(f"{s['seconds'][r]:.2f}" for r in runs) if s.get("seconds") else "—"
             where = f"{m['cpu']}, {m['capability']}" + (f" ({m['source']})" if m.get("source") else "")
-            lines.append(
+            rows.append(
                 f"| `{name}` | {where} | " + " | ".join(s["digests"][r] for r in runs) + f" | {cost} |"
             )
     everywhere = [n for n in settings if all(n in m["settings"] for m in machines)]
     shared = [n for n in everywhere if len({json.dumps(m["settings"][n]["digests"]) for m in machines}) == 1]
-    same = ", ".join(f"`{n}`" for n in shared) if shared else "**none**"
-    return lines + ["", f"Settings under which every machine above trains the same bits: {same}."]
+    return known.get("definition", "?"), rows, ", ".join(f"`{n}`" for n in shared) if shared else "**none**"
 
 
 def _suite_log(path: Path = HERE / "results" / "suite_log.json") -> list[str]:
@@ -272,55 +240,60 @@ def _suite_log(path: Path = HERE / "results" / "suite_log.json") -> list[str]:
     return [f"- **{e['when']}, {e['what']}**: {e['result']}" for e in json.loads(path.read_text())["runs"]]
 
 
+def _paper_blocks(cpu: dict, cuda: dict | None) -> dict[str, list[str]]:
+    """The paper scale's tables: CPU cost per case and per shard, GPU steps x counts, the cases that
+    ran (their records) beside them, and the measurements' memory."""
+    paper, none = cpu.get("paper", {}), ["Not measured yet: `python -m benchmarks --only paper`."]
+    if "items" not in paper:
+        return {k: none for k in ("paper_machine", "shards", "memory", "gpu_machine")} | {
+            k: [] for k in ("paper", "gpu", "paper_cpu", "paper_gpu")
+        }
+    cpu_s: dict[str, float] = {}
+    for it in paper["items"]:
+        cpu_s[it["claim"]] = cpu_s.get(it["claim"], 0.0) + it["s"]
+    gpu_s, when = gpu_seconds(paper, cuda) if cuda else {}, cpu.get("part_info", {}).get("paper", cpu)
+    load, gpu = (
+        when["machine"]["load_avg_start"],
+        f"{part_label(cuda, 'paper')}, {cuda['when']}" if gpu_s else "",
+    )
+    mins = lambda t: "—" if t is None else f"{t / 60:.1f}"
+    return {
+        "paper_machine": [f"{part_label(cpu, 'paper')}, load {load:.1f} at start, {when['when']}:"],
+        "paper": _paper_table(paper),
+        "shards": _shards(paper),
+        "paper_cpu": _paper_runs(PAPER_RUNS["cpu"], cpu_s),
+        "gpu_machine": [
+            f"Timed on {gpu} (eager, the loop of then):" if gpu else "No GPU has timed training steps."
+        ],
+        "gpu": [f"| {c} | {mins(t)} | {'not ' * (t is None)}measured |" for c, t in gpu_s.items()],
+        "paper_gpu": _paper_runs(PAPER_RUNS["gpu"], gpu_s),
+        "memory": _memory(paper),
+    }
+
+
 def blocks(results: list[dict]) -> dict[str, list[str]]:
     """The generated part of every `{{name}}` line of the template."""
     cpu = next((r for r in results if r["kind"] == "cpu"), {})
     cuda = next((r for r in results if r["kind"] == "cuda"), None)
-    paper = cpu.get("paper") if "items" in cpu.get("paper", {}) else None
-    cpu_s: dict[str, float] = {}
-    for it in paper["items"] if paper else []:
-        cpu_s[it["claim"]] = cpu_s.get(it["claim"], 0.0) + it["s"]
-    gpu_s = gpu_seconds(paper, cuda) if paper and cuda else {}
-    diffs = ", ".join(
-        f"{max(r['max_rel_diff_final_loss'] for r in res['ensemble']):.1e} on `{res['kind']}`"
-        for res in results
-        if res.get("ensemble")
-    )
-    slow = [
-        f"- {part_label(res, 'ensemble')}: K={r['K']}, {r['net']} — {r['ratio']['median']:.1f}x"
-        for res in results
-        for r in res.get("ensemble", [])
-        if r["ratio"]["median"] < 5
-    ]
-    none = ["Not measured yet: `python -m benchmarks --only paper`."]
+    notes = [_ensemble_notes(r) for r in results]
+    joined = lambda key: [line for n in notes for line in n.get(key, [])]
+    (definition, digest_rows, shared), (cl_machine, cl_rows) = _digests(), _channels_last()
+    claims = [_claim_table(r) for r in results]
     return {
         "machines": [_machine_lines(r) for r in results],
         "ratios": [row for r in results for row in _ratio_rows(r)],
-        "same_losses": [
-            "Every ensemble row was checked to train the same models as the loop (largest relative difference "
-            f"of the final losses, first repeat: {diffs})."
-        ],
-        "target": [t for r in results for t in _target(r)]
-        or ["- not measured (run the ensemble part with K ≥ 32)"],
-        "not_faster": slow or ["- nowhere in these runs"],
-        "loop_cost": [x for r in results for x in _loop_cost(r)] + [x for r in results for x in _profile(r)],
-        "claim_times": [line for r in results for line in _claim_table(r)[0]],
-        "claim_rows": [line for r in results for line in _claim_table(r)[1]],
-        "paper_machine": [_paper_machine(cpu) if paper else none[0]],
-        "paper": _paper_table(paper) if paper else [],
-        "shards": _shards(paper) if paper else none,
-        "paper_cpu": _paper_runs(PAPER_RUNS["cpu"], cpu_s),
-        "gpu_machine": [
-            f"Timed on {part_label(cuda, 'paper')}, {cuda.get('when', '?')} (eager, the training loop of then):"
-            if gpu_s
-            else "No GPU has timed training steps yet."
-        ],
-        "gpu": _gpu_table(gpu_s),
-        "paper_gpu": _paper_runs(PAPER_RUNS["gpu"], gpu_s),
-        "memory": _memory(paper) if paper else none,
-        "channels_last_machine": [_channels_last()[0]],
-        "channels_last": _channels_last()[1],
-        "digests": _digests(),
+        "diffs": [", ".join(joined("diffs"))],
+        "target": joined("target") or ["- not measured (run the ensemble part with K ≥ 32)"],
+        "not_faster": joined("not_faster") or ["- nowhere in these runs"],
+        "loop_cost": joined("loop_cost") + joined("profile"),
+        "claim_times": [line for intro, _ in claims for line in intro],
+        "claim_rows": [line for _, rows in claims for line in rows],
+        **_paper_blocks(cpu, cuda),
+        "channels_last_machine": [cl_machine],
+        "channels_last": cl_rows,
+        "digest": [definition],
+        "digests": digest_rows,
+        "digests_shared": [shared],
         "suite_log": _suite_log(),
     }
 
@@ -329,7 +302,7 @@ def write_readme(path: Path = HERE / "README.md") -> Path:
     results = [json.loads(f.read_text()) for f in sorted((HERE / "results").glob("*.json"))]
     filled = blocks([r for r in results if "kind" in r])  # digests.json is the cross-CPU experiment's
     template = (HERE / "README.template.md").read_text().split("-->\n", 1)[1]  # its first lines: a comment
-    path.write_text(re.sub(r"(?m)^\{\{(\w+)\}\}$", lambda m: "\n".join(filled[m[1]]), template))
+    path.write_text(re.sub(r"\{\{(\w+)\}\}", lambda m: "\n".join(filled[m[1]]), template))
     return path
 
 

@@ -15,11 +15,7 @@ from hw1.experiments import mnist_runs
 
 from . import decided, run
 
-VARIANTS = [  # (train images, epochs, lr, seeds)
-    (2000, 10, 1e-3, 4),
-    (4000, 3, 3e-3, 4),
-    (4000, 8, 1e-3, 4),
-]
+VARIANTS = [(2000, 10, 1e-3, 4), (4000, 3, 3e-3, 4), (4000, 8, 1e-3, 4)]  # (train images, epochs, lr, seeds)
 
 
 def measure(n_img: int, epochs: int, lr: float, n: int) -> dict:

@@ -15,13 +15,8 @@ from hw1.experiments import fit_runs
 
 from . import decided, run
 
-VARIANTS = [  # (epochs, lr, seeds)
-    (2000, 1e-3, 8),
-    (2000, 1e-3, 16),
-    (2000, 3e-3, 8),
-    (5000, 1e-3, 8),
-    (5000, 3e-3, 8),
-]
+# (epochs, lr, seeds)
+VARIANTS = [(2000, 1e-3, 8), (2000, 1e-3, 16), (2000, 3e-3, 8), (5000, 1e-3, 8), (5000, 3e-3, 8)]
 
 
 def measure(target: str, epochs: int, lr: float, n: int) -> dict:
