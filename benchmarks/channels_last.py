@@ -7,7 +7,7 @@ training step (forward, backward, Adam) on a batch of 128, and per evaluation fo
 images, each arm timed on the same model weights and data, repeats alternating which arm goes
 first, so a load change hits both sides of a ratio alike. The first repeat also checks the two
 arms compute the same loss (to float rounding: another kernel, another summation order).
-Writes benchmarks/results/channels_last.json.
+Writes benchmarks/results/channels_last.json and rebuilds benchmarks/README.md, which shows the table.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from hw1.models import cnn_arch
 
-from .common import fmt_spread, label, machine, spread, timed
+from .common import label, machine, spread, timed
+from .report import write_readme
 
 OUT = Path(__file__).resolve().parent / "results" / "channels_last.json"
 
@@ -65,22 +66,11 @@ def bench(depths=(1, 2, 4), budget=90_000, steps=10, repeats=5, eval_n=2000) -> 
                 with torch.no_grad():
                     t["eval"][fmt].append(timed(lambda: m(xs), device))
         nchw, nhwc = torch.contiguous_format, torch.channels_last
-        rows.append(
-            {
-                "depth": d,
-                "params": sum(p.numel() for p in model.parameters()),
-                "same_first_loss": same,
-                **{
-                    f"{part}_{name}_s": spread(t[part][fmt])
-                    for part in t
-                    for name, fmt in (("default", nchw), ("channels_last", nhwc))
-                },
-                **{
-                    f"{part}_ratio": spread([a / b for a, b in zip(t[part][nchw], t[part][nhwc])])
-                    for part in t
-                },
-            }
-        )
+        row = {"depth": d, "params": sum(p.numel() for p in model.parameters()), "same_first_loss": same}
+        for part, arm in t.items():
+            row.update({f"{part}_default_s": spread(arm[nchw]), f"{part}_channels_last_s": spread(arm[nhwc])})
+            row[f"{part}_ratio"] = spread([a / b for a, b in zip(arm[nchw], arm[nhwc])])
+        rows.append(row)
     return rows
 
 
@@ -97,14 +87,7 @@ def main(argv=None) -> int:
     rows = bench(budget=args.budget, steps=args.steps, repeats=args.repeats)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-    print(f"{label(info)}, load {info['load_avg_start']:.1f} at start")
-    for r in rows:
-        print(
-            f"depth {r['depth']} ({r['params']} params): train step default "
-            f"{r['train_default_s']['median'] * 1e3:.0f} ms, channels_last "
-            f"{r['train_channels_last_s']['median'] * 1e3:.0f} ms, ratio {fmt_spread(r['train_ratio'], 'x', 2)}; "
-            f"eval of 2000 ratio {fmt_spread(r['eval_ratio'], 'x', 2)}; same loss: {r['same_first_loss']}"
-        )
+    print(f"{label(info)}, load {info['load_avg_start']:.1f} at start; wrote {OUT} and {write_readme()}")
     return 0
 
 

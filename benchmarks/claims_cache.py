@@ -26,7 +26,7 @@ def _entries(folder: Path) -> dict[str, int]:
     return {
         p.name: (p / "meta.json").stat().st_mtime_ns
         for p in folder.iterdir()
-        if p.is_dir() and not p.name.startswith(".")
+        if p.is_dir() and p.name[0] != "."
     }
 
 
@@ -35,19 +35,8 @@ def _pytest(args: list[str], cache: Path, figures: Path) -> tuple[float, int, st
     # trainings several times slower (thread synchronisation on every tiny operation)
     env = {**os.environ, "HW1_RUN_CACHE": str(cache), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("HW1_NO_CACHE", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *args,
-        "-p",
-        "no:randomly",
-        "-q",
-        "--device",
-        "cpu",
-        "--figures-dir",
-        str(figures),
-    ]
+    opts = ["-p", "no:randomly", "-q", "--device", "cpu", "--figures-dir", str(figures)]
+    cmd = [sys.executable, "-m", "pytest", *args, *opts]
     t = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     last = (done.stdout.strip().splitlines() or [""])[-1]
@@ -65,18 +54,14 @@ def bench_cold_warm(args: list[str], repeats: int = 2) -> dict:
             w, rc2, _ = _pytest(args, cache, figures)
             after = _entries(cache)
             retrained += sum(after.get(k) != v for k, v in before.items()) + len(set(after) - set(before))
-            if rc1 not in (0,) or rc2 not in (0,):
-                outcome += f" (exit codes {rc1}, {rc2})"
-            cold.append(c)
-            warm.append(w)
-            ratios.append(c / w)
+            outcome += f" (exit codes {rc1}, {rc2})" if rc1 or rc2 else ""
+            cold, warm, ratios = cold + [c], warm + [w], ratios + [c / w]
             print(
                 f"  cold {c:6.1f} s, warm {w:5.1f} s, {len(before)} entries, ratio {c / w:.1f}x", flush=True
             )
+    row = {"command": "pytest " + " ".join(args), "cold_s": spread(cold), "warm_s": spread(warm)}
     return {
-        "command": "pytest " + " ".join(args),
-        "cold_s": spread(cold),
-        "warm_s": spread(warm),
+        **row,
         "ratio": spread(ratios),
         "entries": len(before),
         "retrained_when_warm": retrained,
@@ -89,21 +74,14 @@ def claim_times(records: Path = ROOT / "figures" / "records") -> dict:
     rows = []
     for f in sorted(records.glob("*.json")) if records.is_dir() else []:
         r = json.loads(f.read_text())
-        rows.append(
-            {
-                "claim": r.get("claim"),
-                "case": r.get("case", ""),
-                "scale": r.get("scale"),
-                "seconds": float(r.get("seconds", 0.0)),
-                "train_seconds": r.get("train_seconds"),
-                "seeds": len(r.get("seeds", [])),
-                "stop": r.get("stop", ""),
-                "verdict": (r.get("verdict") or {}).get("status", "no verdict"),
-            }
+        row = {k: r.get(k, default) for k, default in (("claim", None), ("case", ""), ("scale", None))}
+        row.update(
+            seconds=float(r.get("seconds", 0.0)),
+            train_seconds=r.get("train_seconds"),
+            seeds=len(r.get("seeds", [])),
         )
+        status = (r.get("verdict") or {}).get("status", "no verdict")
+        rows.append({**row, "stop": r.get("stop", ""), "verdict": status})
     rows.sort(key=lambda r: -r["seconds"])
-    return {
-        "folder": str(records.relative_to(ROOT)) if records.is_relative_to(ROOT) else str(records),
-        "rows": rows,
-        "total_s": sum(r["seconds"] for r in rows),
-    }
+    folder = str(records.relative_to(ROOT)) if records.is_relative_to(ROOT) else str(records)
+    return {"folder": folder, "rows": rows, "total_s": sum(r["seconds"] for r in rows)}

@@ -17,18 +17,12 @@ from hw1.provenance import cpu_model
 
 def machine(device: torch.device) -> dict:
     """What the numbers were measured on: CPU model and cores, threads, torch, GPU, load average."""
-    info = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": str(device),
-        "load_avg_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
+    info = dict(
+        cpu=cpu_model(), cores=os.cpu_count(), torch_threads=torch.get_num_threads(), torch=torch.__version__
+    )
+    info.update(python=platform.python_version(), device=str(device))
+    info["load_avg_start"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {**info, "gpu": torch.cuda.get_device_name(device)} if device.type == "cuda" else info
 
 
 def label(info: dict) -> str:
@@ -54,13 +48,8 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
 def spread(values) -> dict:
     """Median and inter-quartile range of repeated measurements."""
     v = np.asarray(values, float)
-    return {
-        "median": float(np.median(v)),
-        "q25": float(np.percentile(v, 25)),
-        "q75": float(np.percentile(v, 75)),
-        "n": len(v),
-        "values": [float(x) for x in v],
-    }
+    q25, median, q75 = (float(np.percentile(v, q)) for q in (25, 50, 75))
+    return {"median": median, "q25": q25, "q75": q75, "n": len(v), "values": [float(x) for x in v]}
 
 
 def fmt_spread(s: dict, unit: str = "x", digits: int = 1) -> str:

@@ -5,7 +5,7 @@
     python -m benchmarks.digest --all --repeats 3 --record   # every setting, timed; store this machine's
 
 Each setting runs in a fresh interpreter (the knobs are read when torch loads), one torch thread,
-with the run cache off. The runs are the three of issue 15:
+with the run cache off. The runs are the three of the first cross-CPU digest experiment:
 
 - fit:  fit_target(dnn([14, 14, 8]), "sinc", seeds=[0, 1], epochs=300)
 - dnn:  fit_mnist(dnn([64, 64], n_in=784, n_out=10), seeds=[0], train_size=500, test_size=100, epochs=2)
@@ -112,9 +112,7 @@ def run_setting(env: dict, deterministic: bool = False) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.digest", description=__doc__.split("\n\n")[0])
     ap.add_argument(
-        "--all",
-        action="store_true",
-        help="every setting of SETTINGS (default: torch's defaults and the MKL_CBWR+ATEN pin)",
+        "--all", action="store_true", help="every setting (default: torch's and the MKL_CBWR+ATEN pin)"
     )
     ap.add_argument("--repeats", type=int, default=1, help="time each setting this many times")
     ap.add_argument("--deterministic", action="store_true", help="also torch.use_deterministic_algorithms")
@@ -130,33 +128,23 @@ def main(argv=None) -> int:
         rows = [run_setting(SETTINGS[name], args.deterministic) for _ in range(args.repeats)]
         same = len({json.dumps(r["digests"], sort_keys=True) for r in rows}) == 1
         secs = {k: sorted(r["seconds"][k] for r in rows)[len(rows) // 2] for k in rows[0]["seconds"]}
-        here["settings"][name] = {
-            "digests": rows[0]["digests"],
-            "stages": rows[0]["stages"],
-            "seconds": secs,
-            "repeatable": same,
-        }
-        print(
-            f"{name:48s} "
-            + " ".join(f"{k} {v}" for k, v in rows[0]["digests"].items())
-            + "   "
-            + " ".join(f"{k} {v:.2f}s" for k, v in secs.items())
-            + ("" if same else "  NOT REPEATABLE")
+        here["settings"][name] = dict(
+            digests=rows[0]["digests"], stages=rows[0]["stages"], seconds=secs, repeatable=same
         )
+        digests, times = (" ".join(f"{k} {v}" for k, v in d.items()) for d in (rows[0]["digests"], secs))
+        print(f"{name:48s} {digests}   {times} s" + ("" if same else "  NOT REPEATABLE"))
     known = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"machines": []}
     if args.compare:
         for m in known["machines"]:
             for name, s in here["settings"].items():
-                theirs = m["settings"].get(name)
-                if theirs:
-                    agree = theirs["digests"] == s["digests"]
-                    print(
-                        f"vs {m['cpu']} ({m['capability']}), {name}: {'same bits' if agree else 'DIFFERENT'}"
-                    )
+                if theirs := m["settings"].get(name):
+                    agree = "same bits" if theirs["digests"] == s["digests"] else "DIFFERENT"
+                    print(f"vs {m['cpu']} ({m['capability']}), {name}: {agree}")
     if args.record:
-        known["machines"] = [
+        others = [
             m for m in known["machines"] if (m["cpu"], m["capability"]) != (here["cpu"], here["capability"])
-        ] + [here]
+        ]
+        known["machines"] = others + [here]
         RESULTS.write_text(json.dumps(known, indent=1) + "\n")
     return 0
 

@@ -62,23 +62,12 @@ def bench_ensemble(device: torch.device, ks=(8, 32, 100), steps: int = 30, repea
                     loop_final = torch.tensor(box["loop"])
                     ens_final = box["ens"].history["loss"][:, -1]
                     err = float(((loop_final - ens_final).abs() / loop_final.abs()).max())
-            rows.append(
-                {
-                    "net": name,
-                    "widths": list(arch.widths),
-                    "params": arch.n_params,
-                    "K": K,
-                    "steps": steps,
-                    "loop_s_per_step": spread(t_loop),
-                    "ens_s_per_step": spread(t_ens),
-                    "ratio": spread(ratios),
-                    "max_rel_diff_final_loss": err,
-                }
-            )
+            row = dict(net=name, widths=list(arch.widths), params=arch.n_params, K=K, steps=steps)
+            row.update(loop_s_per_step=spread(t_loop), ens_s_per_step=spread(t_ens), ratio=spread(ratios))
+            rows.append({**row, "max_rel_diff_final_loss": err})
+            ms = [row[k]["median"] * 1e3 for k in ("loop_s_per_step", "ens_s_per_step")]
             print(
-                f"  {name:24s} K={K:3d}: loop {spread(t_loop)['median'] * 1e3:7.1f} ms/step, "
-                f"ensemble {spread(t_ens)['median'] * 1e3:6.1f} ms/step, ratio "
-                f"{spread(ratios)['median']:.1f}x (equal losses: rel diff {err:.1e})",
+                f"  {name:24s} K={K:3d}: loop {ms[0]:7.1f}, ensemble {ms[1]:6.1f} ms/step (rel diff {err:.1e})",
                 flush=True,
             )
     return rows
@@ -100,18 +89,9 @@ def profile_ensemble(
     total = sum(e.self_cpu_time_total for e in events) or 1.0
     events.sort(key=lambda e: -e.self_cpu_time_total)
     rows = [
-        {"op": e.key, "share": e.self_cpu_time_total / total, "calls_per_step": e.count / steps}
+        dict(op=e.key, share=e.self_cpu_time_total / total, calls_per_step=e.count / steps)
         for e in events[:top]
     ]
-    return {
-        "net": f"HW1-1 DNN depth {depth}",
-        "widths": list(arch.widths),
-        "K": K,
-        "rows": rows,
-        "index_share": sum(
-            e.self_cpu_time_total
-            for e in events
-            if e.key in ("aten::arange", "aten::stack", "aten::index", "aten::cat", "aten::randperm")
-        )
-        / total,
-    }
+    index_ops = ("aten::arange", "aten::stack", "aten::index", "aten::cat", "aten::randperm")
+    index = sum(e.self_cpu_time_total for e in events if e.key in index_ops) / total
+    return dict(net=f"HW1-1 DNN depth {depth}", widths=list(arch.widths), K=K, rows=rows, index_share=index)

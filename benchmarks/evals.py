@@ -7,6 +7,8 @@ with bit-identical parameters; each row says whether they did.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from hw1 import generalization as G
@@ -26,18 +28,19 @@ def bench_eval_cadence(device, repeats: int = 3, seeds: int = 6) -> list[dict]:
         every = G.eval_every(epochs)
         out = {}
 
+        opts = TrainOptions(
+            epochs,
+            cfg.lr,
+            loss=G.task_loss(task),
+            batch_size=batch,
+            name=f"bench {task} {batch}",
+            device=device,
+        )
+        sets = {"train": (x, y), "test": (xt, yt)}
+
         def run(k):
-            opts = TrainOptions(
-                epochs=epochs,
-                lr=cfg.lr,
-                loss=G.task_loss(task),
-                batch_size=batch,
-                eval_every=k,
-                name=f"bench {task} {batch}",
-                device=device,
-            )
             out[k] = train_ensemble(
-                arch, list(range(seeds)), x, y, opts, eval_sets={"train": (x, y), "test": (xt, yt)}
+                arch, list(range(seeds)), x, y, replace(opts, eval_every=k), eval_sets=sets
             )
 
         base, ours = [], []
@@ -45,22 +48,14 @@ def bench_eval_cadence(device, repeats: int = 3, seeds: int = 6) -> list[dict]:
             for k in (1, every) if r % 2 == 0 else (every, 1):
                 (base if k == 1 else ours).append(timed(lambda: run(k), device))
         same = all(torch.equal(out[1].params[n], out[every].params[n]) for n in out[1].params)
-        rows.append(
-            {
-                "task": task,
-                "batch": batch,
-                "epochs": epochs,
-                "eval_every": every,
-                "seeds": seeds,
-                "base_s": spread(base),
-                "ours_s": spread(ours),
-                "ratio": spread([b / o for b, o in zip(base, ours)]),
-                "identical_params": same,
-            }
+        row = dict(task=task, batch=batch, epochs=epochs, eval_every=every, seeds=seeds)
+        row.update(
+            base_s=spread(base), ours_s=spread(ours), ratio=spread([b / o for b, o in zip(base, ours)])
         )
+        rows.append({**row, "identical_params": same})
+        t = [row[k]["median"] for k in ("base_s", "ours_s")]
         print(
-            f"  {task} batch {batch}: every epoch {spread(base)['median']:.1f} s, every {every}: "
-            f"{spread(ours)['median']:.1f} s, identical parameters: {same}",
+            f"  {task} batch {batch}: every epoch {t[0]:.1f} s, every {every}: {t[1]:.1f} s, same: {same}",
             flush=True,
         )
     return rows

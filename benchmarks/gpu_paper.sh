@@ -8,8 +8,8 @@
 #
 # Arguments after the scale and the worker count go to pytest (--claim, -k). HW1_BUDGET_S stops
 # pytest (SIGINT, as Ctrl-C: the cases that finished keep their records) after that many seconds;
-# a GPU session with minutes to spend runs the cases it can afford (benchmarks/README.md, "The
-# paper suite on one GPU", gives each family's derived minutes) and says which ran.
+# a GPU session with minutes to spend runs the cases it can afford (benchmarks/README.md, "What
+# `paper` scale costs", gives each case's measured cost) and says which ran.
 #
 # Writes figures/<scale>/ (or $HW1_DEVICE_OUT): records, figures, INDEX.md, environment.json
 # naming the device, the pytest log (run.log) and timing.md (every case's time; python -m

@@ -15,17 +15,11 @@ from hw1 import report
 
 
 def rows(folder: Path) -> list[dict]:
-    out = [
-        {
-            "claim": r.claim,
-            "case": r.case,
-            "outcome": r.verdict.status if r.verdict else "no verdict",
-            "seeds": len(r.seeds),
-            "seconds": r.seconds,
-            "trained": r.train_seconds,
-        }
-        for r in report.load_records(folder)
-    ]
+    """Every case of a run's records, slowest first: claim, case, outcome, seeds, seconds, trained."""
+    out = []
+    for r in report.load_records(folder):
+        row = dict(claim=r.claim, case=r.case, outcome=r.verdict.status if r.verdict else "no verdict")
+        out.append({**row, "seeds": len(r.seeds), "seconds": r.seconds, "trained": r.train_seconds})
     return sorted(out, key=lambda r: -(r["seconds"] or 0))
 
 

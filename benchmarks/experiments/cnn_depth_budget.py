@@ -5,52 +5,28 @@ Run: python -m benchmarks.experiments.cnn_depth_budget  (about 10 minutes on one
 Writes benchmarks/experiments/cnn_depth_budget.json.
 """
 
-import json
-import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
-import torch
 
 from hw1 import stats
 from hw1.config import CI
 from hw1.experiments import mnist_runs
 
-VARIANTS = [  # (train images, epochs, lr, seeds)
-    (2000, 10, 1e-3, 4),
-    (4000, 3, 3e-3, 4),
-    (4000, 8, 1e-3, 4),
-]
+from . import decided, run
+
+VARIANTS = [(2000, 10, 1e-3, 4), (4000, 3, 3e-3, 4), (4000, 8, 1e-3, 4)]  # (train images, epochs, lr, seeds)
 
 
-def main() -> None:
-    torch.set_num_threads(1)
-    out = []
-    for n_img, epochs, lr, n in VARIANTS:
-        cfg = replace(CI.mnist, train_size=n_img, epochs=epochs, lr=lr)
-        t = time.time()
-        runs = [mnist_runs(cfg, "cnn", d, list(range(n))) for d in cfg.cnn_depths]
-        loss = np.stack([r.history["train_loss"][:, -1].numpy() for r in runs], 1)
-        v = stats.trend_test(loss, direction="decreasing")
-        row = {
-            "train_size": n_img,
-            "epochs": epochs,
-            "lr": lr,
-            "seeds": n,
-            "status": v.status,
-            "p": v.p_value,
-            "tau": v.effect,
-            "median_loss_by_depth": np.median(loss, 0).tolist(),
-            "median_test_acc_by_depth": np.median(
-                np.stack([r.history["test_acc"][:, -1].numpy() for r in runs], 1), 0
-            ).tolist(),
-            "seconds": time.time() - t,
-        }
-        print(row, flush=True)
-        out.append(row)
-    Path(__file__).with_suffix(".json").write_text(json.dumps(out, indent=1))
+def measure(n_img: int, epochs: int, lr: float, n: int) -> dict:
+    cfg = replace(CI.mnist, train_size=n_img, epochs=epochs, lr=lr)
+    runs = [mnist_runs(cfg, "cnn", d, list(range(n))) for d in cfg.cnn_depths]
+    last = lambda key: np.stack([r.history[key][:, -1].numpy() for r in runs], 1)  # (seeds, depths)
+    v = stats.trend_test(last("train_loss"), direction="decreasing")
+    row = {"train_size": n_img, "epochs": epochs, "lr": lr, "seeds": n, **decided(v)}
+    medians = {"median_loss_by_depth": "train_loss", "median_test_acc_by_depth": "test_acc"}
+    return {**row, **{k: np.median(last(key), 0).tolist() for k, key in medians.items()}}
 
 
 if __name__ == "__main__":
-    main()
+    run(__file__, VARIANTS, measure)
