@@ -25,7 +25,7 @@ from hw1 import cache, catalogue, ledger, plots, report, stats
 from hw1.config import departures, get_scale, pooled_seeds, seeds_for
 from hw1.overrides import OverrideError, apply_overrides
 from hw1.provenance import numerics
-from hw1.report import ClaimRecord, FigureFile
+from hw1.records import ClaimRecord, FigureFile
 from hw1.train import DeviceError, resolve_device, share_gpu
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ test names only what it is about."""
 from __future__ import annotations
 
 from hw1 import stats
-from hw1.report import ClaimRecord
+from hw1.records import ClaimRecord
 
 
 def verdict(**kw) -> stats.Verdict:

@@ -15,7 +15,7 @@ from hw1 import config, multiverse, report
 from hw1.config import CI, SMOKE
 from hw1.multiverse import MULTIVERSE, MULTIVERSE_DATE
 from hw1.overrides import OverrideError, apply_overrides
-from hw1.report import ClaimRecord
+from hw1.records import ClaimRecord
 
 
 def _record(claim: str, case: str = "", status: str | None = "reproduced", overrides=()) -> ClaimRecord:

@@ -10,7 +10,7 @@ from records import record as _record, verdict as _verdict
 from hw1 import report, stats
 from hw1.config import CI, SMOKE
 from hw1.overrides import apply_overrides
-from hw1.report import ClaimRecord, FigureFile
+from hw1.records import ClaimRecord, FigureFile
 
 
 def test_an_interval_ending_at_zero_is_written_as_zero_not_nan():
@@ -151,3 +151,16 @@ def test_every_p_in_the_index_is_the_one_that_decided_it(tmp_path):
 
 def test_the_committed_index_shows_the_deciding_p_and_describes_secondary_measures():
     _check_index(report.CATALOGUE.parent.parent / "figures")
+
+
+def test_a_criterion_revised_after_data_is_in_the_details_with_the_records_it_predates():
+    from hw1 import catalogue
+
+    rev = catalogue.get("function-depth").revisions[0]
+    ci = _record(claim="function-depth", case="sinc", started=rev.timestamp + 60)
+    paper = _record(claim="function-depth", case="sinc", scale="paper", started=rev.timestamp - 60)
+    lines = report._revisions(ci, paper)
+    assert len(lines) == 1 and rev.date in lines[0] and rev.what in lines[0]
+    assert "The paper record predates it" in lines[0]
+    assert "predates" not in report._revisions(ci, None)[0]
+    assert report._revisions(_record(), None) == []  # sensitivity: never revised

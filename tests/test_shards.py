@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hw1 import report, shards, stats
-from hw1.report import ClaimRecord
+from hw1.records import ClaimRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 
