@@ -37,9 +37,9 @@ def bench_ensemble(device: torch.device, ks=(8, 32, 100), steps: int = 30, repea
     """One row per (network, K): loop and ensemble seconds per training step, and their ratio."""
     x, y = sample_target("sincos", 256)
     x, y = x.to(device), y.to(device)
-    rows = []
+    rows, opts = [], lambda epochs: TrainOptions(epochs=epochs, lr=1e-3, device=device)
     for name, arch in networks().items():
-        train_ensemble(arch, [0, 1], x, y, TrainOptions(epochs=2, lr=1e-3, device=device))  # warm-up
+        train_ensemble(arch, [0, 1], x, y, opts(2))  # warm-up
         _loop(arch, [0], x, y, 2, device)
         for K in ks:
             seeds = list(range(K))
@@ -47,10 +47,7 @@ def bench_ensemble(device: torch.device, ks=(8, 32, 100), steps: int = 30, repea
             for r in range(repeats):
                 box = {}
                 run_loop = lambda: box.__setitem__("loop", _loop(arch, seeds, x, y, steps, device))
-                run_ens = lambda: box.__setitem__(
-                    "ens",
-                    train_ensemble(arch, seeds, x, y, TrainOptions(epochs=steps, lr=1e-3, device=device)),
-                )
+                run_ens = lambda: box.__setitem__("ens", train_ensemble(arch, seeds, x, y, opts(steps)))
                 if r % 2 == 0:
                     a, b = timed(run_loop, device), timed(run_ens, device)
                 else:

@@ -25,23 +25,12 @@ def bench_eval_cadence(device, repeats: int = 3, seeds: int = 6) -> list[dict]:
     for task, batch in CASES:
         (x, y), (xt, yt) = G.task_data(cfg, task)
         arch, epochs = G.batch_arch(cfg, task), G.batch_epochs(cfg, task, batch)
-        every = G.eval_every(epochs)
-        out = {}
-
-        opts = TrainOptions(
-            epochs,
-            cfg.lr,
-            loss=G.task_loss(task),
-            batch_size=batch,
-            name=f"bench {task} {batch}",
-            device=device,
-        )
-        sets = {"train": (x, y), "test": (xt, yt)}
+        every, out, sets = G.eval_every(epochs), {}, {"train": (x, y), "test": (xt, yt)}
+        loss, name, members = G.task_loss(task), f"bench {task} {batch}", list(range(seeds))
+        opts = TrainOptions(epochs, cfg.lr, loss, batch, name=name, device=device)
 
         def run(k):
-            out[k] = train_ensemble(
-                arch, list(range(seeds)), x, y, replace(opts, eval_every=k), eval_sets=sets
-            )
+            out[k] = train_ensemble(arch, members, x, y, replace(opts, eval_every=k), eval_sets=sets)
 
         base, ours = [], []
         for r in range(repeats):  # alternate which side goes first

@@ -26,17 +26,9 @@ from hw1 import generalization as G, landscape
 from hw1.config import PAPER
 from hw1.data import load_mnist, sample_target
 from hw1.experiments import fit_runs, mnist_arch
+from hw1.graphs import uses_graphs
 from hw1.models import dnn_arch
-from hw1.train import (
-    Ensemble,
-    TrainOptions,
-    eval_epochs,
-    evaluate,
-    init_params,
-    train_ensemble,
-    uses_graphs,
-    vectorizes,
-)
+from hw1.train import Ensemble, TrainOptions, eval_epochs, evaluate, init_params, train_ensemble, vectorizes
 
 from .common import PeakRSS, timed
 

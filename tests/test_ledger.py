@@ -91,7 +91,7 @@ def test_every_ledger_entry_belongs_to_a_claim_case():
 # ---------------------------------------------------------------- what a machine cannot change
 
 # Labels of trajectories-diverge's figure, as an Intel Xeon and an AMD EPYC machine wrote them at
-# the default seeds (issue 15): the same runs, a few ulps apart after 2000 epochs.
+# the default seeds (the cross-CPU digest experiment): the same runs, a few ulps apart after 2000 epochs.
 INTEL = ["seed 0 (final loss 0.019)", "seed 1 (final loss 0.00011)", "seed 2 (final loss 0.00053)"]
 AMD = ["seed 0 (final loss 0.019)", "seed 1 (final loss 0.00013)", "seed 2 (final loss 0.00049)"]
 

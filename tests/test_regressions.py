@@ -1,4 +1,4 @@
-"""Regression tests: each one fails on a bug that was found (issue 10), on a hand-made mutation
+"""Regression tests: each one fails on a bug that was found, on a hand-made mutation
 that the other unit tests did not catch, or on mutants of hw1.stats / hw1.cache that survived them
 (tests/README.md)."""
 

@@ -1,4 +1,4 @@
-"""The index and the terminal summary write what the records hold (issue 16, fix 7; issue 15; issue 18)."""
+"""The index and the terminal summary write what the records hold."""
 
 import json
 import math

@@ -186,7 +186,7 @@ def test_the_gpu_workflow_shards_every_claim_once():
 
 
 def test_merge_keeps_each_shards_cpu_and_the_index_names_them(tmp_path, two_shards):
-    """Shards run on different CPUs: environment.json keeps each shard's numerics (issue 15), with
+    """Shards run on different CPUs: environment.json keeps each shard's numerics (CPU kind, BLAS), with
     no common entry, and the merged index says where each shard ran."""
     a, b, _ = two_shards
     for shard, cpu in ((a, "Intel(R) Xeon(R) Processor"), (b, "AMD EPYC 9B14")):
