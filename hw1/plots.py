@@ -6,6 +6,11 @@ redrawn from the JSON alone:
 
     python -m hw1.plots redraw figures/interpolation.json [more.json ...]   # or a folder: all in it
 
+A figure JSON written before figures recorded their kind is brought to today's format first (in
+place, every old key kept; hw1.plots_legacy says what it infers and what it defaults):
+
+    python -m hw1.plots upgrade figures/paper [more folders or JSONs ...]
+
 Plotting never imports the statistics: it draws what it is given.
 """
 
@@ -418,7 +423,7 @@ def redraw(json_path: Path, png: Path | None = None) -> dict:
         raise NotAFigure(
             f"{json_path} is not a figure JSON: its 'kind' is {kind!r}, not one of {', '.join(KINDS)}. "
             "Figure JSONs lie beside their PNG; one written before figures recorded their kind "
-            "cannot be redrawn: run again what wrote it."
+            "cannot be redrawn before `python -m hw1.plots upgrade` brings it to today's format."
         )
     render, arguments = KINDS[kind]
     try:
@@ -450,7 +455,13 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     cmd = sub.add_parser("redraw", help="redraw each PNG beside its figure JSON from the JSON alone")
     cmd.add_argument("paths", nargs="+", type=Path, help="figure JSONs, or folders to search for them")
+    old = sub.add_parser("upgrade", help="bring figure JSONs without a kind to today's format, in place")
+    old.add_argument("paths", nargs="+", type=Path, help="JSONs, or folders to search (recursively)")
     args = ap.parse_args(argv)
+    if args.command == "upgrade":
+        from . import plots_legacy
+
+        return plots_legacy.command(args.paths)
     failed = 0
     for given in args.paths:
         for path in figure_jsons(given) if given.is_dir() else [given]:
