@@ -302,9 +302,14 @@ def split_of(config, item) -> frozenset[str] | None:
     return ledger.fragile_split(stability_table(config), case_label(item))
 
 
+def ledger_dir(test_file, scale: str) -> Path:
+    """The ledger folder of a claims module at a ledger scale: __snapshots__/<scale>/<module>/."""
+    return Path(test_file).parent / "__snapshots__" / scale / Path(test_file).stem
+
+
 def ledger_file(item, scale: str) -> Path:
-    """The case's ledger entry at a ledger scale (syrupy's file for the test)."""
-    return CLAIMS / "__snapshots__" / scale / Path(str(item.path)).stem / f"{item.name}.json"
+    """The case's ledger entry at a ledger scale (the file syrupy writes for the test)."""
+    return ledger_dir(item.path, scale) / f"{item.name}.json"
 
 
 def committed_record(label: str, scale: str) -> ClaimRecord | None:
@@ -374,7 +379,7 @@ class _Ledger(JSONSnapshotExtension):
 
     @classmethod
     def dirname(cls, *, test_location) -> str:
-        return str(Path(test_location.filepath).parent / "__snapshots__" / cls.scale / test_location.basename)
+        return str(ledger_dir(test_location.filepath, cls.scale))
 
 
 # One extension class per ledger scale, made once (syrupy's extensions are classes).

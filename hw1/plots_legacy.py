@@ -40,10 +40,10 @@ differ from its old PNG in these, and only in these):
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from .records import write_json
 
 LEGACY = "legacy"
 TRAJECTORY_NOTE_EVERY = 25
@@ -183,10 +183,7 @@ def upgrade_file(path: Path) -> tuple[str, str]:
     if new is None:
         return NOT_A_FIGURE, "neither a 'structure' nor a 'figure'"
     indent = 1 if "\n" in text.strip() else None  # as its writer wrote it: json.dumps or write_json
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(new, f, indent=indent, default=str)
-    os.replace(tmp, path)
+    write_json(path, new, indent=indent)
     return UPGRADED, new["kind"]
 
 

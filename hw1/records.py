@@ -21,12 +21,12 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
-def write_json(path: Path, obj) -> None:
-    """Atomic JSON write (a reader never sees half a file)."""
+def write_json(path: Path, obj, indent: int | None = 1) -> None:
+    """Atomic JSON write (a reader never sees half a file); indent None: compact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1, default=str)
+        json.dump(obj, f, indent=indent, default=str)
     os.replace(tmp, path)
 
 

@@ -36,7 +36,7 @@ BADGE = {
     "not shown": "➖ not shown",
     "inconclusive": "❔ inconclusive",
 }
-CATALOGUE = Path(__file__).resolve().parent.parent / "claims" / "CLAIMS.md"  # the claims' wording
+CATALOGUE = claims_catalogue.CLAIMS_MD  # the claims' wording, generated from the catalogue
 OVERVIEW = "overview"  # figures/overview.png and .json
 MULTIVERSE_MD = "MULTIVERSE.md"  # python -m hw1.multiverse: the robust column's k/n
 DEPARTURES_MD = "DEPARTURES.md"  # python -m hw1.departures: the departures column
